@@ -1,0 +1,202 @@
+//! Command-line flags and environment-variable names, and nothing else: raw
+//! strings go in, [`Args`] comes out; `config.rs` turns it into typed values.
+
+use std::ffi::OsString;
+
+/// Usage text for `--help` and usage errors.
+pub const USAGE: &str = "\
+usage: jailbird key [--state PATH | --identity-file PATH]
+       jailbird authorize [--state PATH | --identity-file PATH] --listen [ADDR:]PORT [--comment TEXT]
+       jailbird run [OPTIONS] [USER@]HOST[:PORT][,...]
+run options:
+  -R [BIND:]PORT:TARGET_HOST:TARGET_PORT   reverse forward held open on the jail
+  -p PORT                  jail sshd port (default 22)
+  --state PATH             identity file (created if absent)
+  --identity-file PATH     use an existing unencrypted OpenSSH private key instead
+  --known-hosts PATH       OpenSSH known_hosts file with the jail's key
+  --host-key \"TYPE BASE64\" pin the jail's host key
+  -o ServerAliveInterval=N | ServerAliveCountMax=N | ConnectTimeout=N
+  -o StrictHostKeyChecking=yes|accept-new | StreamLocalBindUnlink=yes|no
+environment: JAILBIRD_* for each option, and the autossh container's SSH_* names.
+logging: RUST_LOG or JAILBIRD_LOG (error, warn, info, debug, trace).";
+
+/// Environment variables read, by the option they stand for.
+pub mod env {
+    pub const DESTINATION: &str = "JAILBIRD_DESTINATION";
+    pub const PORT: &str = "JAILBIRD_PORT";
+    pub const REMOTE_FORWARD: &str = "JAILBIRD_REMOTE_FORWARD";
+    pub const STATE: &str = "JAILBIRD_STATE";
+    pub const IDENTITY_FILE: &str = "JAILBIRD_IDENTITY_FILE";
+    pub const KNOWN_HOSTS: &str = "JAILBIRD_KNOWN_HOSTS";
+    pub const HOST_KEY: &str = "JAILBIRD_HOST_KEY";
+    pub const SERVER_ALIVE_INTERVAL: &str = "JAILBIRD_SERVER_ALIVE_INTERVAL";
+    pub const SERVER_ALIVE_COUNT_MAX: &str = "JAILBIRD_SERVER_ALIVE_COUNT_MAX";
+    pub const CONNECT_TIMEOUT: &str = "JAILBIRD_CONNECT_TIMEOUT";
+    pub const STRICT_HOST_KEY_CHECKING: &str = "JAILBIRD_STRICT_HOST_KEY_CHECKING";
+    pub const STREAM_LOCAL_BIND_UNLINK: &str = "JAILBIRD_STREAM_LOCAL_BIND_UNLINK";
+    pub const LOG: &str = "JAILBIRD_LOG";
+    /// The autossh container's names (jnovack/autossh), honoured for drop-in use.
+    pub const SSH_REMOTE_USER: &str = "SSH_REMOTE_USER";
+    pub const SSH_REMOTE_HOST: &str = "SSH_REMOTE_HOST";
+    pub const SSH_REMOTE_PORT: &str = "SSH_REMOTE_PORT";
+    pub const SSH_TUNNEL_PORT: &str = "SSH_TUNNEL_PORT";
+    pub const SSH_TARGET_HOST: &str = "SSH_TARGET_HOST";
+    pub const SSH_TARGET_PORT: &str = "SSH_TARGET_PORT";
+    pub const SSH_BIND_IP: &str = "SSH_BIND_IP";
+    pub const SSH_MODE: &str = "SSH_MODE";
+    pub const SSH_SERVER_ALIVE_INTERVAL: &str = "SSH_SERVER_ALIVE_INTERVAL";
+    pub const SSH_SERVER_ALIVE_COUNT_MAX: &str = "SSH_SERVER_ALIVE_COUNT_MAX";
+    pub const SSH_KNOWN_HOSTS_FILE: &str = "SSH_KNOWN_HOSTS_FILE";
+    pub const SSH_KEY_FILE: &str = "SSH_KEY_FILE";
+    pub const SSH_OPTIONS: &str = "SSH_OPTIONS";
+}
+
+/// The subcommand named on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verb {
+    Key,
+    Authorize,
+    Run,
+    Help,
+    Version,
+}
+
+/// Flags as given, unvalidated.
+#[derive(Debug, Default)]
+pub struct Args {
+    pub verb: Option<Verb>,
+    pub destination: Option<String>,
+    pub port: Option<String>,
+    pub remote: Option<String>,
+    pub local: Option<String>,
+    pub state: Option<String>,
+    pub identity_file: Option<String>,
+    pub known_hosts: Option<String>,
+    pub host_key: Option<String>,
+    pub listen: Option<String>,
+    pub comment: Option<String>,
+    /// `-o Key=Value` in order given.
+    pub options: Vec<String>,
+}
+
+/// Parses the command line (without the program name). Errors are one line.
+pub fn parse<I: IntoIterator<Item = OsString>>(argv: I) -> Result<Args, String> {
+    use lexopt::prelude::*;
+    let mut p = lexopt::Parser::from_args(argv);
+    let mut a = Args::default();
+    let text = |v: OsString, what: &str| {
+        v.into_string()
+            .map_err(|_| format!("{what}: not valid UTF-8"))
+    };
+    let once = |slot: &mut Option<String>, v: String, flag: &str| {
+        if slot.replace(v).is_some() {
+            Err(format!("{flag} given twice"))
+        } else {
+            Ok(())
+        }
+    };
+    while let Some(arg) = p.next().map_err(|e| e.to_string())? {
+        match arg {
+            Short('h') | Long("help") => a.verb = Some(Verb::Help),
+            Short('V') | Long("version") => a.verb = Some(Verb::Version),
+            Short('p') => once(
+                &mut a.port,
+                text(p.value().map_err(|e| e.to_string())?, "-p")?,
+                "-p",
+            )?,
+            Short('R') => once(
+                &mut a.remote,
+                text(p.value().map_err(|e| e.to_string())?, "-R")?,
+                "-R",
+            )?,
+            Short('L') => once(
+                &mut a.local,
+                text(p.value().map_err(|e| e.to_string())?, "-L")?,
+                "-L",
+            )?,
+            Short('o') => a
+                .options
+                .push(text(p.value().map_err(|e| e.to_string())?, "-o")?),
+            Long("state") => once(
+                &mut a.state,
+                text(p.value().map_err(|e| e.to_string())?, "--state")?,
+                "--state",
+            )?,
+            Long("identity-file") => once(
+                &mut a.identity_file,
+                text(p.value().map_err(|e| e.to_string())?, "--identity-file")?,
+                "--identity-file",
+            )?,
+            Long("known-hosts") => once(
+                &mut a.known_hosts,
+                text(p.value().map_err(|e| e.to_string())?, "--known-hosts")?,
+                "--known-hosts",
+            )?,
+            Long("host-key") => once(
+                &mut a.host_key,
+                text(p.value().map_err(|e| e.to_string())?, "--host-key")?,
+                "--host-key",
+            )?,
+            Long("listen") => once(
+                &mut a.listen,
+                text(p.value().map_err(|e| e.to_string())?, "--listen")?,
+                "--listen",
+            )?,
+            Long("comment") => once(
+                &mut a.comment,
+                text(p.value().map_err(|e| e.to_string())?, "--comment")?,
+                "--comment",
+            )?,
+            Value(v) if a.verb.is_none() => {
+                a.verb = Some(match text(v, "command")?.as_str() {
+                    "key" => Verb::Key,
+                    "authorize" => Verb::Authorize,
+                    "run" => Verb::Run,
+                    "help" => Verb::Help,
+                    other => {
+                        return Err(format!(
+                            "unknown command {other:?} (expected key, authorize or run)"
+                        ));
+                    }
+                });
+            }
+            Value(v) => once(&mut a.destination, text(v, "destination")?, "destination")?,
+            other => return Err(other.unexpected().to_string()),
+        }
+    }
+    Ok(a)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Result<Args, String> {
+        parse(s.split_whitespace().map(OsString::from))
+    }
+
+    #[test]
+    fn run_line_like_autossh() {
+        let a =
+            args("run -p 8022 -R 2022:127.0.0.1:22 -o ServerAliveInterval=5 tunuser@jail").unwrap();
+        assert_eq!(a.verb, Some(Verb::Run));
+        assert_eq!(a.port.as_deref(), Some("8022"));
+        assert_eq!(a.remote.as_deref(), Some("2022:127.0.0.1:22"));
+        assert_eq!(a.options, vec!["ServerAliveInterval=5"]);
+        assert_eq!(a.destination.as_deref(), Some("tunuser@jail"));
+    }
+
+    #[test]
+    fn bad_usage_is_one_line() {
+        for bad in [
+            "run --bogus",
+            "frobnicate",
+            "run -R a -R b",
+            "run a b",
+            "run -p",
+        ] {
+            let e = args(bad).unwrap_err();
+            assert!(!e.contains('\n') && !e.is_empty(), "{bad}: {e}");
+        }
+    }
+}

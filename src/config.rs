@@ -1,0 +1,733 @@
+//! The typed, validated configuration. Flags win over `JAILBIRD_*` variables,
+//! which win over the autossh container's `SSH_*` names, which win over the
+//! compiled-in defaults. Everything is parsed here, once; nothing downstream
+//! re-parses a string.
+
+use crate::cli::{Args, Verb, env};
+use crate::hostkey::{TrustSources, parse_key_line};
+use crate::limits::MAX_JAILS;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Compiled-in defaults (a firmware build sets these with `JAILBIRD_DEFAULT_*` at build time).
+pub mod defaults {
+    /// Identity file path.
+    pub const STATE_PATH: &str = match option_env!("JAILBIRD_DEFAULT_STATE") {
+        Some(p) => p,
+        None => "/var/lib/jailbird/identity",
+    };
+    /// User on the jail.
+    pub const USER: &str = match option_env!("JAILBIRD_DEFAULT_USER") {
+        Some(u) => u,
+        None => "tunuser",
+    };
+    /// Forward target when only a tunnel port is configured.
+    pub const TARGET_HOST: &str = "127.0.0.1";
+    /// Forward target port when only a tunnel port is configured.
+    pub const TARGET_PORT: u16 = 22;
+    /// Jail sshd port.
+    pub const JAIL_PORT: u16 = 22;
+    /// ServerAliveInterval, seconds.
+    pub const ALIVE_INTERVAL_SECS: u64 = 10;
+    /// ServerAliveCountMax.
+    pub const ALIVE_COUNT_MAX: u32 = 3;
+    /// ConnectTimeout, seconds.
+    pub const CONNECT_TIMEOUT_SECS: u64 = 15;
+}
+
+/// A configuration problem: one line naming the option and what was wrong.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn bad(msg: impl Into<String>) -> ConfigError {
+    ConfigError(msg.into())
+}
+
+/// One jail sshd to connect to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Jail {
+    pub user: String,
+    pub host: String,
+    pub port: u16,
+}
+
+impl fmt::Display for Jail {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// `-R [BIND:]PORT:TARGET_HOST:TARGET_PORT`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RemoteForward {
+    /// Address the jail binds; `None` sends `localhost`, as OpenSSH does.
+    pub bind: Option<String>,
+    pub port: u16,
+    pub target_host: String,
+    pub target_port: u16,
+}
+
+impl RemoteForward {
+    /// The bind address sent in the `tcpip-forward` request.
+    pub fn bind_address(&self) -> &str {
+        self.bind.as_deref().unwrap_or("localhost")
+    }
+}
+
+/// Where the device key comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeySource {
+    /// The jailbird state file (created if absent).
+    State,
+    /// An existing unencrypted OpenSSH private key (`--identity-file`).
+    OpenSsh(PathBuf),
+}
+
+/// Everything `jailbird run` needs.
+#[derive(Clone, Debug)]
+pub struct RunConfig {
+    pub jails: heapless::Vec<Jail, MAX_JAILS>,
+    pub forward: RemoteForward,
+    pub state_path: PathBuf,
+    pub key: KeySource,
+    pub trust: TrustSources,
+    /// `None` when ServerAliveInterval=0.
+    pub alive_interval: Option<Duration>,
+    pub alive_count_max: u32,
+    pub connect_timeout: Duration,
+    pub stream_local_bind_unlink: bool,
+}
+
+/// What the command line asks for.
+#[derive(Clone, Debug)]
+pub enum Command {
+    Help,
+    Version,
+    Key {
+        state_path: PathBuf,
+        key: KeySource,
+    },
+    Authorize {
+        state_path: PathBuf,
+        key: KeySource,
+        listen: String,
+        comment: Option<String>,
+    },
+    Run(Box<RunConfig>),
+}
+
+/// Builds the command from parsed flags and an environment lookup.
+pub fn build(args: Args, getenv: &dyn Fn(&str) -> Option<String>) -> Result<Command, ConfigError> {
+    let var = |name: &str| getenv(name).filter(|v| !v.is_empty());
+    let state_path = PathBuf::from(
+        args.state
+            .clone()
+            .or_else(|| var(env::STATE))
+            .unwrap_or_else(|| defaults::STATE_PATH.into()),
+    );
+    let key = match args
+        .identity_file
+        .clone()
+        .or_else(|| var(env::IDENTITY_FILE))
+        .or_else(|| var(env::SSH_KEY_FILE))
+    {
+        Some(p) => KeySource::OpenSsh(p.into()),
+        None => KeySource::State,
+    };
+    let verb = args
+        .verb
+        .ok_or_else(|| bad("no command given (expected key, authorize or run; see --help)"))?;
+    if verb != Verb::Run {
+        for (given, flag) in [
+            (args.remote.is_some(), "-R"),
+            (args.local.is_some(), "-L"),
+            (args.port.is_some(), "-p"),
+            (!args.options.is_empty(), "-o"),
+            (args.destination.is_some(), "a destination"),
+            (args.known_hosts.is_some(), "--known-hosts"),
+            (args.host_key.is_some(), "--host-key"),
+        ] {
+            if given {
+                return Err(bad(format!("{flag} is only for `jailbird run`")));
+            }
+        }
+    }
+    if verb != Verb::Authorize && (args.listen.is_some() || args.comment.is_some()) {
+        return Err(bad(
+            "--listen and --comment are only for `jailbird authorize`",
+        ));
+    }
+    match verb {
+        Verb::Help => Ok(Command::Help),
+        Verb::Version => Ok(Command::Version),
+        Verb::Key => Ok(Command::Key { state_path, key }),
+        Verb::Authorize => {
+            let listen = args
+                .listen
+                .ok_or_else(|| bad("authorize needs --listen [ADDR:]PORT"))?;
+            let (addr, port) = match split_host_port(&listen) {
+                Some((a, p)) => (Some(a), p),
+                None => (None, listen.as_str()),
+            };
+            parse_port(port, "--listen")?;
+            if let Some(a) = addr {
+                if a.is_empty() || a.contains(['"', ' ', ',']) {
+                    return Err(bad(format!("--listen {listen:?}: bad address")));
+                }
+            }
+            Ok(Command::Authorize {
+                state_path,
+                key,
+                listen,
+                comment: args.comment,
+            })
+        }
+        Verb::Run => build_run(args, &var, state_path, key).map(|c| Command::Run(Box::new(c))),
+    }
+}
+
+fn build_run(
+    args: Args,
+    var: &dyn Fn(&str) -> Option<String>,
+    state_path: PathBuf,
+    key: KeySource,
+) -> Result<RunConfig, ConfigError> {
+    // -o options: flags first, then JAILBIRD_* / SSH_* fill what is unset.
+    let mut o = Options::default();
+    for opt in &args.options {
+        o.apply(opt, "-o")?;
+    }
+    if let Some(extra) = var(env::SSH_OPTIONS) {
+        let mut words = extra.split_whitespace();
+        while let Some(w) = words.next() {
+            let opt = if w == "-o" {
+                words.next().unwrap_or("")
+            } else {
+                w.strip_prefix("-o").unwrap_or(w)
+            };
+            if let Err(e) = o.apply_if_unset(opt, env::SSH_OPTIONS) {
+                log::warn!("{e}; ignored");
+            }
+        }
+    }
+    let pick =
+        |flag: Option<String>, names: &[&str]| flag.or_else(|| names.iter().find_map(|n| var(n)));
+
+    if args.local.is_some() || var(env::SSH_MODE).is_some_and(|m| m.trim() == "-L") {
+        return Err(bad("-L (local forward) is not built into this jailbird"));
+    }
+    if let Some(m) = var(env::SSH_MODE).filter(|m| !matches!(m.trim(), "-R" | "-L")) {
+        return Err(bad(format!("{}={m:?}: expected -R or -L", env::SSH_MODE)));
+    }
+
+    let default_port = match pick(args.port, &[env::PORT, env::SSH_REMOTE_PORT]) {
+        Some(p) => parse_port(&p, "jail port (-p)")?,
+        None => defaults::JAIL_PORT,
+    };
+    let default_user = var(env::SSH_REMOTE_USER).unwrap_or_else(|| defaults::USER.into());
+    let dest =
+        pick(args.destination, &[env::DESTINATION, env::SSH_REMOTE_HOST]).ok_or_else(|| {
+            bad("no jail given: name DESTINATION, or set JAILBIRD_DESTINATION or SSH_REMOTE_HOST")
+        })?;
+    let mut jails = heapless::Vec::new();
+    for entry in dest.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let jail = parse_destination(entry, &default_user, default_port)?;
+        jails
+            .push(jail)
+            .map_err(|_| bad(format!("more than {MAX_JAILS} jails in {dest:?}")))?;
+    }
+    if jails.is_empty() {
+        return Err(bad(format!("destination {dest:?} names no jail")));
+    }
+
+    let forward = match pick(args.remote, &[env::REMOTE_FORWARD]) {
+        Some(spec) => parse_remote_forward(&spec)?,
+        None => match var(env::SSH_TUNNEL_PORT) {
+            Some(tp) => RemoteForward {
+                bind: var(env::SSH_BIND_IP),
+                port: parse_port(&tp, env::SSH_TUNNEL_PORT)?,
+                target_host: var(env::SSH_TARGET_HOST)
+                    .unwrap_or_else(|| defaults::TARGET_HOST.into()),
+                target_port: match var(env::SSH_TARGET_PORT) {
+                    Some(p) => parse_port(&p, env::SSH_TARGET_PORT)?,
+                    None => defaults::TARGET_PORT,
+                },
+            },
+            None => {
+                return Err(bad(
+                    "no forward given: -R [BIND:]PORT:HOST:HOSTPORT (or JAILBIRD_REMOTE_FORWARD, or SSH_TUNNEL_PORT)",
+                ));
+            }
+        },
+    };
+
+    let known_hosts = pick(
+        args.known_hosts,
+        &[env::KNOWN_HOSTS, env::SSH_KNOWN_HOSTS_FILE],
+    )
+    .or(o.user_known_hosts.clone())
+    .map(PathBuf::from);
+    let pinned = match pick(args.host_key, &[env::HOST_KEY]) {
+        Some(k) => Some(parse_key_line(&k).ok_or_else(|| {
+            bad(format!(
+                "--host-key {k:?}: expected \"TYPE BASE64\" of an OpenSSH public key"
+            ))
+        })?),
+        None => None,
+    };
+    let opt =
+        |val: Option<String>, names: &[&str], what: &str| -> Result<Option<u64>, ConfigError> {
+            match val.or_else(|| names.iter().find_map(|n| var(n))) {
+                Some(v) => parse_secs(&v, what).map(Some),
+                None => Ok(None),
+            }
+        };
+    let interval = opt(
+        o.alive_interval,
+        &[env::SERVER_ALIVE_INTERVAL, env::SSH_SERVER_ALIVE_INTERVAL],
+        "ServerAliveInterval",
+    )?
+    .unwrap_or(defaults::ALIVE_INTERVAL_SECS);
+    let count = opt(
+        o.alive_count,
+        &[env::SERVER_ALIVE_COUNT_MAX, env::SSH_SERVER_ALIVE_COUNT_MAX],
+        "ServerAliveCountMax",
+    )?
+    .unwrap_or(defaults::ALIVE_COUNT_MAX.into());
+    if count == 0 || count > 1000 {
+        return Err(bad(format!(
+            "ServerAliveCountMax={count}: expected 1..=1000"
+        )));
+    }
+    let connect = opt(o.connect_timeout, &[env::CONNECT_TIMEOUT], "ConnectTimeout")?
+        .unwrap_or(defaults::CONNECT_TIMEOUT_SECS);
+    if connect == 0 {
+        return Err(bad("ConnectTimeout=0: expected at least 1 second"));
+    }
+    let strict = match o.strict.or_else(|| var(env::STRICT_HOST_KEY_CHECKING)) {
+        Some(v) => parse_strict(&v)?,
+        None => false,
+    };
+    let unlink = match o.unlink.or_else(|| var(env::STREAM_LOCAL_BIND_UNLINK)) {
+        Some(v) => parse_yes_no(&v, "StreamLocalBindUnlink")?,
+        None => false,
+    };
+    if pinned.is_none() && known_hosts.is_none() && !strict && matches!(key, KeySource::OpenSsh(_))
+    {
+        // Without a state file there is nowhere to have pinned a key earlier either.
+        return Err(bad(
+            "no way to check the jail's host key: give --known-hosts, --host-key, or -o StrictHostKeyChecking=accept-new",
+        ));
+    }
+    Ok(RunConfig {
+        jails,
+        forward,
+        state_path,
+        key,
+        trust: TrustSources {
+            pinned,
+            known_hosts,
+            accept_new: strict,
+        },
+        alive_interval: (interval > 0).then(|| Duration::from_secs(interval)),
+        alive_count_max: count as u32,
+        connect_timeout: Duration::from_secs(connect),
+        stream_local_bind_unlink: unlink,
+    })
+}
+
+/// `-o` values, raw.
+#[derive(Default)]
+struct Options {
+    alive_interval: Option<String>,
+    alive_count: Option<String>,
+    connect_timeout: Option<String>,
+    strict: Option<String>,
+    unlink: Option<String>,
+    user_known_hosts: Option<String>,
+}
+
+impl Options {
+    fn slot(&mut self, key: &str) -> Option<&mut Option<String>> {
+        Some(match key.to_ascii_lowercase().as_str() {
+            "serveraliveinterval" => &mut self.alive_interval,
+            "serveralivecountmax" => &mut self.alive_count,
+            "connecttimeout" => &mut self.connect_timeout,
+            "stricthostkeychecking" => &mut self.strict,
+            "streamlocalbindunlink" => &mut self.unlink,
+            "userknownhostsfile" => &mut self.user_known_hosts,
+            _ => return None,
+        })
+    }
+
+    fn split(opt: &str, origin: &str) -> Result<(String, String), ConfigError> {
+        let (k, v) = opt
+            .split_once('=')
+            .or_else(|| opt.split_once(char::is_whitespace))
+            .ok_or_else(|| bad(format!("{origin} {opt:?}: expected Key=Value")))?;
+        Ok((k.trim().to_string(), v.trim().to_string()))
+    }
+
+    fn apply(&mut self, opt: &str, origin: &str) -> Result<(), ConfigError> {
+        let (k, v) = Self::split(opt, origin)?;
+        if k.eq_ignore_ascii_case("ExitOnForwardFailure") {
+            return Ok(()); // always on: a refused forward is a failed attempt
+        }
+        *self
+            .slot(&k)
+            .ok_or_else(|| bad(format!("{origin} {k}: unknown option")))? = Some(v);
+        Ok(())
+    }
+
+    fn apply_if_unset(&mut self, opt: &str, origin: &str) -> Result<(), ConfigError> {
+        let (k, v) = Self::split(opt, origin)?;
+        if k.eq_ignore_ascii_case("ExitOnForwardFailure") {
+            return Ok(());
+        }
+        let slot = self
+            .slot(&k)
+            .ok_or_else(|| bad(format!("{origin} {k}: unknown option")))?;
+        if slot.is_none() {
+            *slot = Some(v);
+        }
+        Ok(())
+    }
+}
+
+fn parse_port(s: &str, what: &str) -> Result<u16, ConfigError> {
+    s.trim()
+        .parse::<u16>()
+        .map_err(|_| bad(format!("{what} {s:?}: expected a port number 0-65535")))
+}
+
+fn parse_secs(s: &str, what: &str) -> Result<u64, ConfigError> {
+    s.trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|n| *n <= 86_400)
+        .ok_or_else(|| bad(format!("{what}={s:?}: expected whole seconds 0-86400")))
+}
+
+fn parse_yes_no(s: &str, what: &str) -> Result<bool, ConfigError> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "yes" | "true" | "1" => Ok(true),
+        "no" | "false" | "0" => Ok(false),
+        _ => Err(bad(format!("{what}={s:?}: expected yes or no"))),
+    }
+}
+
+/// `true` for accept-new.
+fn parse_strict(s: &str) -> Result<bool, ConfigError> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "yes" | "true" => Ok(false),
+        "accept-new" => Ok(true),
+        "no" | "off" | "false" | "ask" => Err(bad(format!(
+            "StrictHostKeyChecking={s}: not supported (jailbird never trusts an unchecked host key); use yes or accept-new"
+        ))),
+        _ => Err(bad(format!(
+            "StrictHostKeyChecking={s:?}: expected yes or accept-new"
+        ))),
+    }
+}
+
+/// Splits `HOST:PORT` or `[V6]:PORT` at the last colon outside brackets.
+fn split_host_port(s: &str) -> Option<(&str, &str)> {
+    if let Some(rest) = s.strip_prefix('[') {
+        let (h, p) = rest.split_once(']')?;
+        return Some((h, p.strip_prefix(':')?));
+    }
+    let (h, p) = s.rsplit_once(':')?;
+    (!h.contains(':')).then_some((h, p))
+}
+
+/// Parses `[USER@]HOST`, `[USER@]HOST:PORT` or `[USER@][V6ADDR]:PORT`.
+pub fn parse_destination(
+    s: &str,
+    default_user: &str,
+    default_port: u16,
+) -> Result<Jail, ConfigError> {
+    let (user, hostport) = match s.rsplit_once('@') {
+        Some((u, h)) => (u, h),
+        None => (default_user, s),
+    };
+    let valid_user = !user.is_empty()
+        && user
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    if !valid_user {
+        return Err(bad(format!("destination {s:?}: bad user name {user:?}")));
+    }
+    let (host, port) = if hostport.starts_with('[') || hostport.matches(':').count() == 1 {
+        let (h, p) = split_host_port(hostport).ok_or_else(|| {
+            bad(format!(
+                "destination {s:?}: expected HOST:PORT or [V6ADDR]:PORT"
+            ))
+        })?;
+        (h, parse_port(p, &format!("destination {s:?}: port"))?)
+    } else {
+        (hostport, default_port)
+    };
+    if !valid_host(host) {
+        return Err(bad(format!("destination {s:?}: bad host name {host:?}")));
+    }
+    if port == 0 {
+        return Err(bad(format!("destination {s:?}: port 0")));
+    }
+    Ok(Jail {
+        user: user.into(),
+        host: host.into(),
+        port,
+    })
+}
+
+fn valid_host(h: &str) -> bool {
+    !h.is_empty()
+        && h.len() <= 253
+        && h.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".-_:%".contains(&b))
+}
+
+/// Splits a forward spec at colons outside `[...]`.
+fn spec_fields(s: &str) -> Result<heapless::Vec<&str, 4>, ConfigError> {
+    let mut out = heapless::Vec::new();
+    let (mut depth, mut start) = (0u8, 0);
+    for (i, c) in s.char_indices() {
+        match c {
+            '[' => depth = depth.saturating_add(1),
+            ']' => depth = depth.saturating_sub(1),
+            ':' if depth == 0 => {
+                out.push(&s[start..i])
+                    .map_err(|_| bad(format!("-R {s:?}: too many ':' fields")))?;
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(&s[start..])
+        .map_err(|_| bad(format!("-R {s:?}: too many ':' fields")))?;
+    Ok(out)
+}
+
+fn unbracket(s: &str) -> &str {
+    s.strip_prefix('[')
+        .and_then(|x| x.strip_suffix(']'))
+        .unwrap_or(s)
+}
+
+/// Parses `-R [BIND:]PORT:TARGET_HOST:TARGET_PORT`.
+pub fn parse_remote_forward(s: &str) -> Result<RemoteForward, ConfigError> {
+    if s.starts_with('/') {
+        return Err(bad(format!(
+            "-R {s:?}: unix-socket forwards are not built into this jailbird"
+        )));
+    }
+    let f = spec_fields(s)?;
+    let (bind, rest) = match f.len() {
+        3 => (None, &f[..]),
+        4 => (Some(unbracket(f[0])), &f[1..]),
+        _ => {
+            return Err(bad(format!(
+                "-R {s:?}: expected [BIND:]PORT:TARGET_HOST:TARGET_PORT"
+            )));
+        }
+    };
+    let bind = match bind {
+        Some(b) if b.is_empty() => None,
+        Some(b) if b == "*" || valid_host(b) => Some(b.to_string()),
+        Some(b) => return Err(bad(format!("-R {s:?}: bad bind address {b:?}"))),
+        None => None,
+    };
+    let port = parse_port(rest[0], &format!("-R {s:?}: listen port"))?;
+    let target_host = unbracket(rest[1]);
+    if !valid_host(target_host) {
+        return Err(bad(format!("-R {s:?}: bad target host {target_host:?}")));
+    }
+    let target_port = parse_port(rest[2], &format!("-R {s:?}: target port"))?;
+    if target_port == 0 {
+        return Err(bad(format!("-R {s:?}: target port 0")));
+    }
+    Ok(RemoteForward {
+        bind,
+        port,
+        target_host: target_host.into(),
+        target_port,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::parse;
+    use std::collections::HashMap;
+
+    fn run(cmd: &str, env: &[(&str, &str)]) -> Result<RunConfig, ConfigError> {
+        let env: HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let args = parse(cmd.split_whitespace().map(Into::into)).map_err(ConfigError)?;
+        match build(args, &|k| env.get(k).cloned())? {
+            Command::Run(c) => Ok(*c),
+            other => panic!("not run: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn autossh_line() {
+        let c = run("run -p 8022 -R 2022:127.0.0.1:22 tunuser@jail.example", &[]).unwrap();
+        assert_eq!(
+            c.jails[0],
+            Jail {
+                user: "tunuser".into(),
+                host: "jail.example".into(),
+                port: 8022
+            }
+        );
+        assert_eq!(
+            c.forward,
+            RemoteForward {
+                bind: None,
+                port: 2022,
+                target_host: "127.0.0.1".into(),
+                target_port: 22
+            }
+        );
+        assert_eq!(c.forward.bind_address(), "localhost");
+        assert_eq!(c.alive_interval, Some(Duration::from_secs(10)));
+        assert_eq!(c.alive_count_max, 3);
+        assert!(!c.trust.accept_new);
+    }
+
+    #[test]
+    fn ssh_env_only() {
+        let c = run(
+            "run",
+            &[
+                ("SSH_REMOTE_USER", "bob"),
+                ("SSH_REMOTE_HOST", "203.0.113.10"),
+                ("SSH_REMOTE_PORT", "2222"),
+                ("SSH_TUNNEL_PORT", "11111"),
+                ("SSH_TARGET_HOST", "10.1.1.101"),
+                ("SSH_TARGET_PORT", "80"),
+                ("SSH_BIND_IP", "127.0.0.1"),
+                ("SSH_SERVER_ALIVE_INTERVAL", "0"),
+                ("SSH_KNOWN_HOSTS_FILE", "/known_hosts"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            c.jails[0],
+            Jail {
+                user: "bob".into(),
+                host: "203.0.113.10".into(),
+                port: 2222
+            }
+        );
+        assert_eq!(c.forward.bind.as_deref(), Some("127.0.0.1"));
+        assert_eq!((c.forward.port, c.forward.target_port), (11111, 80));
+        assert_eq!(c.alive_interval, None);
+        assert_eq!(c.trust.known_hosts, Some(PathBuf::from("/known_hosts")));
+    }
+
+    #[test]
+    fn flags_beat_jailbird_env_beat_ssh_env() {
+        let env = [
+            ("JAILBIRD_SERVER_ALIVE_INTERVAL", "7"),
+            ("SSH_SERVER_ALIVE_INTERVAL", "9"),
+            ("JAILBIRD_DESTINATION", "a@x"),
+            ("SSH_REMOTE_HOST", "y"),
+        ];
+        let c = run("run -R 1:h:2 -o ServerAliveInterval=5", &env).unwrap();
+        assert_eq!(c.alive_interval, Some(Duration::from_secs(5)));
+        assert_eq!(c.jails[0].host, "x");
+        let c = run("run -R 1:h:2 b@z", &env).unwrap();
+        assert_eq!(c.alive_interval, Some(Duration::from_secs(7)));
+        assert_eq!(c.jails[0].host, "z");
+    }
+
+    #[test]
+    fn destinations() {
+        let j = parse_destination("u@[::1]:8022", "d", 22).unwrap();
+        assert_eq!((j.host.as_str(), j.port), ("::1", 8022));
+        assert_eq!(j.to_string(), "[::1]:8022");
+        assert_eq!(
+            parse_destination("jail", "d", 2200).unwrap(),
+            Jail {
+                user: "d".into(),
+                host: "jail".into(),
+                port: 2200
+            }
+        );
+        let c = run("run -R 1:h:2 -p 9 a@j1:7,j2", &[]).unwrap();
+        assert_eq!(
+            (c.jails[0].port, c.jails[1].port, c.jails[1].user.as_str()),
+            (7, 9, "tunuser")
+        );
+        for bad in ["u@", "@h", "u@h:", "u@h:99999", "u@h x", "u@[::1]", "u@h:0"] {
+            assert!(parse_destination(bad, "d", 22).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn forward_specs() {
+        let f = parse_remote_forward("*:2022:[::1]:22").unwrap();
+        assert_eq!(f.bind.as_deref(), Some("*"));
+        assert_eq!(f.target_host, "::1");
+        let f = parse_remote_forward("[::]:0:localhost:8080").unwrap();
+        assert_eq!((f.bind.as_deref(), f.port), (Some("::"), 0));
+        for bad in [
+            "2022",
+            "2022:h",
+            "a:b:c:d:e",
+            "x:2022:h:22:",
+            "2022:h:0",
+            "70000:h:22",
+            "2022:h h:22",
+            "/s.sock:h:22",
+        ] {
+            let e = parse_remote_forward(bad).unwrap_err();
+            assert!(e.0.contains(bad), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let e = run("run -R 1:h:2 -o ServerAliveInterval=soon j", &[]).unwrap_err();
+        assert!(e.0.contains("ServerAliveInterval"), "{e}");
+        let e = run("run -R 1:h:2 -o StrictHostKeyChecking=no j", &[]).unwrap_err();
+        assert!(e.0.contains("StrictHostKeyChecking"), "{e}");
+        let e = run("run -R 1:h:2 -o Bogus=1 j", &[]).unwrap_err();
+        assert!(e.0.contains("Bogus"), "{e}");
+        let e = run("run -R 1:h:2 j", &[("SSH_MODE", "-X")]).unwrap_err();
+        assert!(e.0.contains("SSH_MODE"), "{e}");
+        assert!(run("run j", &[]).unwrap_err().0.contains("forward"));
+        assert!(run("run -R 1:h:2", &[]).unwrap_err().0.contains("jail"));
+    }
+
+    #[test]
+    fn ssh_options_fill_gaps() {
+        let c = run(
+            "run -R 1:h:2 j",
+            &[(
+                "SSH_OPTIONS",
+                "-o StreamLocalBindUnlink=yes -oServerAliveCountMax=5 -o UseRoaming=no",
+            )],
+        )
+        .unwrap();
+        assert!(c.stream_local_bind_unlink);
+        assert_eq!(c.alive_count_max, 5);
+    }
+}

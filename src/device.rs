@@ -1,0 +1,90 @@
+//! The device's own key, from the state file or an existing OpenSSH key, and
+//! the lines `jailbird key` and `jailbird authorize` print.
+
+use crate::config::KeySource;
+use crate::identity::{self, State};
+use crate::limits::MAX_IDENTITY_FILE_BYTES;
+use russh::keys::PrivateKey;
+use std::io::Read as _;
+use std::path::Path;
+
+/// The key used to authenticate, and the state file's contents if there is one.
+pub struct DeviceKey {
+    pub key: PrivateKey,
+    pub state: Option<State>,
+}
+
+impl DeviceKey {
+    /// Loads (or, for the state file, creates) the device key. Errors are one line
+    /// naming the file; nothing existing is ever rewritten here.
+    pub fn load(state_path: &Path, source: &KeySource) -> Result<Self, String> {
+        match source {
+            KeySource::State => {
+                let (state, created) =
+                    identity::load_or_create(state_path).map_err(|e| e.to_string())?;
+                let key = state.private_key();
+                if created {
+                    log::info!(
+                        "created device identity {} ({})",
+                        state_path.display(),
+                        identity::fingerprint(key.public_key())
+                    );
+                }
+                Ok(DeviceKey {
+                    key,
+                    state: Some(state),
+                })
+            }
+            KeySource::OpenSsh(path) => {
+                let key = load_openssh_key(path)?;
+                let state = identity::load(state_path).map_err(|e| e.to_string())?;
+                Ok(DeviceKey { key, state })
+            }
+        }
+    }
+}
+
+/// Reads an unencrypted OpenSSH private key (migration from autossh setups).
+pub fn load_openssh_key(path: &Path) -> Result<PrivateKey, String> {
+    let what = |e: &dyn std::fmt::Display| format!("identity file {}: {e}", path.display());
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .and_then(|f| {
+            f.take(MAX_IDENTITY_FILE_BYTES + 1)
+                .read_to_string(&mut text)
+        })
+        .map_err(|e| what(&e))?;
+    if text.len() as u64 > MAX_IDENTITY_FILE_BYTES {
+        return Err(what(&format!(
+            "larger than {MAX_IDENTITY_FILE_BYTES} bytes"
+        )));
+    }
+    let key = russh::keys::decode_secret_key(&text, None).map_err(|e| {
+        what(&format!(
+            "not a usable unencrypted OpenSSH private key ({e})"
+        ))
+    })?;
+    Ok(key)
+}
+
+/// `jailbird key`: the public key line.
+pub fn key_line(key: &PrivateKey) -> String {
+    identity::public_line(
+        key.public_key(),
+        &format!("jailbird@{}", identity::hostname()),
+    )
+}
+
+/// `jailbird authorize`: the restricted authorized_keys line for the jail.
+/// OpenSSH clients send `localhost` when no bind address is given, so a bare
+/// port is permitted under both names.
+pub fn authorize_line(key: &PrivateKey, listen: &str, comment: Option<&str>) -> String {
+    let permits = if listen.contains(':') {
+        format!("permitlisten=\"{listen}\"")
+    } else {
+        format!("permitlisten=\"localhost:{listen}\",permitlisten=\"127.0.0.1:{listen}\"")
+    };
+    let default_comment = format!("jailbird@{}", identity::hostname());
+    let key = identity::public_line(key.public_key(), comment.unwrap_or(&default_comment));
+    format!("restrict,port-forwarding,{permits},command=\"/bin/false\" {key}")
+}

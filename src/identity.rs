@@ -1,0 +1,451 @@
+//! The device identity file: an ed25519 seed plus jail host keys pinned by
+//! `StrictHostKeyChecking=accept-new`.
+//!
+//! Layout: `JBRD` magic, one format-version byte, then a postcard body with a
+//! CRC-32 trailer. The codec works on `embedded_io` `Read`/`Write`, so the same
+//! code serves a file, a raw flash partition or an in-memory buffer. Files are
+//! written atomically (temp file in the same directory, fsync, rename, fsync of
+//! the directory) with mode 0600, and an existing file that does not decode is
+//! never touched.
+
+use crate::limits::{MAX_PIN_NAME_BYTES, MAX_PINNED_HOSTS, MAX_STATE_FILE_BYTES};
+use russh::keys::ssh_key::private::Ed25519Keypair;
+use russh::keys::{HashAlg, PrivateKey, PublicKey};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::io::Write as _;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+/// First bytes of every state file.
+pub const MAGIC: [u8; 4] = *b"JBRD";
+/// Format version this build writes and reads.
+pub const FORMAT_VERSION: u8 = 1;
+const HEADER_BYTES: usize = MAGIC.len() + 1;
+const CRC: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISCSI);
+
+/// A jail host key pinned on first use: `host:port` and the SHA-256 of the key blob.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pin {
+    /// `host:port` as the jail was named when it was pinned.
+    pub jail: heapless::String<MAX_PIN_NAME_BYTES>,
+    /// SHA-256 of the host key's wire encoding (what `SHA256:` fingerprints show).
+    pub sha256: [u8; 32],
+}
+
+/// What the state file holds.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct State {
+    /// ed25519 private seed of the device key.
+    pub seed: [u8; 32],
+    /// Host keys pinned by accept-new.
+    pub pins: heapless::Vec<Pin, MAX_PINNED_HOSTS>,
+}
+
+impl fmt::Debug for State {
+    // The seed is secret: show the fingerprint only.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("State")
+            .field("key", &fingerprint(self.private_key().public_key()))
+            .field("pins", &self.pins.len())
+            .finish()
+    }
+}
+
+impl State {
+    /// A fresh identity from the system's random source.
+    pub fn generate() -> Result<Self, StateError> {
+        use ring::rand::SecureRandom;
+        let mut seed = [0u8; 32];
+        ring::rand::SystemRandom::new()
+            .fill(&mut seed)
+            .map_err(|_| StateError::NoRandom)?;
+        Ok(State {
+            seed,
+            pins: heapless::Vec::new(),
+        })
+    }
+
+    /// The device's ed25519 private key.
+    pub fn private_key(&self) -> PrivateKey {
+        PrivateKey::from(Ed25519Keypair::from_seed(&self.seed))
+    }
+
+    /// The pin stored for `jail`, if any.
+    pub fn pin_for(&self, jail: &str) -> Option<&Pin> {
+        self.pins.iter().find(|p| p.jail.as_str() == jail)
+    }
+
+    /// Adds a pin; fails if the name is too long or the pin table is full.
+    pub fn add_pin(&mut self, jail: &str, sha256: [u8; 32]) -> Result<(), StateError> {
+        let mut name = heapless::String::new();
+        name.push_str(jail)
+            .map_err(|_| StateError::PinName(jail.into()))?;
+        self.pins
+            .push(Pin { jail: name, sha256 })
+            .map_err(|_| StateError::PinsFull)
+    }
+}
+
+/// Everything that can go wrong with the state file; each message names the problem.
+#[derive(Debug)]
+pub enum StateError {
+    Io(std::io::Error),
+    TooLarge,
+    Truncated,
+    BadMagic,
+    Version(u8),
+    Corrupt,
+    NoRandom,
+    PinName(String),
+    PinsFull,
+}
+
+impl fmt::Display for StateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StateError::Io(e) => write!(f, "{e}"),
+            StateError::TooLarge => write!(
+                f,
+                "larger than {MAX_STATE_FILE_BYTES} bytes, not a jailbird state file"
+            ),
+            StateError::Truncated => write!(f, "truncated (shorter than its header)"),
+            StateError::BadMagic => write!(f, "not a jailbird state file (bad magic)"),
+            StateError::Version(v) => write!(
+                f,
+                "format version {v} is not supported by this jailbird (it reads version {FORMAT_VERSION})"
+            ),
+            StateError::Corrupt => write!(f, "corrupt (checksum or encoding does not match)"),
+            StateError::NoRandom => write!(f, "the system random source failed"),
+            StateError::PinName(n) => write!(
+                f,
+                "jail name {n:?} is longer than {MAX_PIN_NAME_BYTES} bytes"
+            ),
+            StateError::PinsFull => write!(f, "already holds {MAX_PINNED_HOSTS} pinned jail keys"),
+        }
+    }
+}
+
+/// An error about the state file at `path`, as one line for an operator.
+#[derive(Debug)]
+pub struct FileError {
+    pub path: PathBuf,
+    pub action: &'static str,
+    pub error: StateError,
+}
+
+impl fmt::Display for FileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "state file {}: {}: {}",
+            self.path.display(),
+            self.action,
+            self.error
+        )
+    }
+}
+
+impl std::error::Error for FileError {}
+
+/// Encodes `state` to `w`: header, postcard body, CRC.
+pub fn encode<W: embedded_io::Write>(state: &State, w: &mut W) -> Result<(), StateError>
+where
+    W::Error: Into<std::io::Error>,
+{
+    let mut buf = [0u8; MAX_STATE_FILE_BYTES];
+    buf[..MAGIC.len()].copy_from_slice(&MAGIC);
+    buf[MAGIC.len()] = FORMAT_VERSION;
+    let body = postcard::to_slice_crc32(state, &mut buf[HEADER_BYTES..], CRC.digest())
+        .map_err(|_| StateError::TooLarge)?;
+    let len = HEADER_BYTES + body.len();
+    w.write_all(&buf[..len])
+        .map_err(|e| StateError::Io(e.into()))?;
+    w.flush().map_err(|e| StateError::Io(e.into()))
+}
+
+/// Decodes a state from `r`, reading at most [`MAX_STATE_FILE_BYTES`] into a fixed buffer.
+pub fn decode<R: embedded_io::Read>(r: &mut R) -> Result<State, StateError>
+where
+    R::Error: Into<std::io::Error>,
+{
+    let mut buf = [0u8; MAX_STATE_FILE_BYTES + 1];
+    let mut len = 0;
+    loop {
+        let n = r
+            .read(&mut buf[len..])
+            .map_err(|e| StateError::Io(e.into()))?;
+        if n == 0 {
+            break;
+        }
+        len += n;
+        if len > MAX_STATE_FILE_BYTES {
+            return Err(StateError::TooLarge);
+        }
+    }
+    decode_bytes(&buf[..len])
+}
+
+/// Decodes a state from a complete byte image.
+pub fn decode_bytes(bytes: &[u8]) -> Result<State, StateError> {
+    if bytes.len() > MAX_STATE_FILE_BYTES {
+        return Err(StateError::TooLarge);
+    }
+    if bytes.len() < HEADER_BYTES {
+        return Err(StateError::Truncated);
+    }
+    if bytes[..MAGIC.len()] != MAGIC {
+        return Err(StateError::BadMagic);
+    }
+    let version = bytes[MAGIC.len()];
+    if version != FORMAT_VERSION {
+        return Err(StateError::Version(version));
+    }
+    postcard::from_bytes_crc32(&bytes[HEADER_BYTES..], CRC.digest())
+        .map_err(|_| StateError::Corrupt)
+}
+
+/// `embedded_io` view of a `std::io` reader or writer.
+pub struct StdIo<T>(pub T);
+
+impl<T> embedded_io::ErrorType for StdIo<T> {
+    type Error = std::io::Error;
+}
+
+impl<T: std::io::Read> embedded_io::Read for StdIo<T> {
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, Self::Error> {
+        loop {
+            match self.0.read(buf) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                r => return r,
+            }
+        }
+    }
+}
+
+impl<T: std::io::Write> embedded_io::Write for StdIo<T> {
+    fn write(&mut self, buf: &[u8]) -> Result<usize, Self::Error> {
+        self.0.write(buf)
+    }
+    fn flush(&mut self) -> Result<(), Self::Error> {
+        self.0.flush()
+    }
+}
+
+/// Loads the state at `path`. `Ok(None)` when the file does not exist.
+pub fn load(path: &Path) -> Result<Option<State>, FileError> {
+    let err = |error| FileError {
+        path: path.into(),
+        action: "cannot read",
+        error,
+    };
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(err(StateError::Io(e))),
+    };
+    decode(&mut StdIo(file)).map(Some).map_err(err)
+}
+
+/// Loads the state at `path`, creating a fresh identity if the file is absent.
+/// Returns the state and whether it was created now.
+pub fn load_or_create(path: &Path) -> Result<(State, bool), FileError> {
+    if let Some(state) = load(path)? {
+        return Ok((state, false));
+    }
+    let state = State::generate().map_err(|error| FileError {
+        path: path.into(),
+        action: "cannot create",
+        error,
+    })?;
+    match write_atomic(path, &state, false) {
+        Ok(()) => Ok((state, true)),
+        // Another process created it between our look and our link: use theirs.
+        Err(e) if matches!(&e.error, StateError::Io(io) if io.kind() == std::io::ErrorKind::AlreadyExists) => {
+            load(path)?.map(|s| (s, false)).ok_or(e)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Writes `state` to `path` atomically with mode 0600. With `replace` false the
+/// file must not exist yet (it is linked into place, never clobbered).
+pub fn write_atomic(path: &Path, state: &State, replace: bool) -> Result<(), FileError> {
+    let err = |error| FileError {
+        path: path.into(),
+        action: "cannot write",
+        error,
+    };
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .ok_or_else(|| err(StateError::Io(std::io::ErrorKind::InvalidInput.into())))?;
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(format!(".tmp{}", std::process::id()));
+    let tmp = dir.join(tmp_name);
+
+    let result = (|| -> Result<(), StateError> {
+        let _ = std::fs::remove_file(&tmp);
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(StateError::Io)?;
+        encode(state, &mut StdIo(&mut file))?;
+        file.flush().map_err(StateError::Io)?;
+        file.sync_all().map_err(StateError::Io)?;
+        drop(file);
+        if replace {
+            std::fs::rename(&tmp, path).map_err(StateError::Io)?;
+        } else {
+            std::fs::hard_link(&tmp, path).map_err(StateError::Io)?;
+            std::fs::remove_file(&tmp).map_err(StateError::Io)?;
+        }
+        std::fs::File::open(&dir)
+            .and_then(|d| d.sync_all())
+            .map_err(StateError::Io)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map_err(err)
+}
+
+/// `SHA256:<base64>` fingerprint, as OpenSSH prints it.
+pub fn fingerprint(key: &PublicKey) -> String {
+    key.fingerprint(HashAlg::Sha256).to_string()
+}
+
+/// One OpenSSH public key line: `TYPE BASE64 COMMENT`.
+pub fn public_line(key: &PublicKey, comment: &str) -> String {
+    let mut key = key.clone();
+    key.set_comment("");
+    let base = key.to_openssh().unwrap_or_default();
+    if comment.is_empty() {
+        base
+    } else {
+        format!("{} {comment}", base.trim_end())
+    }
+}
+
+/// This device's hostname (for key comments and `%h`), without any unsafe call.
+pub fn hostname() -> String {
+    for p in ["/proc/sys/kernel/hostname", "/etc/hostname"] {
+        if let Ok(s) = std::fs::read_to_string(p) {
+            let s = s.trim();
+            if !s.is_empty() && s.len() <= 253 {
+                return s.to_string();
+            }
+        }
+    }
+    "device".to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> State {
+        let mut s = State {
+            seed: [7; 32],
+            pins: heapless::Vec::new(),
+        };
+        s.add_pin("jail.example:8022", [9; 32]).unwrap();
+        s
+    }
+
+    fn encoded(s: &State) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode(s, &mut StdIo(&mut out)).unwrap();
+        out
+    }
+
+    #[test]
+    fn round_trip_through_embedded_io() {
+        let s = sample();
+        let bytes = encoded(&s);
+        assert!(bytes.len() < 1024, "state file is {} bytes", bytes.len());
+        assert_eq!(&bytes[..4], b"JBRD");
+        assert_eq!(decode(&mut StdIo(&bytes[..])).unwrap(), s);
+    }
+
+    #[test]
+    fn full_state_fits_the_cap() {
+        let mut s = State {
+            seed: [1; 32],
+            pins: heapless::Vec::new(),
+        };
+        let long = "x".repeat(MAX_PIN_NAME_BYTES);
+        for _ in 0..MAX_PINNED_HOSTS {
+            s.add_pin(&long, [0xff; 32]).unwrap();
+        }
+        assert!(matches!(
+            s.add_pin("one-more", [0; 32]),
+            Err(StateError::PinsFull)
+        ));
+        assert_eq!(decode_bytes(&encoded(&s)).unwrap(), s);
+    }
+
+    #[test]
+    fn every_single_bit_flip_is_rejected() {
+        let bytes = encoded(&sample());
+        for i in 0..bytes.len() {
+            for bit in 0..8 {
+                let mut b = bytes.clone();
+                b[i] ^= 1 << bit;
+                assert!(
+                    decode_bytes(&b).is_err(),
+                    "flip of byte {i} bit {bit} decoded"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn truncations_are_rejected() {
+        let bytes = encoded(&sample());
+        for n in 0..bytes.len() {
+            assert!(
+                decode_bytes(&bytes[..n]).is_err(),
+                "prefix of {n} bytes decoded"
+            );
+        }
+    }
+
+    #[test]
+    fn errors_name_the_problem() {
+        assert!(matches!(
+            decode_bytes(b"NOPE\x01abc"),
+            Err(StateError::BadMagic)
+        ));
+        assert!(matches!(
+            decode_bytes(b"JBRD\x09abc"),
+            Err(StateError::Version(9))
+        ));
+        assert!(matches!(
+            decode_bytes(&[0u8; 2000]),
+            Err(StateError::TooLarge)
+        ));
+    }
+
+    #[test]
+    fn debug_does_not_print_the_seed() {
+        let s = sample();
+        let shown = format!("{s:?}");
+        assert!(shown.contains("SHA256:"));
+        assert!(!shown.contains("7, 7, 7"));
+    }
+
+    #[test]
+    fn key_is_derived_from_the_seed() {
+        let a = sample().private_key();
+        let b = sample().private_key();
+        assert_eq!(a.public_key(), b.public_key());
+        assert!(public_line(a.public_key(), "c").starts_with("ssh-ed25519 AAAA"));
+    }
+}

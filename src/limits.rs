@@ -1,0 +1,111 @@
+//! Every bound in the agent, in one place, with its unit in its name.
+//!
+//! Values marked *build-time* can be changed by a firmware builder with an
+//! environment variable of the same name at `cargo build` time, e.g.
+//! `JAILBIRD_MAX_CHANNELS=8 cargo build --release`. A malformed value fails the
+//! build (a `const` panic names the variable).
+
+use std::time::Duration;
+
+/// Parses a decimal `usize` from a build-time environment variable, or returns `default`.
+const fn build_usize(value: Option<&str>, name: &str, default: usize) -> usize {
+    let Some(s) = value else { return default };
+    let bytes = s.as_bytes();
+    if bytes.is_empty() {
+        const_panic(name);
+    }
+    let mut n: usize = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        let d = bytes[i];
+        if d < b'0' || d > b'9' {
+            const_panic(name);
+        }
+        n = match n.checked_mul(10) {
+            Some(v) => v,
+            None => const_panic(name),
+        };
+        n = match n.checked_add((d - b'0') as usize) {
+            Some(v) => v,
+            None => const_panic(name),
+        };
+        i += 1;
+    }
+    n
+}
+
+const fn const_panic(name: &str) -> ! {
+    // const panics cannot format; the name is in the message of the caller's span.
+    let _ = name;
+    panic!("a JAILBIRD_* build-time limit is not a decimal number (see src/limits.rs)")
+}
+
+/// Forwarded channels served at once; the next one is refused while the tunnel stays up. *build-time*
+pub const MAX_CHANNELS: usize = {
+    let n = build_usize(
+        option_env!("JAILBIRD_MAX_CHANNELS"),
+        "JAILBIRD_MAX_CHANNELS",
+        32,
+    );
+    assert!(
+        n >= 1 && n <= 1024,
+        "JAILBIRD_MAX_CHANNELS must be 1..=1024"
+    );
+    n
+};
+
+/// Bytes of the fixed buffer each direction of a forwarded connection copies through. *build-time*
+pub const COPY_BUF_BYTES: usize = {
+    let n = build_usize(
+        option_env!("JAILBIRD_COPY_BUF_BYTES"),
+        "JAILBIRD_COPY_BUF_BYTES",
+        16 * 1024,
+    );
+    assert!(
+        n >= 1024 && n <= 256 * 1024,
+        "JAILBIRD_COPY_BUF_BYTES must be 1024..=262144"
+    );
+    n
+};
+
+/// SSH channel window we grant the jail (bytes in flight towards us per channel).
+pub const WINDOW_BYTES: u32 = 2 * 1024 * 1024;
+/// Largest SSH packet we accept from the jail.
+pub const MAX_PACKET_BYTES: u32 = 32 * 1024;
+/// Messages russh queues per channel before it stops reading the socket (backpressure).
+pub const CHANNEL_QUEUE_MSGS: usize = 8;
+
+/// Largest state (identity) file we read; a larger file is refused, never truncated.
+pub const MAX_STATE_FILE_BYTES: usize = 1024;
+/// Jail host keys pinned by `StrictHostKeyChecking=accept-new` in the state file.
+pub const MAX_PINNED_HOSTS: usize = 4;
+/// Longest `host:port` name a pin is stored under.
+pub const MAX_PIN_NAME_BYTES: usize = 96;
+/// Largest known_hosts file read.
+pub const MAX_KNOWN_HOSTS_BYTES: u64 = 1024 * 1024;
+/// Largest OpenSSH private key file read by `--identity-file`.
+pub const MAX_IDENTITY_FILE_BYTES: u64 = 64 * 1024;
+/// Jails in a comma-separated destination list.
+pub const MAX_JAILS: usize = 8;
+
+/// Time allowed to open the TCP connection to the forward target.
+pub const TARGET_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Time allowed for public-key authentication.
+pub const AUTH_TIMEOUT: Duration = Duration::from_secs(15);
+/// Time allowed for the jail to answer the forward request.
+pub const FORWARD_REPLY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time allowed, on SIGTERM/SIGINT, to cancel the forward and disconnect.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_millis(1500);
+
+/// First reconnect delay (before jitter).
+pub const BACKOFF_BASE: Duration = Duration::from_secs(1);
+/// Largest reconnect delay.
+pub const BACKOFF_CAP: Duration = Duration::from_secs(60);
+/// A tunnel up this long resets the backoff to its first step.
+pub const HEALTHY_RESET: Duration = Duration::from_secs(30);
+/// Delay between attempts after the jail refused the forward (its old session
+/// usually still holds the port until its ClientAlive timer evicts it).
+pub const REFUSED_RETRY: Duration = Duration::from_secs(2);
+/// Refused forwards retried at [`REFUSED_RETRY`] before normal backoff resumes
+/// (about three minutes: longer than a typical ClientAliveInterval x CountMax).
+pub const REFUSED_FAST_ATTEMPTS: u32 = 90;

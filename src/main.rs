@@ -1,0 +1,70 @@
+//! Parse, set up logging, build the single-threaded runtime, map errors to exit codes.
+//! Exit 0: done or shut down by a signal. Exit 2: bad usage or bad configuration.
+
+use jailbird::config::{self, Command, KeySource};
+use jailbird::{cli, device, shutdown, supervisor};
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let env = |k: &str| std::env::var(k).ok();
+    let log_filter = env("JAILBIRD_LOG")
+        .or_else(|| env("RUST_LOG"))
+        .unwrap_or_else(|| "info".into());
+    env_logger::Builder::new()
+        .parse_filters(&log_filter)
+        .format_target(false)
+        .init();
+
+    let command = cli::parse(std::env::args_os().skip(1))
+        .map_err(config::ConfigError)
+        .and_then(|a| config::build(a, &env));
+    match command.map(execute) {
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(e)) | Err(config::ConfigError(e)) => {
+            eprintln!("jailbird: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn execute(command: Command) -> Result<(), String> {
+    let key = |state: &std::path::Path, source: &KeySource| {
+        device::DeviceKey::load(state, source).map(|d| d.key)
+    };
+    match command {
+        Command::Help => println!("{}", cli::USAGE),
+        Command::Version => println!(
+            "jailbird {} (MAX_CHANNELS={}, state {})",
+            env!("CARGO_PKG_VERSION"),
+            jailbird::limits::MAX_CHANNELS,
+            config::defaults::STATE_PATH
+        ),
+        Command::Key {
+            state_path,
+            key: source,
+        } => println!("{}", device::key_line(&key(&state_path, &source)?)),
+        Command::Authorize {
+            state_path,
+            key: source,
+            listen,
+            comment,
+        } => {
+            println!(
+                "{}",
+                device::authorize_line(&key(&state_path, &source)?, &listen, comment.as_deref())
+            )
+        }
+        Command::Run(cfg) => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            return rt.block_on(async {
+                let stop = shutdown::install()
+                    .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+                supervisor::run(*cfg, stop).await
+            });
+        }
+    }
+    Ok(())
+}

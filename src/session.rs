@@ -1,0 +1,539 @@
+//! One SSH link to one jail: TCP connect, handshake and host-key check,
+//! public-key auth, the `tcpip-forward` request, then serving forwarded
+//! channels until the link ends or shutdown is asked for. Never a shell,
+//! pty or exec.
+
+use crate::backoff;
+use crate::config::{Jail, RemoteForward};
+use crate::forward::{self, Incoming, Target};
+use crate::hostkey::{self, TrustSources, Verdict};
+use crate::identity::fingerprint;
+use crate::limits::{
+    AUTH_TIMEOUT, CHANNEL_QUEUE_MSGS, FORWARD_REPLY_TIMEOUT, MAX_CHANNELS, MAX_PACKET_BYTES,
+    SHUTDOWN_GRACE, WINDOW_BYTES,
+};
+use crate::shutdown::Shutdown;
+use russh::client::{self, ChannelOpenHandle, Handle, Msg, Session};
+use russh::keys::{PrivateKey, PrivateKeyWithHashAlg, PublicKeyOrCertificate};
+use russh::{Channel, ChannelOpenFailure, Disconnect};
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinSet;
+use tokio::time::{Instant, timeout, timeout_at};
+
+/// Settings shared by every attempt.
+pub struct Ctx {
+    pub ssh: Arc<client::Config>,
+    pub key: Arc<PrivateKey>,
+    pub trust: Arc<TrustSources>,
+    pub forward: RemoteForward,
+    pub target: Target,
+    pub connect_timeout: Duration,
+}
+
+/// The russh client configuration for these keepalive settings.
+///
+/// russh closes the link when more than `keepalive_max` keepalives in a row go
+/// unanswered, i.e. after `(max + 1) x interval`; OpenSSH's ServerAliveCountMax
+/// counts differently, so `max = count - 1`. The inactivity timer backs that up
+/// when a dead link blocks a write (the keepalive timer cannot fire then).
+pub fn ssh_config(alive_interval: Option<Duration>, alive_count_max: u32) -> client::Config {
+    let mut c = client::Config {
+        client_id: russh::SshId::Standard(
+            concat!("SSH-2.0-jailbird_", env!("CARGO_PKG_VERSION")).into(),
+        ),
+        window_size: WINDOW_BYTES,
+        maximum_packet_size: MAX_PACKET_BYTES,
+        channel_buffer_size: CHANNEL_QUEUE_MSGS,
+        nodelay: true,
+        ..Default::default()
+    };
+    if let Some(i) = alive_interval {
+        c.keepalive_interval = Some(i);
+        c.keepalive_max = alive_count_max.saturating_sub(1).max(1) as usize;
+        c.inactivity_timeout = Some(i * alive_count_max + Duration::from_millis(500));
+    }
+    c
+}
+
+/// Why an attempt failed; each message is one line an operator can act on.
+#[derive(Debug)]
+pub enum Failure {
+    Connect(String),
+    Handshake(String),
+    HostKey(String),
+    Auth(String),
+    ForwardRefused(String),
+    ForwardTimeout(String),
+    Lost(String),
+}
+
+impl Failure {
+    /// The backoff policy this failure calls for.
+    pub fn kind(&self) -> backoff::Failure {
+        match self {
+            Failure::ForwardRefused(_) => backoff::Failure::ForwardRefused,
+            _ => backoff::Failure::Other,
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::Connect(s)
+            | Failure::Handshake(s)
+            | Failure::HostKey(s)
+            | Failure::Auth(s) => f.write_str(s),
+            Failure::ForwardRefused(s) | Failure::ForwardTimeout(s) | Failure::Lost(s) => {
+                f.write_str(s)
+            }
+        }
+    }
+}
+
+/// How one attempt ended.
+pub struct Attempt {
+    /// How long the tunnel was up (None if it never came up).
+    pub up_for: Option<Duration>,
+    /// `None` for a requested shutdown.
+    pub failure: Option<Failure>,
+}
+
+/// What the host-key callback decided, read after the handshake.
+#[derive(Default)]
+struct KeyCheck {
+    rejected: Option<String>,
+    new_pin: Option<([u8; 32], String)>,
+}
+
+/// The russh handler: host-key policy and the channel gate.
+struct Client {
+    jail: Jail,
+    trust: Arc<TrustSources>,
+    state_pin: Option<[u8; 32]>,
+    check: Arc<Mutex<KeyCheck>>,
+    incoming: mpsc::Sender<Incoming>,
+    permits: Arc<Semaphore>,
+}
+
+impl Client {
+    fn verdict(&self, blob: &[u8]) -> Result<Verdict, String> {
+        if let Some(pinned) = &self.trust.pinned {
+            return Ok(if pinned == blob {
+                Verdict::Trusted
+            } else {
+                Verdict::Mismatch(vec![hostkey::blob_fingerprint(pinned)])
+            });
+        }
+        if let Some(path) = &self.trust.known_hosts {
+            let v = hostkey::check_known_hosts_file(path, &self.jail.host, self.jail.port, blob)?;
+            if v != Verdict::Unknown {
+                return Ok(v);
+            }
+        }
+        let sha = ring::digest::digest(&ring::digest::SHA256, blob);
+        Ok(match self.state_pin {
+            Some(p) if p[..] == *sha.as_ref() => Verdict::Trusted,
+            Some(p) => Verdict::Mismatch(vec![format!("SHA256:{}", base64_unpadded(&p))]),
+            None => Verdict::Unknown,
+        })
+    }
+
+    fn refuse_channel(
+        kind: &str,
+        reply: ChannelOpenHandle,
+    ) -> impl Future<Output = Result<(), russh::Error>> + Send {
+        log::warn!("jail opened an unexpected {kind} channel: refused");
+        async move {
+            reply
+                .reject(ChannelOpenFailure::AdministrativelyProhibited)
+                .await;
+            Ok(())
+        }
+    }
+}
+
+fn base64_unpadded(b: &[u8]) -> String {
+    use base64ct::Encoding;
+    base64ct::Base64Unpadded::encode_string(b)
+}
+
+impl client::Handler for Client {
+    type Error = russh::Error;
+
+    async fn check_server_key(
+        &mut self,
+        key: &PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
+        let PublicKeyOrCertificate::PublicKey { key, .. } = key else {
+            self.check
+                .lock()
+                .map(|mut c| {
+                    c.rejected = Some(format!(
+                        "jail {} offered a host certificate; only plain host keys are supported",
+                        self.jail
+                    ))
+                })
+                .ok();
+            return Ok(false);
+        };
+        let blob = key.to_bytes().map_err(|_| russh::Error::UnknownKey)?;
+        let got = fingerprint(key);
+        let verdict = self.verdict(&blob);
+        let Ok(mut check) = self.check.lock() else {
+            return Ok(false);
+        };
+        match verdict {
+            Ok(Verdict::Trusted) => Ok(true),
+            Ok(Verdict::Unknown) if self.trust.accept_new => {
+                let mut sha = [0u8; 32];
+                sha.copy_from_slice(ring::digest::digest(&ring::digest::SHA256, &blob).as_ref());
+                check.new_pin = Some((sha, got));
+                Ok(true)
+            }
+            Ok(Verdict::Unknown) => {
+                check.rejected = Some(format!(
+                    "jail {} host key {got} is not known: add it to --known-hosts, pin it with --host-key, or use -o StrictHostKeyChecking=accept-new",
+                    self.jail
+                ));
+                Ok(false)
+            }
+            Ok(Verdict::Mismatch(expected)) => {
+                check.rejected = Some(format!(
+                    "jail host key changed for {}: expected {}, got {got}",
+                    self.jail,
+                    expected.join(" or ")
+                ));
+                Ok(false)
+            }
+            Ok(Verdict::Revoked) => {
+                check.rejected = Some(format!(
+                    "jail {} host key {got} is marked @revoked in known_hosts",
+                    self.jail
+                ));
+                Ok(false)
+            }
+            Err(e) => {
+                check.rejected = Some(e);
+                Ok(false)
+            }
+        }
+    }
+
+    async fn server_channel_open_forwarded_tcpip(
+        &mut self,
+        channel: Channel<Msg>,
+        connected_address: &str,
+        connected_port: u32,
+        originator_address: &str,
+        originator_port: u32,
+        reply: ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let origin = format!("{originator_address}:{originator_port}");
+        log::debug!(
+            "jail opened forwarded-tcpip for {connected_address}:{connected_port} from {origin}"
+        );
+        let Ok(permit) = self.permits.clone().try_acquire_owned() else {
+            log::warn!(
+                "refused forwarded connection from {origin}: {MAX_CHANNELS} connections already open (MAX_CHANNELS)"
+            );
+            reply.reject(ChannelOpenFailure::ResourceShortage).await;
+            return Ok(());
+        };
+        // Capacity equals the permit count, so this only fails if the session is ending.
+        if let Err(mpsc::error::TrySendError::Full(i) | mpsc::error::TrySendError::Closed(i)) =
+            self.incoming.try_send(Incoming {
+                channel,
+                reply,
+                origin,
+                permit,
+            })
+        {
+            i.reply.reject(ChannelOpenFailure::ResourceShortage).await;
+        }
+        Ok(())
+    }
+
+    async fn server_channel_open_forwarded_streamlocal(
+        &mut self,
+        _channel: Channel<Msg>,
+        _socket_path: &str,
+        reply: ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        Self::refuse_channel("forwarded-streamlocal", reply).await
+    }
+
+    async fn server_channel_open_agent_forward(
+        &mut self,
+        _channel: Channel<Msg>,
+        reply: ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        Self::refuse_channel("agent", reply).await
+    }
+
+    async fn server_channel_open_session(
+        &mut self,
+        _channel: Channel<Msg>,
+        reply: ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        Self::refuse_channel("session", reply).await
+    }
+
+    async fn server_channel_open_direct_tcpip(
+        &mut self,
+        _channel: Channel<Msg>,
+        _host: &str,
+        _port: u32,
+        _originator_address: &str,
+        _originator_port: u32,
+        reply: ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        Self::refuse_channel("direct-tcpip", reply).await
+    }
+
+    async fn server_channel_open_direct_streamlocal(
+        &mut self,
+        _channel: Channel<Msg>,
+        _socket_path: &str,
+        reply: ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        Self::refuse_channel("direct-streamlocal", reply).await
+    }
+
+    async fn server_channel_open_x11(
+        &mut self,
+        _channel: Channel<Msg>,
+        _originator_address: &str,
+        _originator_port: u32,
+        reply: ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        Self::refuse_channel("x11", reply).await
+    }
+}
+
+/// Resolves (again, every attempt) and connects to the jail within `deadline`.
+async fn dial(jail: &Jail, deadline: Instant) -> Result<TcpStream, Failure> {
+    let limit = |what: &str| {
+        Failure::Connect(format!(
+            "cannot reach jail {jail}: {what} timed out (ConnectTimeout)"
+        ))
+    };
+    let addrs = timeout_at(
+        deadline,
+        tokio::net::lookup_host((jail.host.as_str(), jail.port)),
+    )
+    .await
+    .map_err(|_| limit("name lookup"))?
+    .map_err(|e| Failure::Connect(format!("cannot resolve jail {jail}: {e}")))?;
+    let mut last = None;
+    for addr in addrs {
+        match timeout_at(deadline, TcpStream::connect(addr)).await {
+            Ok(Ok(s)) => {
+                let _ = s.set_nodelay(true);
+                return Ok(s);
+            }
+            Ok(Err(e)) => last = Some(format!("cannot connect to jail {jail} ({addr}): {e}")),
+            Err(_) => return Err(limit("TCP connect")),
+        }
+    }
+    Err(Failure::Connect(last.unwrap_or_else(|| {
+        format!("jail {jail}: name has no addresses")
+    })))
+}
+
+/// Saves a key pinned on first use; returns an error line if it could not be stored.
+pub type PinSaver<'a> = &'a mut dyn FnMut(&Jail, [u8; 32]) -> Result<(), String>;
+
+/// One attempt: connect, authenticate, request the forward, serve until the
+/// link ends or `shutdown` fires.
+pub async fn run_once(
+    ctx: &Ctx,
+    jail: &Jail,
+    state_pin: Option<[u8; 32]>,
+    save_pin: PinSaver<'_>,
+    shutdown: &mut Shutdown,
+) -> Attempt {
+    let (tx, mut rx) = mpsc::channel(MAX_CHANNELS);
+    let setup = establish(ctx, jail, state_pin, save_pin, tx);
+    let (mut handle, listen) = tokio::select! {
+        r = setup => match r {
+            Ok(v) => v,
+            Err(f) => return Attempt { up_for: None, failure: Some(f) },
+        },
+        _ = shutdown.wait() => return Attempt { up_for: None, failure: None },
+    };
+    let up_at = Instant::now();
+    log::info!(
+        "tunnel up jail={jail} listen={listen} target={}:{}",
+        ctx.target.host,
+        ctx.target.port
+    );
+
+    let mut tasks = JoinSet::new();
+    let failure = loop {
+        tokio::select! {
+            _ = shutdown.wait() => break None,
+            r = &mut handle => break Some(Failure::Lost(match r {
+                Ok(()) => format!("link to jail {jail} closed by the jail"),
+                Err(russh::Error::KeepaliveTimeout | russh::Error::InactivityTimeout) =>
+                    format!("link to jail {jail} declared dead: no answer to keepalives (ServerAliveInterval x ServerAliveCountMax)"),
+                Err(e) => format!("link to jail {jail} lost: {e}"),
+            })),
+            Some(incoming) = rx.recv() => {
+                let target = ctx.target.clone();
+                tasks.spawn(async move { forward::serve(incoming, &target).await });
+            }
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+        }
+    };
+    if failure.is_none() {
+        let bye = async {
+            let f = &ctx.forward;
+            let _ = handle
+                .cancel_tcpip_forward(f.bind_address(), u32::from(f.port))
+                .await;
+            let _ = handle
+                .disconnect(Disconnect::ByApplication, "jailbird shutting down", "en")
+                .await;
+            let _ = (&mut handle).await;
+        };
+        if timeout(SHUTDOWN_GRACE, bye).await.is_err() {
+            log::warn!(
+                "jail {jail} did not acknowledge the disconnect within {}ms",
+                SHUTDOWN_GRACE.as_millis()
+            );
+        }
+    }
+    tasks.abort_all();
+    Attempt {
+        up_for: Some(up_at.elapsed()),
+        failure,
+    }
+}
+
+async fn establish(
+    ctx: &Ctx,
+    jail: &Jail,
+    state_pin: Option<[u8; 32]>,
+    save_pin: PinSaver<'_>,
+    incoming: mpsc::Sender<Incoming>,
+) -> Result<(Handle<Client>, String), Failure> {
+    let deadline = Instant::now() + ctx.connect_timeout;
+    let stream = dial(jail, deadline).await?;
+    let check = Arc::new(Mutex::new(KeyCheck::default()));
+    let handler = Client {
+        jail: jail.clone(),
+        trust: ctx.trust.clone(),
+        state_pin,
+        check: check.clone(),
+        incoming,
+        permits: Arc::new(Semaphore::new(MAX_CHANNELS)),
+    };
+    let connected = timeout_at(
+        deadline,
+        client::connect_stream(ctx.ssh.clone(), stream, handler),
+    )
+    .await;
+    let taken = check
+        .lock()
+        .map(|mut c| std::mem::take(&mut *c))
+        .unwrap_or_default();
+    let mut handle = match connected {
+        Err(_) => {
+            return Err(Failure::Handshake(format!(
+                "jail {jail}: no SSH handshake within {}s (ConnectTimeout)",
+                ctx.connect_timeout.as_secs()
+            )));
+        }
+        Ok(Err(e)) => {
+            return Err(match taken.rejected {
+                Some(why) => Failure::HostKey(why),
+                None => Failure::Handshake(format!("SSH handshake with jail {jail} failed: {e}")),
+            });
+        }
+        Ok(Ok(h)) => h,
+    };
+    if let Some((sha, fp)) = taken.new_pin {
+        save_pin(jail, sha)
+            .map_err(|e| Failure::HostKey(format!("cannot pin jail {jail} host key {fp}: {e}")))?;
+        log::info!("pinned jail {jail} host key {fp} (StrictHostKeyChecking=accept-new)");
+    }
+
+    let hash = if ctx.key.algorithm().is_rsa() {
+        handle
+            .best_supported_rsa_hash()
+            .await
+            .ok()
+            .flatten()
+            .flatten()
+    } else {
+        None
+    };
+    let auth = timeout(
+        AUTH_TIMEOUT,
+        handle.authenticate_publickey(
+            jail.user.as_str(),
+            PrivateKeyWithHashAlg::new(ctx.key.clone(), hash),
+        ),
+    );
+    match auth.await {
+        Ok(Ok(client::AuthResult::Success)) => {}
+        Ok(Ok(client::AuthResult::Failure { .. })) => {
+            return Err(Failure::Auth(format!(
+                "jail {jail} refused key {} for user {}: is its `jailbird authorize` line in that user's authorized_keys?",
+                fingerprint(ctx.key.public_key()),
+                jail.user
+            )));
+        }
+        Ok(Err(e)) => {
+            return Err(Failure::Auth(format!(
+                "authentication with jail {jail} failed: {e}"
+            )));
+        }
+        Err(_) => {
+            return Err(Failure::Auth(format!(
+                "jail {jail} did not answer authentication within {}s",
+                AUTH_TIMEOUT.as_secs()
+            )));
+        }
+    }
+
+    let f = &ctx.forward;
+    let spec = format!("{}:{}", f.bind_address(), f.port);
+    match timeout(
+        FORWARD_REPLY_TIMEOUT,
+        handle.tcpip_forward(f.bind_address(), u32::from(f.port)),
+    )
+    .await
+    {
+        Ok(Ok(allocated)) => {
+            let port = if f.port == 0 {
+                allocated
+            } else {
+                u32::from(f.port)
+            };
+            Ok((handle, format!("{}:{port}", f.bind_address())))
+        }
+        Ok(Err(russh::Error::RequestDenied)) => Err(Failure::ForwardRefused(format!(
+            "jail {jail} refused the forward of {spec}: usually its old session still holds the port (until ClientAliveInterval x ClientAliveCountMax evicts it), or the port is not permitted for this key (PermitListen / permitlisten)"
+        ))),
+        Ok(Err(e)) => Err(Failure::Lost(format!(
+            "jail {jail} dropped the link during the forward request for {spec}: {e}"
+        ))),
+        Err(_) => Err(Failure::ForwardTimeout(format!(
+            "jail {jail} did not answer the forward request for {spec} within {}s",
+            FORWARD_REPLY_TIMEOUT.as_secs()
+        ))),
+    }
+}

@@ -1,0 +1,86 @@
+//! The reconnect loop: one attempt at a time, rotating through the jails,
+//! one backoff policy (reset after a healthy stretch), and shutdown selected
+//! on everywhere. It never gives up on its own.
+
+use crate::backoff::Backoff;
+use crate::config::RunConfig;
+use crate::device::DeviceKey;
+use crate::forward::Target;
+use crate::identity;
+use crate::limits::HEALTHY_RESET;
+use crate::session::{self, Ctx};
+use crate::shutdown::Shutdown;
+use std::sync::Arc;
+
+/// Holds the tunnel until shutdown. Errors only for bad local configuration
+/// (an unreadable identity), which retrying cannot fix.
+pub async fn run(cfg: RunConfig, mut shutdown: Shutdown) -> Result<(), String> {
+    let DeviceKey { key, mut state } = DeviceKey::load(&cfg.state_path, &cfg.key)?;
+    log::info!("device key {}", identity::fingerprint(key.public_key()));
+    let ctx = Ctx {
+        ssh: Arc::new(session::ssh_config(cfg.alive_interval, cfg.alive_count_max)),
+        key: Arc::new(key),
+        trust: Arc::new(cfg.trust.clone()),
+        forward: cfg.forward.clone(),
+        target: Target {
+            host: cfg.forward.target_host.clone(),
+            port: cfg.forward.target_port,
+        },
+        connect_timeout: cfg.connect_timeout,
+    };
+    let rng = ring::rand::SystemRandom::new();
+    let mut backoff = Backoff::default();
+    let mut next = 0usize;
+    loop {
+        let jail = &cfg.jails[next % cfg.jails.len()];
+        let state_pin = state
+            .as_ref()
+            .and_then(|s| s.pin_for(&jail.to_string()))
+            .map(|p| p.sha256);
+        let mut save_pin = |jail: &crate::config::Jail, sha: [u8; 32]| -> Result<(), String> {
+            let (mut s, replace) = match state.take() {
+                Some(s) => (s, true),
+                None => (
+                    identity::State::generate().map_err(|e| e.to_string())?,
+                    false,
+                ),
+            };
+            let name = jail.to_string();
+            s.pins.retain(|p| p.jail.as_str() != name);
+            let r = s
+                .add_pin(&name, sha)
+                .map_err(|e| e.to_string())
+                .and_then(|()| {
+                    identity::write_atomic(&cfg.state_path, &s, replace).map_err(|e| e.to_string())
+                });
+            state = Some(s);
+            r
+        };
+        let attempt = session::run_once(&ctx, jail, state_pin, &mut save_pin, &mut shutdown).await;
+        let Some(failure) = attempt.failure else {
+            log::info!("tunnel closed");
+            return Ok(());
+        };
+        if attempt.up_for.is_some_and(|d| d >= HEALTHY_RESET) {
+            backoff.reset();
+        }
+        let delay = backoff.next_delay(failure.kind(), random_u32(&rng));
+        next = next.wrapping_add(1);
+        log::warn!("{failure}; retrying in {:.1}s", delay.as_secs_f32());
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = shutdown.wait() => {
+                log::info!("tunnel closed");
+                return Ok(());
+            }
+        }
+    }
+}
+
+fn random_u32(rng: &ring::rand::SystemRandom) -> u32 {
+    use ring::rand::SecureRandom;
+    let mut b = [0u8; 4];
+    // A failed random source only removes jitter; the delay stays bounded.
+    let _ = rng.fill(&mut b);
+    u32::from_ne_bytes(b)
+}
