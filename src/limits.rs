@@ -68,12 +68,14 @@ pub const COPY_BUF_BYTES: usize = {
     n
 };
 
-/// SSH channel window we grant the jail (bytes in flight towards us per channel).
-pub const WINDOW_BYTES: u32 = 2 * 1024 * 1024;
+/// SSH receive window per channel: the most the jail may send us that the
+/// target has not yet consumed (granted back on consumption, see vendor/russh).
+pub const WINDOW_BYTES: u32 = 512 * 1024;
 /// Largest SSH packet we accept from the jail.
 pub const MAX_PACKET_BYTES: u32 = 32 * 1024;
-/// Messages russh queues per channel before it stops reading the socket (backpressure).
-pub const CHANNEL_QUEUE_MSGS: usize = 8;
+/// Messages russh may queue per channel. The window bounds the bytes; this only
+/// needs to be deep enough that a compliant jail never fills it with small packets.
+pub const CHANNEL_QUEUE_MSGS: usize = 256;
 
 /// Largest state (identity) file we read; a larger file is refused, never truncated.
 pub const MAX_STATE_FILE_BYTES: usize = 1024;

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs what the integration tests need on a Debian/Ubuntu machine (run as root):
+# OpenSSH server and client, and the unprivileged jail account the tests' sshd
+# lets in (shell /bin/false, no home, like seed 000's tunuser).
+set -euo pipefail
+need=()
+command -v sshd >/dev/null 2>&1 || [ -x /usr/sbin/sshd ] || need+=(openssh-server)
+command -v ssh >/dev/null 2>&1 || need+=(openssh-client)
+command -v ssh-keygen >/dev/null 2>&1 || need+=(openssh-client)
+command -v cc >/dev/null 2>&1 || need+=(gcc libc6-dev)
+if [ "${#need[@]}" -gt 0 ]; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+# sshd refuses to start without its privilege-separation directory.
+mkdir -p /run/sshd
+chmod 0755 /run/sshd
+user="${JAILBIRD_TEST_JAIL_USER:-jbtunnel}"
+if ! id "$user" >/dev/null 2>&1; then
+  useradd --system --no-create-home --home-dir /nonexistent --shell /bin/false "$user"
+fi
+# useradd leaves the password "!" (locked), and sshd without PAM refuses locked
+# accounts even for key logins; "*" means "no password" without the lock.
+usermod -p '*' "$user"

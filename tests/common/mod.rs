@@ -1,0 +1,640 @@
+//! Test harness: real OpenSSH `sshd` jails and device sshds on free loopback
+//! ports, the agent as a child process, echo targets, and readiness waits with
+//! deadlines. Everything is cleaned up on drop, also when a test fails.
+//!
+//! The agent binary is `JAILBIRD_TEST_BIN` if set (e.g. a cross-built ARM
+//! binary), else the one cargo built; `JAILBIRD_TEST_RUNNER` (e.g.
+//! `qemu-arm-static -cpu arm1176`) is put in front of it.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Generous deadline for things that normally take milliseconds (slow CI, qemu).
+pub const READY: Duration = Duration::from_secs(30);
+
+/// Polls `f` until it returns `Some`, or panics with `what` at the deadline.
+pub fn wait_until<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A temporary directory removed on drop. Mode 0755 so sshd, reading
+/// authorized_keys as the jail user, can traverse it.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let p = std::env::temp_dir().join(format!(
+            "jailbird-test-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        run_ok(Command::new("chmod").arg("0755").arg(&p));
+        TempDir(p)
+    }
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn is_root() -> bool {
+    run_ok(Command::new("id").arg("-u")).trim() == "0"
+}
+
+fn current_user() -> String {
+    run_ok(Command::new("id").arg("-un")).trim().to_string()
+}
+
+/// The unprivileged account the jail lets in (created by scripts/test-setup.sh).
+pub fn jail_user() -> String {
+    if !is_root() {
+        return current_user();
+    }
+    let u = std::env::var("JAILBIRD_TEST_JAIL_USER").unwrap_or_else(|_| "jbtunnel".into());
+    let ok = Command::new("id")
+        .arg(&u)
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    assert!(
+        ok,
+        "jail user {u} does not exist: run scripts/test-setup.sh first"
+    );
+    u
+}
+
+/// The account the operator logs into on the device sshd.
+pub fn device_user() -> String {
+    if is_root() {
+        "root".into()
+    } else {
+        current_user()
+    }
+}
+
+pub fn sshd_path() -> String {
+    for p in ["/usr/sbin/sshd", "/usr/local/sbin/sshd"] {
+        if Path::new(p).exists() {
+            return p.into();
+        }
+    }
+    panic!("no sshd found: run scripts/test-setup.sh (installs openssh-server)")
+}
+
+/// A free loopback TCP port (the kernel picks it; the caller binds it soon after).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn port_answers(port: u16) -> bool {
+    TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200)).is_ok()
+}
+
+/// An ed25519 key pair made by ssh-keygen: (private key path, public key line).
+pub fn keygen(dir: &TempDir, name: &str) -> (PathBuf, String) {
+    let p = dir.path(name);
+    run_ok(
+        Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
+            .arg(&p),
+    );
+    let public = std::fs::read_to_string(p.with_extension("pub")).unwrap();
+    (p, public.trim().to_string())
+}
+
+/// How a jail sshd is locked down (seed 000), with knobs tests turn.
+#[derive(Clone)]
+pub struct JailOpts {
+    /// The one port `PermitListen` allows.
+    pub permit_listen: u16,
+    /// authorized_keys contents.
+    pub authorized_keys: String,
+    /// `ClientAliveInterval` seconds (0 = off) and `ClientAliveCountMax`.
+    pub client_alive: (u32, u32),
+    /// Port to listen on (0 = pick a free one).
+    pub port: u16,
+}
+
+/// A running OpenSSH jail: key-only, no root, one user with a /bin/false shell,
+/// remote forwarding only, one PermitListen port, no TTY, ForceCommand /bin/false.
+pub struct Jail {
+    pub dir: TempDir,
+    pub port: u16,
+    pub opts: JailOpts,
+    pub host_key_line: String,
+    pub user: String,
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Jail {
+    pub fn start(opts: JailOpts) -> Jail {
+        let dir = TempDir::new("jail");
+        let (_, host_key_line) = keygen(&dir, "ssh_host_ed25519_key");
+        let mut jail = Jail {
+            dir,
+            port: opts.port,
+            opts,
+            host_key_line,
+            user: jail_user(),
+            child: None,
+            log: PathBuf::new(),
+        };
+        jail.spawn();
+        jail
+    }
+
+    /// Starts (or restarts, same port and host key) the sshd process.
+    pub fn spawn(&mut self) {
+        std::fs::write(
+            self.dir.path("authorized_keys"),
+            format!("{}\n", self.opts.authorized_keys),
+        )
+        .unwrap();
+        let mut last_err = String::new();
+        for _ in 0..10 {
+            let port = if self.opts.port != 0 {
+                self.opts.port
+            } else if self.port != 0 {
+                self.port
+            } else {
+                free_port()
+            };
+            let (ci, cm) = self.opts.client_alive;
+            let config = format!(
+                "ListenAddress 127.0.0.1:{port}\n\
+                 HostKey {hk}\n\
+                 PidFile none\n\
+                 AuthorizedKeysFile {ak}\n\
+                 StrictModes no\n\
+                 UsePAM no\n\
+                 PubkeyAuthentication yes\n\
+                 PasswordAuthentication no\n\
+                 KbdInteractiveAuthentication no\n\
+                 PermitRootLogin no\n\
+                 AllowUsers {user}\n\
+                 AllowTcpForwarding remote\n\
+                 GatewayPorts no\n\
+                 PermitListen {pl}\n\
+                 PermitOpen none\n\
+                 AllowStreamLocalForwarding no\n\
+                 AllowAgentForwarding no\n\
+                 X11Forwarding no\n\
+                 PermitTunnel no\n\
+                 PermitTTY no\n\
+                 ForceCommand /bin/false\n\
+                 ClientAliveInterval {ci}\n\
+                 ClientAliveCountMax {cm}\n\
+                 LogLevel VERBOSE\n",
+                hk = self.dir.path("ssh_host_ed25519_key").display(),
+                ak = self.dir.path("authorized_keys").display(),
+                user = self.user,
+                pl = self.opts.permit_listen,
+            );
+            let cfg = self.dir.path("sshd_config");
+            std::fs::write(&cfg, config).unwrap();
+            self.log = self.dir.path(&format!("sshd-{port}.log"));
+            let child = start_sshd(&cfg, &self.log);
+            match wait_sshd_ready(child, &self.log, port) {
+                Ok(child) => {
+                    self.port = port;
+                    self.child = Some(child);
+                    return;
+                }
+                Err(e) => last_err = e,
+            }
+            if self.opts.port != 0 || self.port != 0 {
+                // A fixed port (restart) that is still busy: wait and retry the same port.
+                thread::sleep(Duration::from_millis(200));
+            }
+        }
+        panic!("jail sshd did not start: {last_err}");
+    }
+
+    /// Kills the whole jail: listener and every per-connection process (SIGKILL, no goodbye).
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            kill_group(c.id());
+            let _ = c.wait();
+        }
+    }
+
+    /// The known_hosts line for this jail.
+    pub fn known_hosts_line(&self) -> String {
+        format!("[127.0.0.1]:{} {}", self.port, self.host_key_line)
+    }
+
+    /// A known_hosts file naming this jail.
+    pub fn known_hosts_file(&self, dir: &TempDir) -> PathBuf {
+        let p = dir.path("known_hosts");
+        std::fs::write(&p, format!("{}\n", self.known_hosts_line())).unwrap();
+        p
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn destination(&self) -> String {
+        format!("{}@127.0.0.1:{}", self.user, self.port)
+    }
+}
+
+impl Drop for Jail {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// SIGKILL to a whole process group (procps `kill` needs `--` before a negative pid).
+pub fn kill_group(pgid: u32) {
+    let _ = Command::new("kill")
+        .args(["-s", "KILL", "--", &format!("-{pgid}")])
+        .status();
+}
+
+fn start_sshd(cfg: &Path, log: &Path) -> Child {
+    let _ = std::fs::create_dir_all("/run/sshd");
+    Command::new(sshd_path())
+        .arg("-D")
+        .arg("-e")
+        .arg("-f")
+        .arg(cfg)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .process_group(0)
+        .spawn()
+        .expect("spawn sshd")
+}
+
+fn wait_sshd_ready(mut child: Child, log: &Path, port: u16) -> Result<Child, String> {
+    let deadline = Instant::now() + READY;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!(
+                "sshd exited with {status}: {}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            ));
+        }
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if text.contains("Server listening") && port_answers(port) {
+            return Ok(child);
+        }
+        if Instant::now() > deadline {
+            kill_group(child.id());
+            let _ = child.wait();
+            return Err(format!("sshd on port {port} not ready: {text}"));
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// An ordinary sshd standing for the device's own sshd (the tunnel's target).
+pub struct DeviceSshd {
+    pub dir: TempDir,
+    pub port: u16,
+    pub client_key: PathBuf,
+    child: Option<Child>,
+}
+
+impl DeviceSshd {
+    pub fn start() -> DeviceSshd {
+        let dir = TempDir::new("device");
+        keygen(&dir, "ssh_host_ed25519_key");
+        let (client_key, client_pub) = keygen(&dir, "operator");
+        std::fs::write(dir.path("authorized_keys"), format!("{client_pub}\n")).unwrap();
+        for _ in 0..10 {
+            let port = free_port();
+            let cfg = dir.path("sshd_config");
+            std::fs::write(
+                &cfg,
+                format!(
+                    "ListenAddress 127.0.0.1:{port}\nHostKey {}\nPidFile none\nAuthorizedKeysFile {}\nStrictModes no\nUsePAM no\n\
+                     PasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\nAllowUsers {}\nLogLevel VERBOSE\n",
+                    dir.path("ssh_host_ed25519_key").display(),
+                    dir.path("authorized_keys").display(),
+                    device_user()
+                ),
+            )
+            .unwrap();
+            let log = dir.path("sshd.log");
+            if let Ok(child) = wait_sshd_ready(start_sshd(&cfg, &log), &log, port) {
+                return DeviceSshd {
+                    dir,
+                    port,
+                    client_key,
+                    child: Some(child),
+                };
+            }
+        }
+        panic!("device sshd did not start");
+    }
+}
+
+impl Drop for DeviceSshd {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            kill_group(c.id());
+            let _ = c.wait();
+        }
+    }
+}
+
+/// An echo server on a free loopback port, one thread per connection.
+pub struct Echo {
+    pub port: u16,
+    pub accepted: Arc<AtomicUsize>,
+}
+
+impl Echo {
+    pub fn start() -> Echo {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        thread::spawn(move || {
+            for s in l.incoming() {
+                let Ok(mut s) = s else { continue };
+                count.fetch_add(1, Ordering::SeqCst);
+                thread::spawn(move || {
+                    let mut buf = [0u8; 32 * 1024];
+                    loop {
+                        match s.read(&mut buf) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => {
+                                if s.write_all(&buf[..n]).is_err() {
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                    let _ = s.shutdown(Shutdown::Write);
+                });
+            }
+        });
+        Echo { port, accepted }
+    }
+}
+
+/// Deterministic pseudo-random bytes (xorshift), so a corrupted byte cannot hide.
+pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+pub fn sha256(b: &[u8]) -> Vec<u8> {
+    ring::digest::digest(&ring::digest::SHA256, b)
+        .as_ref()
+        .to_vec()
+}
+
+/// Sends `data` through `port` to an echo target and returns what came back
+/// (written and read concurrently, then half-closed to end the echo).
+pub fn echo_roundtrip(port: u16, data: &[u8]) -> Vec<u8> {
+    let s = TcpStream::connect(("127.0.0.1", port)).expect("connect to the jail's forwarded port");
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let mut w = s.try_clone().unwrap();
+    let data = data.to_vec();
+    let writer = thread::spawn(move || {
+        w.write_all(&data).unwrap();
+        w.shutdown(Shutdown::Write).unwrap();
+    });
+    let mut back = Vec::new();
+    let mut r = s;
+    r.read_to_end(&mut back).expect("read echo");
+    writer.join().unwrap();
+    back
+}
+
+/// The agent process, its stderr collected line by line.
+pub struct Agent {
+    pub child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+pub fn agent_command() -> Command {
+    let bin = std::env::var("JAILBIRD_TEST_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_jailbird").to_string());
+    let runner = std::env::var("JAILBIRD_TEST_RUNNER").unwrap_or_default();
+    let mut words = runner.split_whitespace();
+    let mut cmd = match words.next() {
+        Some(r) => {
+            let mut c = Command::new(r);
+            c.args(words).arg(bin);
+            c
+        }
+        None => Command::new(bin),
+    };
+    // Tests control the environment: nothing from the caller's shell leaks in.
+    for (k, _) in std::env::vars() {
+        if k.starts_with("JAILBIRD_") || k.starts_with("SSH_") || k == "RUST_LOG" {
+            cmd.env_remove(k);
+        }
+    }
+    cmd
+}
+
+impl Agent {
+    /// Starts `jailbird` with `args` and extra environment.
+    pub fn spawn(args: &[&str], env: &[(&str, &str)]) -> Agent {
+        let mut cmd = agent_command();
+        cmd.args(args)
+            .envs(env.iter().copied())
+            .env(
+                "JAILBIRD_LOG",
+                std::env::var("JAILBIRD_TEST_LOG").unwrap_or_else(|_| "info".into()),
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn jailbird");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        let stderr = child.stderr.take().unwrap();
+        thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                eprintln!("[agent] {line}");
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Agent { child, lines }
+    }
+
+    pub fn lines(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
+    }
+
+    pub fn count(&self, needle: &str) -> usize {
+        self.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains(needle))
+            .count()
+    }
+
+    /// Waits until `n` log lines contain `needle`; returns the last of them.
+    pub fn wait_log_n(&self, needle: &str, n: usize, timeout: Duration) -> String {
+        wait_until(
+            timeout,
+            &format!("{n} agent log line(s) with {needle:?}"),
+            || {
+                let lines = self.lines.lock().unwrap();
+                let hits: Vec<_> = lines.iter().filter(|l| l.contains(needle)).collect();
+                (hits.len() >= n).then(|| hits[n - 1].clone())
+            },
+        )
+    }
+
+    pub fn wait_log(&self, needle: &str, timeout: Duration) -> String {
+        self.wait_log_n(needle, 1, timeout)
+    }
+
+    pub fn signal(&self, sig: &str) {
+        run_ok(
+            Command::new("kill")
+                .arg(format!("-{sig}"))
+                .arg(self.child.id().to_string()),
+        );
+    }
+
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        wait_until(timeout, "agent exit", || self.child.try_wait().unwrap())
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `jailbird ARGS` to completion: (status, stdout, stderr).
+pub fn jailbird(args: &[&str]) -> (ExitStatus, String, String) {
+    let out = agent_command().args(args).output().expect("run jailbird");
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A jail whose authorized_keys holds the line `jailbird authorize` printed for
+/// a fresh state file; returns the jail, the state dir and the listen port.
+pub struct Setup {
+    pub dir: TempDir,
+    pub state: String,
+    pub jail: Jail,
+    pub listen: u16,
+}
+
+impl Setup {
+    pub fn new() -> Setup {
+        Self::with(|_| {})
+    }
+
+    pub fn with(tweak: impl FnOnce(&mut JailOpts)) -> Setup {
+        let dir = TempDir::new("agent");
+        let state = dir.path("identity").display().to_string();
+        let listen = free_port();
+        let (status, line, err) = jailbird(&[
+            "authorize",
+            "--state",
+            &state,
+            "--listen",
+            &listen.to_string(),
+        ]);
+        assert!(status.success(), "authorize failed: {err}");
+        let mut opts = JailOpts {
+            permit_listen: listen,
+            authorized_keys: line.trim().to_string(),
+            client_alive: (0, 3),
+            port: 0,
+        };
+        tweak(&mut opts);
+        let jail = Jail::start(opts);
+        Setup {
+            dir,
+            state,
+            jail,
+            listen,
+        }
+    }
+
+    /// Standard run arguments: state, known_hosts, fast keepalives, `-R listen:127.0.0.1:target`.
+    pub fn run_args(&self, target_port: u16) -> Vec<String> {
+        let kh = self.jail.known_hosts_file(&self.dir);
+        vec![
+            "run".into(),
+            "--state".into(),
+            self.state.clone(),
+            "--known-hosts".into(),
+            kh.display().to_string(),
+            "-R".into(),
+            format!("{}:127.0.0.1:{target_port}", self.listen),
+            self.jail.destination(),
+        ]
+    }
+
+    pub fn spawn_agent(&self, target_port: u16, extra: &[&str]) -> Agent {
+        let mut args = self.run_args(target_port);
+        let dest = args.pop().unwrap();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args.push(dest);
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        Agent::spawn(&refs, &[])
+    }
+}

@@ -1,0 +1,167 @@
+//! The device identity file through the real binary: created 0600 and stable,
+//! never rewritten when it cannot be decoded.
+
+mod common;
+use common::*;
+use std::os::unix::fs::PermissionsExt;
+
+#[test]
+fn key_is_created_0600_small_and_stable_across_runs() {
+    let dir = TempDir::new("key");
+    let state = dir.path("sub/identity");
+    std::fs::create_dir_all(state.parent().unwrap()).unwrap();
+    let state = state.display().to_string();
+    let (s1, out1, err1) = jailbird(&["key", "--state", &state]);
+    assert!(s1.success(), "{err1}");
+    let meta = std::fs::metadata(&state).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    assert!(meta.len() < 1024, "state file is {} bytes", meta.len());
+    let bytes = std::fs::read(&state).unwrap();
+    let (s2, out2, _) = jailbird(&["key", "--state", &state]);
+    assert!(s2.success());
+    assert_eq!(out1, out2, "the key changed between runs");
+    assert_eq!(
+        std::fs::read(&state).unwrap(),
+        bytes,
+        "a second run rewrote the file"
+    );
+    let line = out1.trim();
+    assert!(
+        line.starts_with("ssh-ed25519 AAAA") && line.contains(" jailbird@"),
+        "{line}"
+    );
+    // ssh-keygen agrees it is a valid public key.
+    let pubfile = dir.path("k.pub");
+    std::fs::write(&pubfile, format!("{line}\n")).unwrap();
+    let fp = run_ok(
+        std::process::Command::new("ssh-keygen")
+            .arg("-lf")
+            .arg(&pubfile),
+    );
+    assert!(fp.contains("SHA256:") && fp.contains("ED25519"), "{fp}");
+    // No temp files left behind.
+    let left: Vec<_> = std::fs::read_dir(dir.path("sub"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left.len(), 1, "{left:?}");
+}
+
+#[test]
+fn corrupt_state_file_is_left_byte_identical_with_exit_2() {
+    let dir = TempDir::new("corrupt");
+    let state = dir.path("identity").display().to_string();
+    assert!(jailbird(&["key", "--state", &state]).0.success());
+    let good = std::fs::read(&state).unwrap();
+    let mut flipped = good.clone();
+    let mid = flipped.len() / 2;
+    flipped[mid] ^= 0x40;
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("bit flip", flipped),
+        ("truncated", good[..good.len() - 3].to_vec()),
+        ("garbage", b"-----BEGIN OPENSSH PRIVATE KEY-----\n".to_vec()),
+        ("empty", Vec::new()),
+        ("huge", vec![b'J'; 4096]),
+    ];
+    for (what, bytes) in cases {
+        std::fs::write(&state, &bytes).unwrap();
+        for args in [
+            vec!["key", "--state", &state],
+            vec!["authorize", "--state", &state, "--listen", "2022"],
+            vec![
+                "run",
+                "--state",
+                &state,
+                "-R",
+                "2022:127.0.0.1:22",
+                "--host-key",
+                "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl",
+                "u@127.0.0.1:1",
+            ],
+        ] {
+            let (status, out, err) = jailbird(&args);
+            assert_eq!(status.code(), Some(2), "{what} {args:?}: {err}");
+            assert!(out.is_empty(), "{what}: printed {out}");
+            let err_lines: Vec<_> = err.lines().filter(|l| l.starts_with("jailbird:")).collect();
+            assert_eq!(err_lines.len(), 1, "{what}: {err}");
+            assert!(
+                err_lines[0].contains(&state),
+                "{what}: message does not name the path: {err}"
+            );
+            assert_eq!(
+                std::fs::read(&state).unwrap(),
+                bytes,
+                "{what}: the file was touched"
+            );
+        }
+    }
+}
+
+#[test]
+fn unreadable_directory_is_a_clear_error() {
+    let dir = TempDir::new("nodir");
+    let state = dir.path("missing-dir/identity").display().to_string();
+    let (status, _, err) = jailbird(&["key", "--state", &state]);
+    assert_eq!(status.code(), Some(2));
+    assert!(
+        err.contains(&state) && err.contains("cannot write"),
+        "{err}"
+    );
+}
+
+#[test]
+fn identity_file_from_ssh_keygen_is_used_as_is() {
+    let dir = TempDir::new("idfile");
+    let (key, public) = keygen(&dir, "device");
+    let before = std::fs::read(&key).unwrap();
+    let (status, out, err) = jailbird(&["key", "--identity-file", key.to_str().unwrap()]);
+    assert!(status.success(), "{err}");
+    let want: Vec<_> = public.split_whitespace().take(2).collect();
+    let got: Vec<_> = out.split_whitespace().take(2).collect();
+    assert_eq!(got, want);
+    assert_eq!(std::fs::read(&key).unwrap(), before);
+    let (status, _, err) =
+        jailbird(&["key", "--identity-file", dir.path("nope").to_str().unwrap()]);
+    assert_eq!(status.code(), Some(2));
+    assert!(err.contains("nope"), "{err}");
+}
+
+#[test]
+fn authorize_line_is_restricted_to_one_listen_port() {
+    let dir = TempDir::new("auth");
+    let state = dir.path("identity").display().to_string();
+    let (status, out, err) = jailbird(&[
+        "authorize",
+        "--state",
+        &state,
+        "--listen",
+        "2022",
+        "--comment",
+        "pi-7",
+    ]);
+    assert!(status.success(), "{err}");
+    let line = out.trim();
+    assert!(line.starts_with(
+        "restrict,port-forwarding,permitlisten=\"localhost:2022\",permitlisten=\"127.0.0.1:2022\",command=\"/bin/false\" ssh-ed25519 "
+    ), "{line}");
+    assert!(line.ends_with(" pi-7"), "{line}");
+    let (_, key, _) = jailbird(&["key", "--state", &state]);
+    assert!(line.contains(key.split_whitespace().nth(1).unwrap()));
+    let (status, _, err) = jailbird(&["authorize", "--state", &state, "--listen", "port"]);
+    assert_eq!(status.code(), Some(2));
+    assert!(err.contains("--listen"), "{err}");
+}
+
+#[test]
+fn bad_usage_exits_2_with_one_line() {
+    for args in [
+        vec!["run", "--frobnicate"],
+        vec!["launch"],
+        vec!["run", "-R", "2022", "j"],
+        vec!["run", "-o", "ServerAliveInterval=x", "-R", "1:h:2", "j"],
+    ] {
+        let (status, _, err) = jailbird(&args);
+        assert_eq!(status.code(), Some(2), "{args:?}");
+        assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+    }
+}

@@ -1,0 +1,276 @@
+//! The tunnel through a real OpenSSH jail: data integrity, a real `ssh` client
+//! through it, concurrency and the channel cap.
+
+mod common;
+use common::*;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+#[test]
+fn eight_mib_each_way_intact_through_the_tunnel() {
+    let s = Setup::new();
+    let echo = Echo::start();
+    let agent = s.spawn_agent(echo.port, &[]);
+    let up = agent.wait_log("tunnel up", READY);
+    assert!(
+        up.contains(&format!("jail=127.0.0.1:{}", s.jail.port)),
+        "{up}"
+    );
+    assert!(
+        up.contains(&format!("listen=localhost:{}", s.listen)),
+        "{up}"
+    );
+    assert!(
+        up.contains(&format!("target=127.0.0.1:{}", echo.port)),
+        "{up}"
+    );
+    let data = pattern(8 << 20, 1);
+    let back = echo_roundtrip(s.listen, &data);
+    assert_eq!(back.len(), data.len());
+    assert_eq!(sha256(&back), sha256(&data));
+    // The jail saw no shell, pty or exec request: it never ran its ForceCommand.
+    let log = s.jail.log();
+    assert!(
+        !log.contains("session") || !log.to_lowercase().contains("forced-command"),
+        "{log}"
+    );
+}
+
+#[test]
+fn real_ssh_client_reaches_the_device_sshd_through_the_tunnel() {
+    let s = Setup::new();
+    let device = DeviceSshd::start();
+    let agent = s.spawn_agent(device.port, &[]);
+    agent.wait_log("tunnel up", READY);
+    let out = std::process::Command::new("ssh")
+        .args([
+            "-F",
+            "/dev/null",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+        ])
+        .arg("-i")
+        .arg(&device.client_key)
+        .args(["-p", &s.listen.to_string()])
+        .arg(format!("{}@127.0.0.1", device_user()))
+        .arg("echo through-the-jail; uname -s")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "ssh failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(stdout, "through-the-jail\nLinux\n");
+}
+
+#[test]
+fn thirty_two_concurrent_channels_intact_and_the_33rd_refused_while_the_tunnel_stays() {
+    let s = Setup::new();
+    let echo = Echo::start();
+    let agent = s.spawn_agent(echo.port, &[]);
+    agent.wait_log("tunnel up", READY);
+    assert_eq!(
+        jailbird::limits::MAX_CHANNELS,
+        32,
+        "this test is written for the default cap"
+    );
+
+    // 32 at once, 512 KiB each, all intact.
+    let workers: Vec<_> = (0..32u64)
+        .map(|i| {
+            let port = s.listen;
+            std::thread::spawn(move || {
+                let data = pattern(512 << 10, i + 100);
+                sha256(&echo_roundtrip(port, &data)) == sha256(&data)
+            })
+        })
+        .collect();
+    for (i, w) in workers.into_iter().enumerate() {
+        assert!(w.join().unwrap(), "channel {i} corrupted");
+    }
+
+    // Hold 32 open (each proven established by a round trip), then 3 more are refused.
+    let mut held = Vec::new();
+    for i in 0..32 {
+        let mut c = TcpStream::connect(("127.0.0.1", s.listen)).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        c.write_all(&[i as u8]).unwrap();
+        let mut b = [0u8; 1];
+        c.read_exact(&mut b)
+            .unwrap_or_else(|e| panic!("held connection {i}: {e}"));
+        assert_eq!(b[0], i as u8);
+        held.push(c);
+    }
+    let accepted_before = echo.accepted.load(std::sync::atomic::Ordering::SeqCst);
+    for extra in 0..3 {
+        let mut c = TcpStream::connect(("127.0.0.1", s.listen)).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let _ = c.write_all(b"x");
+        let mut b = [0u8; 1];
+        let r = c.read(&mut b);
+        assert!(
+            matches!(r, Ok(0) | Err(_)),
+            "connection {} over the cap was served: {r:?}",
+            33 + extra
+        );
+    }
+    agent.wait_log_n("connections already open", 3, READY);
+    assert_eq!(
+        echo.accepted.load(std::sync::atomic::Ordering::SeqCst),
+        accepted_before,
+        "over-cap connections reached the target"
+    );
+
+    // The held ones still work, and after one closes a new one is served.
+    for (i, c) in held.iter_mut().enumerate() {
+        c.write_all(&[0xAA]).unwrap();
+        let mut b = [0u8; 1];
+        c.read_exact(&mut b)
+            .unwrap_or_else(|e| panic!("held connection {i} after refusals: {e}"));
+    }
+    drop(held.pop());
+    let data = pattern(64 << 10, 7);
+    wait_until(READY, "a slot to free up", || {
+        (echo_roundtrip(s.listen, &data) == data).then_some(())
+    });
+    assert_eq!(agent.count("tunnel up"), 1, "the tunnel was rebuilt");
+}
+
+#[test]
+fn half_close_propagates_both_ways() {
+    // A target that reads to EOF, then answers with the byte count and closes.
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for c in l.incoming() {
+            let mut c = c.unwrap();
+            let mut all = Vec::new();
+            c.read_to_end(&mut all).unwrap();
+            c.write_all(format!("got {}", all.len()).as_bytes())
+                .unwrap();
+        }
+    });
+    let s = Setup::new();
+    let agent = s.spawn_agent(port, &[]);
+    agent.wait_log("tunnel up", READY);
+    let mut c = TcpStream::connect(("127.0.0.1", s.listen)).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    c.write_all(&pattern(100_000, 3)).unwrap();
+    c.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut reply = String::new();
+    c.read_to_string(&mut reply).unwrap();
+    assert_eq!(reply, "got 100000");
+}
+
+#[test]
+fn target_down_refuses_the_channel_and_the_tunnel_stays() {
+    let s = Setup::new();
+    let closed = free_port();
+    let agent = s.spawn_agent(closed, &[]);
+    agent.wait_log("tunnel up", READY);
+    let mut c = TcpStream::connect(("127.0.0.1", s.listen)).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut b = [0u8; 1];
+    assert!(matches!(c.read(&mut b), Ok(0) | Err(_)));
+    agent.wait_log(&format!("target 127.0.0.1:{closed}"), READY);
+    let echo = std::net::TcpListener::bind(("127.0.0.1", closed)).unwrap();
+    std::thread::spawn(move || {
+        let (mut c, _) = echo.accept().unwrap();
+        c.write_all(b"hello").unwrap();
+    });
+    let mut c = TcpStream::connect(("127.0.0.1", s.listen)).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut got = String::new();
+    c.read_to_string(&mut got).unwrap();
+    assert_eq!(got, "hello");
+    assert_eq!(agent.count("tunnel up"), 1);
+}
+
+/// Agent's resident memory in KiB.
+fn vm_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .unwrap()
+        .to_string();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn a_stalled_target_holds_back_only_its_own_channel_and_memory_stays_bounded() {
+    // Target: first byte 'S' = accept and never read again; 'E' = echo.
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut stalled = Vec::new();
+        for c in l.incoming() {
+            let mut c = c.unwrap();
+            let mut mode = [0u8; 1];
+            c.read_exact(&mut mode).unwrap();
+            if mode[0] == b'S' {
+                stalled.push(c);
+                continue;
+            }
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 16384];
+                while let Ok(n) = c.read(&mut buf) {
+                    if n == 0 || c.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    let s = Setup::new();
+    let agent = s.spawn_agent(port, &[]);
+    agent.wait_log("tunnel up", READY);
+    let rss_idle = vm_rss_kib(agent.child.id());
+
+    // The operator pushes 64 MiB into the stalled target; it can never all arrive.
+    let mut pusher = TcpStream::connect(("127.0.0.1", s.listen)).unwrap();
+    pusher.write_all(b"S").unwrap();
+    let pushed = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = pushed.clone();
+    std::thread::spawn(move || {
+        let chunk = pattern(64 << 10, 9);
+        for _ in 0..1024 {
+            if pusher.write_all(&chunk).is_err() {
+                break;
+            }
+            counter.fetch_add(chunk.len(), std::sync::atomic::Ordering::SeqCst);
+        }
+    });
+    // Wait until the push has stalled (no progress for a while) ...
+    let mut last = usize::MAX;
+    wait_until(READY, "the push to stall", || {
+        std::thread::sleep(Duration::from_millis(300));
+        let now = pushed.load(std::sync::atomic::Ordering::SeqCst);
+        let stalled = now == last;
+        last = now;
+        stalled.then_some(())
+    });
+    // ... then another channel still carries data both ways.
+    let mut data = b"E".to_vec();
+    data.extend(pattern(1 << 20, 11));
+    let back = echo_roundtrip(s.listen, &data);
+    assert_eq!(
+        sha256(&back),
+        sha256(&data[1..]),
+        "a second channel was held up by the stalled one"
+    );
+    let rss = vm_rss_kib(agent.child.id());
+    eprintln!("agent VmRSS idle {rss_idle} KiB, with a stalled 64 MiB push {rss} KiB");
+    assert!(
+        rss < rss_idle + 8 * 1024,
+        "agent buffered the stalled push: {rss} KiB (idle {rss_idle} KiB)"
+    );
+    assert_eq!(agent.count("tunnel up"), 1);
+}
