@@ -274,6 +274,11 @@ impl Jail {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// The listener's pid (also the process group of every per-connection process).
+    pub fn jail_pid(&self) -> u32 {
+        self.child.as_ref().expect("jail running").id()
+    }
+
     pub fn destination(&self) -> String {
         format!("{}@127.0.0.1:{}", self.user, self.port)
     }
@@ -285,10 +290,49 @@ impl Drop for Jail {
     }
 }
 
-/// SIGKILL to a whole process group (procps `kill` needs `--` before a negative pid).
+/// Every descendant of `pid` (sshd's per-connection processes start their own
+/// sessions, so the process group alone does not find them).
+pub fn descendants(pid: u32) -> Vec<u32> {
+    let mut parent_of = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(p) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
+            continue;
+        };
+        // Fields after the ")" of the command name: state, ppid, ...
+        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r.to_string()) else {
+            continue;
+        };
+        if let Some(ppid) = rest
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse::<u32>().ok())
+        {
+            parent_of.push((p, ppid));
+        }
+    }
+    let mut out = Vec::new();
+    let mut frontier = vec![pid];
+    while let Some(p) = frontier.pop() {
+        for (child, _) in parent_of.iter().filter(|(_, pp)| *pp == p) {
+            out.push(*child);
+            frontier.push(*child);
+        }
+    }
+    out
+}
+
+/// SIGKILL to a process, its group and every descendant.
 pub fn kill_group(pgid: u32) {
+    let mut pids: Vec<String> = descendants(pgid).iter().map(u32::to_string).collect();
+    pids.push(pgid.to_string());
     let _ = Command::new("kill")
-        .args(["-s", "KILL", "--", &format!("-{pgid}")])
+        .args(["-s", "KILL", "--"])
+        .arg(format!("-{pgid}"))
+        .args(&pids)
+        .stderr(Stdio::null())
         .status();
 }
 
