@@ -16,5 +16,5 @@ case "$triple" in
 esac
 scripts/cross-setup.sh
 RUSTC_BOOTSTRAP=1 cargo build --release --locked --target "$triple" \
-  -Zbuild-std=std,panic_abort "$@"
+  -Zbuild-std=std,panic_abort -Zbuild-std-features=optimize_for_size "$@"
 ls -l "target/$triple/release/jailbird"

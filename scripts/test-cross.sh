@@ -40,6 +40,6 @@ done
 
 if printf '%s\n' "${targets[@]}" | grep -qx arm-unknown-linux-musleabihf; then
   echo "== unit tests under qemu-arm-static -cpu arm1176"
-  RUSTC_BOOTSTRAP=1 cargo test --quiet --locked --lib --target arm-unknown-linux-musleabihf -Zbuild-std=std,panic_abort
+  RUSTC_BOOTSTRAP=1 cargo test --quiet --locked --lib --target arm-unknown-linux-musleabihf -Zbuild-std=std,panic_abort -Zbuild-std-features=optimize_for_size
 fi
 scripts/size-report.sh "${targets[@]}"

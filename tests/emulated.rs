@@ -11,7 +11,12 @@ fn key_then_tunnel_then_bytes_intact() {
     let s = Setup::new();
     let (status, key, err) = jailbird(&["key", "--state", &s.state]);
     assert!(status.success(), "{err}");
-    assert!(s.jail.opts.authorized_keys.contains(key.split_whitespace().nth(1).unwrap()));
+    assert!(
+        s.jail
+            .opts
+            .authorized_keys
+            .contains(key.split_whitespace().nth(1).unwrap())
+    );
     let echo = Echo::start();
     let agent = s.spawn_agent(echo.port, &[]);
     agent.wait_log("tunnel up", std::time::Duration::from_secs(60));
