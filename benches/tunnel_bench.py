@@ -202,8 +202,10 @@ def measure(name, argv, listen, sink, mib, runs):
         p.kill()
     cipher = ""
     for line in err.decode(errors="replace").splitlines():
-        if "cipher" in line.lower():
-            cipher = line.strip()[-60:]
+        if "cipher=" in line:
+            cipher = line.split("cipher=")[1].split()[0]
+        elif "cipher:" in line and "server->client" in line:
+            cipher = line.split("cipher:")[1].split()[0]
     return dict(name=name, up_ms=up_ms, idle=idle, mbs=statistics.median(speeds),
                 cpu=statistics.median(cpu_per_gib), peak=max(peaks), peak32=mon.peak, cipher=cipher)
 
@@ -213,6 +215,9 @@ def main():
     ap.add_argument("--bin", default="target/release/jailbird")
     ap.add_argument("--mib", type=int, default=512)
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--jailbird-opt", action="append", default=[], help="extra -o for jailbird, e.g. Ciphers=...")
+    ap.add_argument("--wrap", default="", help="prefix for the jailbird command (profiling), e.g. 'perf record -g --'")
+    ap.add_argument("--ssh-opt", action="append", default=[], help="extra -o for ssh, e.g. Ciphers=...")
     a = ap.parse_args()
     sink = sink_server()
     results = []
@@ -230,13 +235,14 @@ def main():
         spec = f"{listen}:127.0.0.1:{sink}"
         dest = f"jbtunnel@127.0.0.1"
         try:
-            results.append(measure("jailbird", [a.bin, "run", "--state", state, "--known-hosts", jail.known_hosts,
-                                                "-R", spec, f"{dest}:{jail.port}"], listen, sink, a.mib, a.runs))
+            results.append(measure("jailbird", a.wrap.split() + [a.bin, "run", "--state", state, "--known-hosts", jail.known_hosts,
+                                                "-R", spec] + [x for o in a.jailbird_opt for x in ("-o", o)] + [f"{dest}:{jail.port}"],
+                                   listen, sink, a.mib, a.runs))
             wait(lambda: not probe(listen), 10, "port freed")
             results.append(measure("openssh", ["ssh", "-F", "/dev/null", "-N", "-v", "-o", "BatchMode=yes",
                                                "-o", f"UserKnownHostsFile={jail.known_hosts}", "-o", "ExitOnForwardFailure=yes",
                                                "-o", "ServerAliveInterval=10", "-i", f"{d}/ssh_id", "-p", str(jail.port),
-                                               "-R", spec, dest], listen, sink, a.mib, a.runs))
+                                               "-R", spec] + [x for o in a.ssh_opt for x in ("-o", o)] + [dest], listen, sink, a.mib, a.runs))
         finally:
             jail.close()
     print(f"# {time.strftime('%Y-%m-%d %H:%M')} on {platform.node()}: {platform.processor() or platform.machine()}, "

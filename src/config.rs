@@ -34,7 +34,28 @@ pub mod defaults {
     pub const ALIVE_COUNT_MAX: u32 = 3;
     /// ConnectTimeout, seconds.
     pub const CONNECT_TIMEOUT_SECS: u64 = 15;
+    /// Cipher preference. x86_64 and aarch64 have AES instructions, where ring's
+    /// AES-GCM beats ChaCha20-Poly1305; ARMv6/ARMv7 do not, so ChaCha20 leads there.
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    pub const CIPHERS: &[&str] = &[
+        "aes256-gcm@openssh.com",
+        "chacha20-poly1305@openssh.com",
+        "aes128-gcm@openssh.com",
+    ];
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    pub const CIPHERS: &[&str] = &[
+        "chacha20-poly1305@openssh.com",
+        "aes256-gcm@openssh.com",
+        "aes128-gcm@openssh.com",
+    ];
 }
+
+/// Ciphers `-o Ciphers=` may name (all AEAD, all backed by ring).
+pub const SUPPORTED_CIPHERS: &[&str] = &[
+    "chacha20-poly1305@openssh.com",
+    "aes256-gcm@openssh.com",
+    "aes128-gcm@openssh.com",
+];
 
 /// A configuration problem: one line naming the option and what was wrong.
 #[derive(Debug, PartialEq, Eq)]
@@ -109,6 +130,8 @@ pub struct RunConfig {
     pub alive_count_max: u32,
     pub connect_timeout: Duration,
     pub stream_local_bind_unlink: bool,
+    /// Cipher preference, most preferred first (names from [`SUPPORTED_CIPHERS`]).
+    pub ciphers: heapless::Vec<&'static str, 4>,
 }
 
 /// What the command line asks for.
@@ -332,7 +355,9 @@ fn build_run(
             "no way to check the jail's host key: give --known-hosts, --host-key, or -o StrictHostKeyChecking=accept-new",
         ));
     }
+    let ciphers = parse_ciphers(o.ciphers.as_deref())?;
     Ok(RunConfig {
+        ciphers,
         jails,
         forward,
         state_path,
@@ -358,6 +383,7 @@ struct Options {
     strict: Option<String>,
     unlink: Option<String>,
     user_known_hosts: Option<String>,
+    ciphers: Option<String>,
 }
 
 impl Options {
@@ -369,6 +395,7 @@ impl Options {
             "stricthostkeychecking" => &mut self.strict,
             "streamlocalbindunlink" => &mut self.unlink,
             "userknownhostsfile" => &mut self.user_known_hosts,
+            "ciphers" => &mut self.ciphers,
             _ => return None,
         })
     }
@@ -405,6 +432,32 @@ impl Options {
         }
         Ok(())
     }
+}
+
+fn parse_ciphers(list: Option<&str>) -> Result<heapless::Vec<&'static str, 4>, ConfigError> {
+    let mut out = heapless::Vec::new();
+    let Some(list) = list else {
+        for c in defaults::CIPHERS {
+            let _ = out.push(*c);
+        }
+        return Ok(out);
+    };
+    for name in list.split(',').map(str::trim) {
+        let known = SUPPORTED_CIPHERS
+            .iter()
+            .find(|c| **c == name)
+            .ok_or_else(|| {
+                bad(format!(
+                    "Ciphers={list:?}: {name:?} is not one of {}",
+                    SUPPORTED_CIPHERS.join(",")
+                ))
+            })?;
+        if !out.contains(known) {
+            out.push(*known)
+                .map_err(|_| bad(format!("Ciphers={list:?}: too many")))?;
+        }
+    }
+    Ok(out)
 }
 
 fn parse_port(s: &str, what: &str) -> Result<u16, ConfigError> {
@@ -715,6 +768,22 @@ mod tests {
         assert!(e.0.contains("SSH_MODE"), "{e}");
         assert!(run("run j", &[]).unwrap_err().0.contains("forward"));
         assert!(run("run -R 1:h:2", &[]).unwrap_err().0.contains("jail"));
+    }
+
+    #[test]
+    fn ciphers_are_validated() {
+        let c = run(
+            "run -R 1:h:2 -o Ciphers=chacha20-poly1305@openssh.com j",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(&c.ciphers[..], &["chacha20-poly1305@openssh.com"]);
+        assert_eq!(
+            &run("run -R 1:h:2 j", &[]).unwrap().ciphers[..],
+            defaults::CIPHERS
+        );
+        let e = run("run -R 1:h:2 -o Ciphers=3des-cbc j", &[]).unwrap_err();
+        assert!(e.0.contains("3des-cbc"), "{e}");
     }
 
     #[test]

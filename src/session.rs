@@ -40,8 +40,21 @@ pub struct Ctx {
 /// unanswered, i.e. after `(max + 1) x interval`; OpenSSH's ServerAliveCountMax
 /// counts differently, so `max = count - 1`. The inactivity timer backs that up
 /// when a dead link blocks a write (the keepalive timer cannot fire then).
-pub fn ssh_config(alive_interval: Option<Duration>, alive_count_max: u32) -> client::Config {
+pub fn ssh_config(
+    alive_interval: Option<Duration>,
+    alive_count_max: u32,
+    ciphers: &[&str],
+) -> client::Config {
+    let mut preferred = russh::Preferred::default();
+    let names: Vec<russh::cipher::Name> = ciphers
+        .iter()
+        .filter_map(|c| russh::cipher::Name::try_from(*c).ok())
+        .collect();
+    if !names.is_empty() {
+        preferred.cipher = names.into();
+    }
     let mut c = client::Config {
+        preferred,
         client_id: russh::SshId::Standard(
             concat!("SSH-2.0-jailbird_", env!("CARGO_PKG_VERSION")).into(),
         ),
@@ -108,6 +121,8 @@ pub struct Attempt {
 struct KeyCheck {
     rejected: Option<String>,
     new_pin: Option<([u8; 32], String)>,
+    /// Negotiated cipher, for the `tunnel up` line.
+    cipher: &'static str,
 }
 
 /// The russh handler: host-key policy and the channel gate.
@@ -164,6 +179,22 @@ fn base64_unpadded(b: &[u8]) -> String {
 
 impl client::Handler for Client {
     type Error = russh::Error;
+
+    async fn kex_done(
+        &mut self,
+        _shared_secret: Option<&[u8]>,
+        names: &russh::Names,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let cipher = crate::config::SUPPORTED_CIPHERS
+            .iter()
+            .find(|c| **c == names.cipher.as_ref())
+            .copied();
+        if let Ok(mut c) = self.check.lock() {
+            c.cipher = cipher.unwrap_or("other");
+        }
+        Ok(())
+    }
 
     async fn check_server_key(
         &mut self,
@@ -366,7 +397,7 @@ pub async fn run_once(
 ) -> Attempt {
     let (tx, mut rx) = mpsc::channel(MAX_CHANNELS);
     let setup = establish(ctx, jail, state_pin, save_pin, tx);
-    let (mut handle, listen) = tokio::select! {
+    let (mut handle, listen, cipher) = tokio::select! {
         r = setup => match r {
             Ok(v) => v,
             Err(f) => return Attempt { up_for: None, failure: Some(f) },
@@ -375,7 +406,7 @@ pub async fn run_once(
     };
     let up_at = Instant::now();
     log::info!(
-        "tunnel up jail={jail} listen={listen} target={}:{}",
+        "tunnel up jail={jail} listen={listen} target={}:{} cipher={cipher}",
         ctx.target.host,
         ctx.target.port
     );
@@ -428,7 +459,7 @@ async fn establish(
     state_pin: Option<[u8; 32]>,
     save_pin: PinSaver<'_>,
     incoming: mpsc::Sender<Incoming>,
-) -> Result<(Handle<Client>, String), Failure> {
+) -> Result<(Handle<Client>, String, &'static str), Failure> {
     let deadline = Instant::now() + ctx.connect_timeout;
     let stream = dial(jail, deadline).await?;
     let check = Arc::new(Mutex::new(KeyCheck::default()));
@@ -523,7 +554,7 @@ async fn establish(
             } else {
                 u32::from(f.port)
             };
-            Ok((handle, format!("{}:{port}", f.bind_address())))
+            Ok((handle, format!("{}:{port}", f.bind_address()), taken.cipher))
         }
         Ok(Err(russh::Error::RequestDenied)) => Err(Failure::ForwardRefused(format!(
             "jail {jail} refused the forward of {spec}: usually its old session still holds the port (until ClientAliveInterval x ClientAliveCountMax evicts it), or the port is not permitted for this key (PermitListen / permitlisten)"

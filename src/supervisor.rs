@@ -18,7 +18,11 @@ pub async fn run(cfg: RunConfig, mut shutdown: Shutdown) -> Result<(), String> {
     let DeviceKey { key, mut state } = DeviceKey::load(&cfg.state_path, &cfg.key)?;
     log::info!("device key {}", identity::fingerprint(key.public_key()));
     let ctx = Ctx {
-        ssh: Arc::new(session::ssh_config(cfg.alive_interval, cfg.alive_count_max)),
+        ssh: Arc::new(session::ssh_config(
+            cfg.alive_interval,
+            cfg.alive_count_max,
+            &cfg.ciphers,
+        )),
         key: Arc::new(key),
         trust: Arc::new(cfg.trust.clone()),
         forward: cfg.forward.clone(),

@@ -455,7 +455,7 @@ impl PacketWriter {
         let offset = self.write_buffer.buffer.len();
         let payload_start = offset + Self::PACKET_PREFIX_LEN;
 
-        self.write_buffer.buffer.resize(payload_start, 0);
+        crate::cipher::grow_zeroed(&mut self.write_buffer.buffer, payload_start);
         match f(&mut self.write_buffer.buffer, payload_start) {
             Ok(payload_len) => {
                 if payload_len == 0 {
@@ -482,7 +482,7 @@ impl PacketWriter {
         let offset = self.write_buffer.buffer.len();
         let payload_start = offset + Self::PACKET_PREFIX_LEN;
 
-        self.write_buffer.buffer.resize(payload_start, 0);
+        crate::cipher::grow_zeroed(&mut self.write_buffer.buffer, payload_start);
         match self
             .compress
             .compress_into(buf, &mut self.write_buffer.buffer, payload_start)
