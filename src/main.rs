@@ -5,6 +5,11 @@ use jailbird::config::{self, Command, KeySource};
 use jailbird::{cli, device, shutdown, supervisor};
 use std::process::ExitCode;
 
+/// See the `dlmalloc` feature in Cargo.toml for why the allocator is replaced.
+#[cfg(feature = "dlmalloc")]
+#[global_allocator]
+static ALLOCATOR: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
+
 fn main() -> ExitCode {
     let env = |k: &str| std::env::var(k).ok();
     let log_filter = env("JAILBIRD_LOG")
