@@ -218,9 +218,11 @@ impl Preferred {
             Algorithm::Ecdsa {
                 curve: EcdsaCurve::NistP256,
             },
+            #[cfg(feature = "nistp384-521")]
             Algorithm::Ecdsa {
                 curve: EcdsaCurve::NistP384,
             },
+            #[cfg(feature = "nistp384-521")]
             Algorithm::Ecdsa {
                 curve: EcdsaCurve::NistP521,
             },

@@ -9,7 +9,9 @@ use elliptic_curve::sec1::{FromSec1Point, ModulusSize, ToSec1Point};
 use elliptic_curve::{AffinePoint, Curve, CurveArithmetic, FieldBytesSize};
 use log::debug;
 use p256::NistP256;
+#[cfg(feature = "nistp384-521")]
 use p384::NistP384;
+#[cfg(feature = "nistp384-521")]
 use p521::NistP521;
 use sha2::{Digest, Sha256, Sha384, Sha512};
 use ssh_encoding::{Encode, Writer};
@@ -33,8 +35,10 @@ impl KexType for EcdhNistP256KexType {
     }
 }
 
+#[cfg(feature = "nistp384-521")]
 pub struct EcdhNistP384KexType {}
 
+#[cfg(feature = "nistp384-521")]
 impl KexType for EcdhNistP384KexType {
     fn make(&self) -> KexAlgorithm {
         EcdhNistPKex::<NistP384, Sha384> {
@@ -46,8 +50,10 @@ impl KexType for EcdhNistP384KexType {
     }
 }
 
+#[cfg(feature = "nistp384-521")]
 pub struct EcdhNistP521KexType {}
 
+#[cfg(feature = "nistp384-521")]
 impl KexType for EcdhNistP521KexType {
     fn make(&self) -> KexAlgorithm {
         EcdhNistPKex::<NistP521, Sha512> {

@@ -35,11 +35,15 @@ use dh::{
     DhGroup18Sha512KexType,
 };
 use digest::Digest;
-use ecdh_nistp::{EcdhNistP256KexType, EcdhNistP384KexType, EcdhNistP521KexType};
+use ecdh_nistp::EcdhNistP256KexType;
+#[cfg(feature = "nistp384-521")]
+use ecdh_nistp::{EcdhNistP384KexType, EcdhNistP521KexType};
 use enum_dispatch::enum_dispatch;
 use hybrid_mlkem::MlKem768X25519KexType;
 use p256::NistP256;
+#[cfg(feature = "nistp384-521")]
 use p384::NistP384;
+#[cfg(feature = "nistp384-521")]
 use p521::NistP521;
 use sha1::Sha1;
 use sha2::{Sha256, Sha384, Sha512};
@@ -143,7 +147,9 @@ pub(crate) enum KexAlgorithm {
     DhGroupKexSha512(dh::DhGroupKex<Sha512>),
     Curve25519Kex(curve25519::Curve25519Kex),
     EcdhNistP256Kex(ecdh_nistp::EcdhNistPKex<NistP256, Sha256>),
+    #[cfg(feature = "nistp384-521")]
     EcdhNistP384Kex(ecdh_nistp::EcdhNistPKex<NistP384, Sha384>),
+    #[cfg(feature = "nistp384-521")]
     EcdhNistP521Kex(ecdh_nistp::EcdhNistPKex<NistP521, Sha512>),
     MlKem768X25519Kex(hybrid_mlkem::MlKem768X25519Kex),
     None(none::NoneKexAlgorithm),
@@ -291,7 +297,9 @@ const _DH_G16_SHA512: DhGroup16Sha512KexType = DhGroup16Sha512KexType {};
 const _DH_G17_SHA512: DhGroup17Sha512KexType = DhGroup17Sha512KexType {};
 const _DH_G18_SHA512: DhGroup18Sha512KexType = DhGroup18Sha512KexType {};
 const _ECDH_SHA2_NISTP256: EcdhNistP256KexType = EcdhNistP256KexType {};
+#[cfg(feature = "nistp384-521")]
 const _ECDH_SHA2_NISTP384: EcdhNistP384KexType = EcdhNistP384KexType {};
+#[cfg(feature = "nistp384-521")]
 const _ECDH_SHA2_NISTP521: EcdhNistP521KexType = EcdhNistP521KexType {};
 const _MLKEM768X25519_SHA256: MlKem768X25519KexType = MlKem768X25519KexType {};
 const _NONE: none::NoneKexType = none::NoneKexType {};
@@ -310,7 +318,9 @@ pub const ALL_KEX_ALGORITHMS: &[&Name] = &[
     &DH_G17_SHA512,
     &DH_G18_SHA512,
     &ECDH_SHA2_NISTP256,
+    #[cfg(feature = "nistp384-521")]
     &ECDH_SHA2_NISTP384,
+    #[cfg(feature = "nistp384-521")]
     &ECDH_SHA2_NISTP521,
     &NONE,
 ];
@@ -331,7 +341,9 @@ pub(crate) static KEXES: LazyLock<HashMap<&'static Name, &(dyn KexType + Send + 
         h.insert(&DH_G14_SHA1, &_DH_G14_SHA1);
         h.insert(&DH_G1_SHA1, &_DH_G1_SHA1);
         h.insert(&ECDH_SHA2_NISTP256, &_ECDH_SHA2_NISTP256);
+        #[cfg(feature = "nistp384-521")]
         h.insert(&ECDH_SHA2_NISTP384, &_ECDH_SHA2_NISTP384);
+        #[cfg(feature = "nistp384-521")]
         h.insert(&ECDH_SHA2_NISTP521, &_ECDH_SHA2_NISTP521);
         h.insert(&NONE, &_NONE);
         assert_eq!(ALL_KEX_ALGORITHMS.len(), h.len());

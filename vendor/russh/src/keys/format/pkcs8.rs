@@ -1,7 +1,9 @@
 use std::convert::{TryFrom, TryInto};
 
 use p256::NistP256;
+#[cfg(feature = "nistp384-521")]
 use p384::NistP384;
+#[cfg(feature = "nistp384-521")]
 use p521::NistP521;
 use pkcs8::{AssociatedOid, EncodePrivateKey, PrivateKeyInfoRef, SecretDocument};
 use spki::ObjectIdentifier;
@@ -75,6 +77,7 @@ fn pkcs8_pki_into_keypair_data(pki: PrivateKeyInfoRef<'_>) -> Result<KeypairData
     }
 }
 
+#[cfg(feature = "nistp384-521")]
 fn ec_key_data_into_keypair<K, E>(
     curve_oid: ObjectIdentifier,
     private_key: K,
@@ -93,6 +96,7 @@ where
                 private: sk.into(),
             }
         }
+        #[cfg(feature = "nistp384-521")]
         NistP384::OID => {
             let sk = p384::SecretKey::try_from(private_key)?;
             EcdsaKeypair::NistP384 {
@@ -100,6 +104,44 @@ where
                 private: sk.into(),
             }
         }
+        #[cfg(feature = "nistp384-521")]
+        NistP521::OID => {
+            let sk = p521::SecretKey::try_from(private_key)?;
+            EcdsaKeypair::NistP521 {
+                public: sk.public_key().into(),
+                private: sk.into(),
+            }
+        }
+        oid => return Err(Error::UnknownAlgorithm(oid)),
+    })
+}
+
+#[cfg(not(feature = "nistp384-521"))]
+fn ec_key_data_into_keypair<K, E>(
+    curve_oid: ObjectIdentifier,
+    private_key: K,
+) -> Result<EcdsaKeypair, Error>
+where
+    p256::SecretKey: TryFrom<K, Error = E>,
+    crate::keys::Error: From<E>,
+{
+    Ok(match curve_oid {
+        NistP256::OID => {
+            let sk = p256::SecretKey::try_from(private_key)?;
+            EcdsaKeypair::NistP256 {
+                public: sk.public_key().into(),
+                private: sk.into(),
+            }
+        }
+        #[cfg(feature = "nistp384-521")]
+        NistP384::OID => {
+            let sk = p384::SecretKey::try_from(private_key)?;
+            EcdsaKeypair::NistP384 {
+                public: sk.public_key().into(),
+                private: sk.into(),
+            }
+        }
+        #[cfg(feature = "nistp384-521")]
         NistP521::OID => {
             let sk = p521::SecretKey::try_from(private_key)?;
             EcdsaKeypair::NistP521 {
@@ -171,7 +213,9 @@ mod explicit_curve_params {
             let prime: UintRef = field_id.decode()?;
             Ok(match prime.as_bytes().len() {
                 32 => NistP256::OID,
+                #[cfg(feature = "nistp384-521")]
                 48 => NistP384::OID,
+                #[cfg(feature = "nistp384-521")]
                 66 => NistP521::OID,
                 _ => return Err(Error::CouldNotReadKey),
             })
@@ -190,21 +234,23 @@ mod explicit_curve_params {
                 public: sk.public_key().into(),
                 private: sk.into(),
             })
-        } else if curve_oid == NistP384::OID {
-            let sk = p384::SecretKey::from_slice(private_key_bytes)
-                .map_err(|_| Error::CouldNotReadKey)?;
-            Ok(EcdsaKeypair::NistP384 {
-                public: sk.public_key().into(),
-                private: sk.into(),
-            })
-        } else if curve_oid == NistP521::OID {
-            let sk = p521::SecretKey::from_slice(private_key_bytes)
-                .map_err(|_| Error::CouldNotReadKey)?;
-            Ok(EcdsaKeypair::NistP521 {
-                public: sk.public_key().into(),
-                private: sk.into(),
-            })
         } else {
+            #[cfg(feature = "nistp384-521")]
+            if curve_oid == NistP384::OID {
+                let sk = p384::SecretKey::from_slice(private_key_bytes)
+                    .map_err(|_| Error::CouldNotReadKey)?;
+                return Ok(EcdsaKeypair::NistP384 {
+                    public: sk.public_key().into(),
+                    private: sk.into(),
+                });
+            } else if curve_oid == NistP521::OID {
+                let sk = p521::SecretKey::from_slice(private_key_bytes)
+                    .map_err(|_| Error::CouldNotReadKey)?;
+                return Ok(EcdsaKeypair::NistP521 {
+                    public: sk.public_key().into(),
+                    private: sk.into(),
+                });
+            }
             Err(Error::UnknownAlgorithm(curve_oid))
         }
     }
@@ -252,14 +298,21 @@ pub fn encode_pkcs8(key: &ssh_key::PrivateKey) -> Result<Vec<u8>, Error> {
                 let sk = p256::SecretKey::from_slice(private.as_slice())?;
                 sk.to_pkcs8_der()?.as_bytes().to_vec()
             }
+            #[cfg(feature = "nistp384-521")]
             EcdsaKeypair::NistP384 { private, .. } => {
                 let sk = p384::SecretKey::from_slice(private.as_slice())?;
                 sk.to_pkcs8_der()?.as_bytes().to_vec()
             }
+            #[cfg(feature = "nistp384-521")]
             EcdsaKeypair::NistP521 { private, .. } => {
                 let sk = p521::SecretKey::from_slice(private.as_slice())?;
                 sk.to_pkcs8_der()?.as_bytes().to_vec()
             }
+            #[cfg(not(feature = "nistp384-521"))]
+            _ => return Err(Error::UnsupportedKeyType {
+                key_type_string: key.algorithm().to_string(),
+                key_type_raw: key.algorithm().as_str().as_bytes().to_vec(),
+            }),
         },
         _ => {
             let algo = key.algorithm();
@@ -272,3 +325,4 @@ pub fn encode_pkcs8(key: &ssh_key::PrivateKey) -> Result<Vec<u8>, Error> {
     };
     Ok(v)
 }
+
