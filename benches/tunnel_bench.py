@@ -14,6 +14,7 @@ the jailbird/OpenSSH ratios, the machine and the date.
 import argparse
 import os
 import platform
+import shutil
 import socket
 import statistics
 import subprocess
@@ -166,9 +167,9 @@ class Jail:
         self.proc.wait()
 
 
-def measure(name, argv, listen, sink, mib, runs):
+def measure(name, argv, listen, sink, mib, runs, env=None):
     t0 = time.monotonic()
-    p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     wait(lambda: probe(listen), 30, f"{name} tunnel")
     up_ms = (time.monotonic() - t0) * 1000
     time.sleep(5)
@@ -210,12 +211,41 @@ def measure(name, argv, listen, sink, mib, runs):
                 cpu=statistics.median(cpu_per_gib), peak=max(peaks), peak32=mon.peak, cipher=cipher)
 
 
+def callgrind_total(bin_, state, jail, spec, dest, listen, mib):
+    """Instructions the agent executes in a whole run (start, tunnel, N MiB, SIGTERM)."""
+    out = f"{os.path.dirname(state)}/callgrind.out"
+    p = subprocess.Popen(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+                          bin_, "run", "--state", state, "--known-hosts", jail.known_hosts, "-R", spec,
+                          f"{dest}:{jail.port}"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    wait(lambda: probe(listen), 120, "tunnel under valgrind")
+    push(listen, mib << 20)
+    p.terminate()
+    p.wait(timeout=60)
+    wait(lambda: not probe(listen), 10, "port freed")
+    total = 0
+    for line in open(out):
+        if line.startswith("totals:") or line.startswith("summary:"):
+            total = max(total, int(line.split()[1]))
+    return total
+
+
+def callgrind(bin_, state, jail, spec, dest, listen, mib):
+    """Instructions per MiB forwarded (valgrind counts, repeatable run to run): the
+    difference between a run carrying 1 + N MiB and one carrying 1 MiB, over N."""
+    small = callgrind_total(bin_, state, jail, spec, dest, listen, 1)
+    large = callgrind_total(bin_, state, jail, spec, dest, listen, 1 + mib)
+    return (large - small) / mib
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", default="target/release/jailbird")
     ap.add_argument("--mib", type=int, default=512)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--jailbird-opt", action="append", default=[], help="extra -o for jailbird, e.g. Ciphers=...")
+    ap.add_argument("--callgrind", type=int, default=0, metavar="MIB",
+                    help="only count jailbird's instructions per MiB over MIB MiB (valgrind)")
     ap.add_argument("--wrap", default="", help="prefix for the jailbird command (profiling), e.g. 'perf record -g --'")
     ap.add_argument("--ssh-opt", action="append", default=[], help="extra -o for ssh, e.g. Ciphers=...")
     a = ap.parse_args()
@@ -229,12 +259,25 @@ def main():
                               check=True, capture_output=True, text=True).stdout
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", f"{d}/ssh_id"], check=True)
         ssh_pub = open(f"{d}/ssh_id.pub").read().strip()
+        dbclient = shutil.which("dbclient") and shutil.which("dropbearkey")
+        db_pub = ""
+        if dbclient:
+            db_pub = subprocess.run(["dropbearkey", "-t", "ed25519", "-f", f"{d}/db_id"], check=True,
+                                    capture_output=True, text=True).stdout
+            db_pub = next(l for l in db_pub.splitlines() if l.startswith("ssh-ed25519"))
         jd = f"{d}/jail"
         os.mkdir(jd)
-        jail = Jail(jd, auth + f'restrict,port-forwarding,permitlisten="localhost:{listen}" {ssh_pub}\n', listen)
+        extra = f'restrict,port-forwarding,permitlisten="localhost:{listen}" {ssh_pub}\n'
+        if db_pub:
+            extra += f'restrict,port-forwarding,permitlisten="localhost:{listen}" {db_pub}\n'
+        jail = Jail(jd, auth + extra, listen)
         spec = f"{listen}:127.0.0.1:{sink}"
         dest = f"jbtunnel@127.0.0.1"
         try:
+            if a.callgrind:
+                ipm = callgrind(a.bin, state, jail, spec, dest, listen, a.callgrind)
+                print(f"{a.bin}: {ipm / 1e6:.1f} M instructions per MiB forwarded ({a.callgrind} MiB, callgrind)")
+                return 0
             results.append(measure("jailbird", a.wrap.split() + [a.bin, "run", "--state", state, "--known-hosts", jail.known_hosts,
                                                 "-R", spec] + [x for o in a.jailbird_opt for x in ("-o", o)] + [f"{dest}:{jail.port}"],
                                    listen, sink, a.mib, a.runs))
@@ -243,6 +286,12 @@ def main():
                                                "-o", f"UserKnownHostsFile={jail.known_hosts}", "-o", "ExitOnForwardFailure=yes",
                                                "-o", "ServerAliveInterval=10", "-i", f"{d}/ssh_id", "-p", str(jail.port),
                                                "-R", spec] + [x for o in a.ssh_opt for x in ("-o", o)] + [dest], listen, sink, a.mib, a.runs))
+            if dbclient:
+                wait(lambda: not probe(listen), 10, "port freed")
+                # -y: accept the (loopback, just generated) jail key; HOME keeps its known_hosts in the temp dir.
+                env = dict(os.environ, HOME=d)
+                results.append(measure("dbclient", ["dbclient", "-N", "-y", "-W", "2097152", "-i", f"{d}/db_id",
+                                                    "-R", spec, f"{dest}/{jail.port}"], listen, sink, a.mib, a.runs, env))
         finally:
             jail.close()
     print(f"# {time.strftime('%Y-%m-%d %H:%M')} on {platform.node()}: {platform.processor() or platform.machine()}, "
@@ -251,11 +300,14 @@ def main():
     rows = [("exec -> usable tunnel (ms)", "up_ms", "{:.0f}"), ("idle VmRSS (KiB)", "idle", "{}"),
             ("throughput (MB/s)", "mbs", "{:.0f}"), ("CPU s per GiB", "cpu", "{:.2f}"),
             ("peak VmRSS, 1 transfer (KiB)", "peak", "{}"), ("peak VmRSS, 32 busy (KiB)", "peak32", "{}")]
-    j, o = results
-    print("| figure | jailbird | OpenSSH ssh | jailbird/OpenSSH |\n|---|---:|---:|---:|")
+    j, o = results[0], results[1]
+    db = results[2] if len(results) > 2 else None
+    print("| figure | jailbird | OpenSSH ssh | jailbird/OpenSSH |" + (" dbclient |" if db else "")
+          + "\n|---|---:|---:|---:|" + ("---:|" if db else ""))
     for label, key, fmt in rows:
-        print(f"| {label} | {fmt.format(j[key])} | {fmt.format(o[key])} | {j[key] / o[key]:.2f} |")
-    print(f"| cipher | {j['cipher'] or 'see JAILBIRD_LOG=debug'} | {o['cipher']} | |")
+        print(f"| {label} | {fmt.format(j[key])} | {fmt.format(o[key])} | {j[key] / o[key]:.2f} |"
+              + (f" {fmt.format(db[key])} |" if db else ""))
+    print(f"| cipher | {j['cipher']} | {o['cipher']} | |" + (" (dropbear default) |" if db else ""))
 
 
 if __name__ == "__main__":
