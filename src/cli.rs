@@ -99,54 +99,32 @@ pub fn parse<I: IntoIterator<Item = OsString>>(argv: I) -> Result<Args, String> 
         match arg {
             Short('h') | Long("help") => a.verb = Some(Verb::Help),
             Short('V') | Long("version") => a.verb = Some(Verb::Version),
-            Short('p') => once(
-                &mut a.port,
-                text(p.value().map_err(|e| e.to_string())?, "-p")?,
-                "-p",
-            )?,
-            Short('R') => once(
-                &mut a.remote,
-                text(p.value().map_err(|e| e.to_string())?, "-R")?,
-                "-R",
-            )?,
-            Short('L') => once(
-                &mut a.local,
-                text(p.value().map_err(|e| e.to_string())?, "-L")?,
-                "-L",
-            )?,
-            Short('o') => a
-                .options
-                .push(text(p.value().map_err(|e| e.to_string())?, "-o")?),
-            Long("state") => once(
-                &mut a.state,
-                text(p.value().map_err(|e| e.to_string())?, "--state")?,
-                "--state",
-            )?,
-            Long("identity-file") => once(
-                &mut a.identity_file,
-                text(p.value().map_err(|e| e.to_string())?, "--identity-file")?,
-                "--identity-file",
-            )?,
-            Long("known-hosts") => once(
-                &mut a.known_hosts,
-                text(p.value().map_err(|e| e.to_string())?, "--known-hosts")?,
-                "--known-hosts",
-            )?,
-            Long("host-key") => once(
-                &mut a.host_key,
-                text(p.value().map_err(|e| e.to_string())?, "--host-key")?,
-                "--host-key",
-            )?,
-            Long("listen") => once(
-                &mut a.listen,
-                text(p.value().map_err(|e| e.to_string())?, "--listen")?,
-                "--listen",
-            )?,
-            Long("comment") => once(
-                &mut a.comment,
-                text(p.value().map_err(|e| e.to_string())?, "--comment")?,
-                "--comment",
-            )?,
+            Short('o') => a.options.push(value(&mut p, "-o")?),
+            Short(c @ ('p' | 'R' | 'L')) => {
+                let flag = format!("-{c}");
+                let slot = match c {
+                    'p' => &mut a.port,
+                    'R' => &mut a.remote,
+                    _ => &mut a.local,
+                };
+                once(slot, value(&mut p, &flag)?, &flag)?
+            }
+            Long(
+                name @ ("state" | "identity-file" | "known-hosts" | "host-key" | "listen"
+                | "comment"),
+            ) => {
+                let flag = format!("--{name}");
+                let v = value(&mut p, &flag)?;
+                let slot = match &flag[2..] {
+                    "state" => &mut a.state,
+                    "identity-file" => &mut a.identity_file,
+                    "known-hosts" => &mut a.known_hosts,
+                    "host-key" => &mut a.host_key,
+                    "listen" => &mut a.listen,
+                    _ => &mut a.comment,
+                };
+                once(slot, v, &flag)?
+            }
             Value(v) if a.verb.is_none() => {
                 a.verb = Some(match text(v, "command")?.as_str() {
                     "key" => Verb::Key,
@@ -165,6 +143,14 @@ pub fn parse<I: IntoIterator<Item = OsString>>(argv: I) -> Result<Args, String> 
         }
     }
     Ok(a)
+}
+
+/// The value of a flag that takes one, as UTF-8.
+fn value(p: &mut lexopt::Parser, flag: &str) -> Result<String, String> {
+    p.value()
+        .map_err(|e| format!("{flag}: {e}"))?
+        .into_string()
+        .map_err(|_| format!("{flag}: not valid UTF-8"))
 }
 
 #[cfg(test)]
