@@ -311,3 +311,44 @@ fn autossh_container_environment_alone_configures_the_tunnel() {
     let data = pattern(1 << 20, 31);
     assert_eq!(echo_roundtrip(listen, &data), data);
 }
+
+#[test]
+fn several_jails_rotate_past_one_that_is_down_each_checked_by_its_own_key() {
+    let s = Setup::new();
+    let echo = Echo::start();
+    // A second jail that is down: its port refuses connections; listed first.
+    let down = free_port();
+    let kh = s.dir.path("known_hosts");
+    std::fs::write(
+        &kh,
+        format!(
+            "[127.0.0.1]:{down} {}\n{}\n",
+            s.jail.host_key_line,
+            s.jail.known_hosts_line()
+        ),
+    )
+    .unwrap();
+    let dest = format!("{}@127.0.0.1:{down},{}", s.jail.user, s.jail.destination());
+    let agent = Agent::spawn(
+        &[
+            "run",
+            "--state",
+            &s.state,
+            "--known-hosts",
+            kh.to_str().unwrap(),
+            "-R",
+            &format!("{}:127.0.0.1:{}", s.listen, echo.port),
+            &dest,
+        ],
+        &[],
+    );
+    let fail = agent.wait_log(&format!("cannot connect to jail 127.0.0.1:{down}"), READY);
+    assert!(fail.contains("retrying in"), "{fail}");
+    let up = agent.wait_log("tunnel up", READY);
+    assert!(
+        up.contains(&format!("jail=127.0.0.1:{}", s.jail.port)),
+        "{up}"
+    );
+    let data = pattern(256 << 10, 41);
+    assert_eq!(echo_roundtrip(s.listen, &data), data);
+}
