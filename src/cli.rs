@@ -34,6 +34,7 @@ pub mod env {
     pub const CONNECT_TIMEOUT: &str = "JAILBIRD_CONNECT_TIMEOUT";
     pub const STRICT_HOST_KEY_CHECKING: &str = "JAILBIRD_STRICT_HOST_KEY_CHECKING";
     pub const STREAM_LOCAL_BIND_UNLINK: &str = "JAILBIRD_STREAM_LOCAL_BIND_UNLINK";
+    pub const CIPHERS: &str = "JAILBIRD_CIPHERS";
     pub const LOG: &str = "JAILBIRD_LOG";
     /// The autossh container's names (jnovack/autossh), honoured for drop-in use.
     pub const SSH_REMOTE_USER: &str = "SSH_REMOTE_USER";

@@ -355,7 +355,7 @@ fn build_run(
             "no way to check the jail's host key: give --known-hosts, --host-key, or -o StrictHostKeyChecking=accept-new",
         ));
     }
-    let ciphers = parse_ciphers(o.ciphers.as_deref())?;
+    let ciphers = parse_ciphers(o.ciphers.or_else(|| var(env::CIPHERS)).as_deref())?;
     Ok(RunConfig {
         ciphers,
         jails,
