@@ -15,6 +15,7 @@ run options:
   --identity-file PATH     use an existing unencrypted OpenSSH private key instead
   --known-hosts PATH       OpenSSH known_hosts file with the jail's key
   --host-key \"TYPE BASE64\" pin the jail's host key
+  --status-file PATH       where `tunnel up` details go (default $RUNTIME_DIRECTORY/status or /tmp/jailbird.status)
   -o ServerAliveInterval=N | ServerAliveCountMax=N | ConnectTimeout=N
   -o StrictHostKeyChecking=yes|accept-new | StreamLocalBindUnlink=yes|no
 environment: JAILBIRD_* for each option, and the autossh container's SSH_* names.
@@ -35,6 +36,7 @@ pub mod env {
     pub const STRICT_HOST_KEY_CHECKING: &str = "JAILBIRD_STRICT_HOST_KEY_CHECKING";
     pub const STREAM_LOCAL_BIND_UNLINK: &str = "JAILBIRD_STREAM_LOCAL_BIND_UNLINK";
     pub const CIPHERS: &str = "JAILBIRD_CIPHERS";
+    pub const STATUS_FILE: &str = "JAILBIRD_STATUS_FILE";
     pub const LOG: &str = "JAILBIRD_LOG";
     /// The autossh container's names (jnovack/autossh), honoured for drop-in use.
     pub const SSH_REMOTE_USER: &str = "SSH_REMOTE_USER";
@@ -76,6 +78,7 @@ pub struct Args {
     pub host_key: Option<String>,
     pub listen: Option<String>,
     pub comment: Option<String>,
+    pub status_file: Option<String>,
     /// `-o Key=Value` in order given.
     pub options: Vec<String>,
 }
@@ -112,7 +115,7 @@ pub fn parse<I: IntoIterator<Item = OsString>>(argv: I) -> Result<Args, String> 
             }
             Long(
                 name @ ("state" | "identity-file" | "known-hosts" | "host-key" | "listen"
-                | "comment"),
+                | "comment" | "status-file"),
             ) => {
                 let flag = format!("--{name}");
                 let v = value(&mut p, &flag)?;
@@ -122,6 +125,7 @@ pub fn parse<I: IntoIterator<Item = OsString>>(argv: I) -> Result<Args, String> 
                     "known-hosts" => &mut a.known_hosts,
                     "host-key" => &mut a.host_key,
                     "listen" => &mut a.listen,
+                    "status-file" => &mut a.status_file,
                     _ => &mut a.comment,
                 };
                 once(slot, v, &flag)?

@@ -130,6 +130,8 @@ pub struct RunConfig {
     pub alive_count_max: u32,
     pub connect_timeout: Duration,
     pub stream_local_bind_unlink: bool,
+    /// Where the state of the tunnel (jail, listen address with the allocated port) is written.
+    pub status_file: PathBuf,
     /// Cipher preference, most preferred first (names from [`SUPPORTED_CIPHERS`]).
     pub ciphers: heapless::Vec<&'static str, 4>,
 }
@@ -205,7 +207,9 @@ pub fn build(args: Args, getenv: &dyn Fn(&str) -> Option<String>) -> Result<Comm
                 Some((a, p)) => (Some(a), p),
                 None => (None, listen.as_str()),
             };
-            parse_port(port, "--listen")?;
+            if port != "*" {
+                parse_port(port, "--listen (a port, or * for any, as -R 0 needs)")?;
+            }
             if let Some(a) = addr {
                 if a.is_empty() || a.contains(['"', ' ', ',']) {
                     return Err(bad(format!("--listen {listen:?}: bad address")));
@@ -356,7 +360,16 @@ fn build_run(
         ));
     }
     let ciphers = parse_ciphers(o.ciphers.or_else(|| var(env::CIPHERS)).as_deref())?;
+    let status_file = match args.status_file.clone().or_else(|| var(env::STATUS_FILE)) {
+        Some(p) => PathBuf::from(p),
+        // tmpfs, never flash: systemd's RuntimeDirectory= if the unit has one.
+        None => match var("RUNTIME_DIRECTORY") {
+            Some(d) => PathBuf::from(d).join("status"),
+            None => PathBuf::from("/tmp/jailbird.status"),
+        },
+    };
     Ok(RunConfig {
+        status_file,
         ciphers,
         jails,
         forward,

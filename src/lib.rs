@@ -25,4 +25,5 @@ pub mod identity;
 pub mod limits;
 pub mod session;
 pub mod shutdown;
+pub mod status;
 pub mod supervisor;

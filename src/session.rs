@@ -32,6 +32,7 @@ pub struct Ctx {
     pub forward: RemoteForward,
     pub target: Target,
     pub connect_timeout: Duration,
+    pub status_file: std::path::PathBuf,
 }
 
 /// The russh client configuration for these keepalive settings.
@@ -405,6 +406,13 @@ pub async fn run_once(
         _ = shutdown.wait() => return Attempt { up_for: None, failure: None },
     };
     let up_at = Instant::now();
+    let port = listen
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    let target = format!("{}:{}", ctx.target.host, ctx.target.port);
+    crate::status::up(&ctx.status_file, &jail.to_string(), &listen, port, &target);
     log::info!(
         "tunnel up jail={jail} listen={listen} target={}:{} cipher={cipher}",
         ctx.target.host,
@@ -447,6 +455,10 @@ pub async fn run_once(
         }
     }
     tasks.abort_all();
+    match &failure {
+        Some(f) => crate::status::down(&ctx.status_file, &f.to_string()),
+        None => crate::status::remove(&ctx.status_file),
+    }
     Attempt {
         up_for: Some(up_at.elapsed()),
         failure,

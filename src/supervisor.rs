@@ -31,6 +31,7 @@ pub async fn run(cfg: RunConfig, mut shutdown: Shutdown) -> Result<(), String> {
             port: cfg.forward.target_port,
         },
         connect_timeout: cfg.connect_timeout,
+        status_file: cfg.status_file.clone(),
     };
     let rng = ring::rand::SystemRandom::new();
     let mut backoff = Backoff::default();

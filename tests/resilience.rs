@@ -284,6 +284,7 @@ fn autossh_container_environment_alone_configures_the_tunnel() {
         authorized_keys: restricted,
         client_alive: (0, 3),
         port: 0,
+        permit_any: false,
     });
     let kh = jail.known_hosts_file(&dir);
     let echo = Echo::start();

@@ -274,3 +274,58 @@ fn a_stalled_target_holds_back_only_its_own_channel_and_memory_stays_bounded() {
     );
     assert_eq!(agent.count("tunnel up"), 1);
 }
+
+#[test]
+fn dynamic_remote_port_is_reported_in_the_log_and_the_status_file() {
+    let dir = TempDir::new("dynamic");
+    let state = dir.path("identity").display().to_string();
+    let (status, line, err) = jailbird(&["authorize", "--state", &state, "--listen", "*"]);
+    assert!(status.success(), "{err}");
+    assert!(line.contains("permitlisten=\"localhost:*\""), "{line}");
+    let jail = Jail::start(JailOpts {
+        permit_listen: 0,
+        authorized_keys: line.trim().to_string(),
+        client_alive: (0, 3),
+        port: 0,
+        permit_any: true,
+    });
+    let kh = jail.known_hosts_file(&dir);
+    let status_file = dir.path("status");
+    let echo = Echo::start();
+    let mut agent = Agent::spawn(
+        &[
+            "run",
+            "--state",
+            &state,
+            "--known-hosts",
+            kh.to_str().unwrap(),
+            "--status-file",
+            status_file.to_str().unwrap(),
+            "-R",
+            &format!("0:127.0.0.1:{}", echo.port),
+            &jail.destination(),
+        ],
+        &[],
+    );
+    let up = agent.wait_log("tunnel up", READY);
+    let listen = up
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("listen="))
+        .unwrap()
+        .to_string();
+    let port: u16 = listen.rsplit(':').next().unwrap().parse().unwrap();
+    assert_ne!(port, 0, "{up}");
+    let text = std::fs::read_to_string(&status_file).unwrap();
+    assert!(
+        text.contains("state=up\n") && text.contains(&format!("port={port}\n")),
+        "{text}"
+    );
+    let data = pattern(256 << 10, 51);
+    assert_eq!(echo_roundtrip(port, &data), data);
+    agent.signal("TERM");
+    assert!(agent.wait_exit(Duration::from_secs(5)).success());
+    assert!(
+        !status_file.exists(),
+        "status file left after a clean shutdown"
+    );
+}

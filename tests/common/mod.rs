@@ -152,6 +152,8 @@ pub struct JailOpts {
     pub client_alive: (u32, u32),
     /// Port to listen on (0 = pick a free one).
     pub port: u16,
+    /// `PermitListen any` instead of the one port (for `-R 0`).
+    pub permit_any: bool,
 }
 
 /// A running OpenSSH jail: key-only, no root, one user with a /bin/false shell,
@@ -228,7 +230,11 @@ impl Jail {
                 hk = self.dir.path("ssh_host_ed25519_key").display(),
                 ak = self.dir.path("authorized_keys").display(),
                 user = self.user,
-                pl = self.opts.permit_listen,
+                pl = if self.opts.permit_any {
+                    "any".to_string()
+                } else {
+                    self.opts.permit_listen.to_string()
+                },
             );
             let cfg = self.dir.path("sshd_config");
             std::fs::write(&cfg, config).unwrap();
@@ -647,6 +653,7 @@ impl Setup {
             authorized_keys: line.trim().to_string(),
             client_alive: (0, 3),
             port: 0,
+            permit_any: false,
         };
         tweak(&mut opts);
         let jail = Jail::start(opts);
@@ -667,6 +674,8 @@ impl Setup {
             self.state.clone(),
             "--known-hosts".into(),
             kh.display().to_string(),
+            "--status-file".into(),
+            self.dir.path("status").display().to_string(),
             "-R".into(),
             format!("{}:127.0.0.1:{target_port}", self.listen),
             self.jail.destination(),
