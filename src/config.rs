@@ -94,6 +94,9 @@ impl fmt::Display for Jail {
 /// `-R [BIND:]PORT:TARGET_HOST:TARGET_PORT`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RemoteForward {
+    /// A unix socket path on the jail (`-R /path.sock:host:port`); `%h` and `%i`
+    /// are expanded once the device key is known (see `expand_socket_path`).
+    pub socket: Option<String>,
     /// Address the jail binds; `None` sends `localhost`, as OpenSSH does.
     pub bind: Option<String>,
     pub port: u16,
@@ -203,11 +206,11 @@ pub fn build(args: Args, getenv: &dyn Fn(&str) -> Option<String>) -> Result<Comm
             let listen = args
                 .listen
                 .ok_or_else(|| bad("authorize needs --listen [ADDR:]PORT"))?;
-            let (addr, port) = match split_host_port(&listen) {
+            let (addr, port) = match split_host_port(&listen).filter(|_| !listen.starts_with('/')) {
                 Some((a, p)) => (Some(a), p),
                 None => (None, listen.as_str()),
             };
-            if port != "*" {
+            if port != "*" && !listen.starts_with('/') {
                 parse_port(port, "--listen (a port, or * for any, as -R 0 needs)")?;
             }
             if let Some(a) = addr {
@@ -284,6 +287,7 @@ fn build_run(
         Some(spec) => parse_remote_forward(&spec)?,
         None => match var(env::SSH_TUNNEL_PORT) {
             Some(tp) => RemoteForward {
+                socket: None,
                 bind: var(env::SSH_BIND_IP),
                 port: parse_port(&tp, env::SSH_TUNNEL_PORT)?,
                 target_host: var(env::SSH_TARGET_HOST)
@@ -593,12 +597,49 @@ fn unbracket(s: &str) -> &str {
         .unwrap_or(s)
 }
 
+/// Parses `-R /remote/path.sock:TARGET_HOST:TARGET_PORT`.
+#[cfg(feature = "streamlocal")]
+fn parse_socket_forward(s: &str) -> Result<RemoteForward, ConfigError> {
+    let mut it = s.rsplitn(3, ':');
+    let (Some(port), Some(host), Some(path)) = (it.next(), it.next(), it.next()) else {
+        return Err(bad(format!(
+            "-R {s:?}: expected /remote/path.sock:TARGET_HOST:TARGET_PORT"
+        )));
+    };
+    let target_host = unbracket(host);
+    if !valid_host(target_host) {
+        return Err(bad(format!("-R {s:?}: bad target host {target_host:?}")));
+    }
+    let target_port = parse_port(port, &format!("-R {s:?}: target port"))?;
+    if target_port == 0 || path.len() > 100 || path.contains(['\0', '\n']) {
+        return Err(bad(format!("-R {s:?}: bad socket path or target port")));
+    }
+    Ok(RemoteForward {
+        socket: Some(path.into()),
+        bind: None,
+        port: 0,
+        target_host: target_host.into(),
+        target_port,
+    })
+}
+
+#[cfg(not(feature = "streamlocal"))]
+fn parse_socket_forward(s: &str) -> Result<RemoteForward, ConfigError> {
+    Err(bad(format!(
+        "-R {s:?}: unix-socket forwards are not built into this jailbird (feature streamlocal)"
+    )))
+}
+
+/// Expands `%h` (this device's hostname) and `%i` (its device id: the first 16
+/// hex digits of the SHA-256 of its public key) in a socket path.
+pub fn expand_socket_path(template: &str, hostname: &str, device_id: &str) -> String {
+    template.replace("%h", hostname).replace("%i", device_id)
+}
+
 /// Parses `-R [BIND:]PORT:TARGET_HOST:TARGET_PORT`.
 pub fn parse_remote_forward(s: &str) -> Result<RemoteForward, ConfigError> {
     if s.starts_with('/') {
-        return Err(bad(format!(
-            "-R {s:?}: unix-socket forwards are not built into this jailbird"
-        )));
+        return parse_socket_forward(s);
     }
     let f = spec_fields(s)?;
     let (bind, rest) = match f.len() {
@@ -626,6 +667,7 @@ pub fn parse_remote_forward(s: &str) -> Result<RemoteForward, ConfigError> {
         return Err(bad(format!("-R {s:?}: target port 0")));
     }
     Ok(RemoteForward {
+        socket: None,
         bind,
         port,
         target_host: target_host.into(),
@@ -665,6 +707,7 @@ mod tests {
         assert_eq!(
             c.forward,
             RemoteForward {
+                socket: None,
                 bind: None,
                 port: 2022,
                 target_host: "127.0.0.1".into(),
@@ -762,7 +805,7 @@ mod tests {
             "2022:h:0",
             "70000:h:22",
             "2022:h h:22",
-            "/s.sock:h:22",
+            "/s.sock:h:0",
         ] {
             let e = parse_remote_forward(bad).unwrap_err();
             assert!(e.0.contains(bad), "{bad}: {e}");

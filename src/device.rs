@@ -79,12 +79,17 @@ pub fn key_line(key: &PrivateKey) -> String {
 /// OpenSSH clients send `localhost` when no bind address is given, so a bare
 /// port is permitted under both names.
 pub fn authorize_line(key: &PrivateKey, listen: &str, comment: Option<&str>) -> String {
-    let permits = if listen.contains(':') {
+    let permits = if listen.starts_with('/') {
+        // permitlisten covers TCP only; the jail's sshd_config limits unix sockets
+        // (AllowStreamLocalForwarding remote, and the tunnel user's directory).
+        String::new()
+    } else if listen.contains(':') {
         format!("permitlisten=\"{listen}\"")
     } else {
         format!("permitlisten=\"localhost:{listen}\",permitlisten=\"127.0.0.1:{listen}\"")
     };
     let default_comment = format!("jailbird@{}", identity::hostname());
     let key = identity::public_line(key.public_key(), comment.unwrap_or(&default_comment));
-    format!("restrict,port-forwarding,{permits},command=\"/bin/false\" {key}")
+    let sep = if permits.is_empty() { "" } else { "," };
+    format!("restrict,port-forwarding{sep}{permits},command=\"/bin/false\" {key}")
 }

@@ -321,6 +321,14 @@ pub fn fingerprint(key: &PublicKey) -> String {
     key.fingerprint(HashAlg::Sha256).to_string()
 }
 
+/// A short stable device id: the first 16 hex digits of the SHA-256 of the
+/// public key's wire encoding (what `%i` expands to in a socket path).
+pub fn device_id(key: &PublicKey) -> String {
+    let blob = key.to_bytes().unwrap_or_default();
+    let d = ring::digest::digest(&ring::digest::SHA256, &blob);
+    d.as_ref()[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// One OpenSSH public key line: `TYPE BASE64 COMMENT`.
 pub fn public_line(key: &PublicKey, comment: &str) -> String {
     let mut key = key.clone();

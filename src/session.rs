@@ -159,6 +159,29 @@ impl Client {
         })
     }
 
+    /// Takes one of the MAX_CHANNELS slots for a forwarded connection and hands
+    /// it to the session loop, or refuses it (the tunnel stays up either way).
+    async fn admit(&mut self, channel: Channel<Msg>, origin: String, reply: ChannelOpenHandle) {
+        let Ok(permit) = self.permits.clone().try_acquire_owned() else {
+            log::warn!(
+                "refused forwarded connection from {origin}: {MAX_CHANNELS} connections already open (MAX_CHANNELS)"
+            );
+            reply.reject(ChannelOpenFailure::ResourceShortage).await;
+            return;
+        };
+        // Capacity equals the permit count, so this only fails if the session is ending.
+        if let Err(mpsc::error::TrySendError::Full(i) | mpsc::error::TrySendError::Closed(i)) =
+            self.incoming.try_send(Incoming {
+                channel,
+                reply,
+                origin,
+                permit,
+            })
+        {
+            i.reply.reject(ChannelOpenFailure::ResourceShortage).await;
+        }
+    }
+
     fn refuse_channel(
         kind: &str,
         reply: ChannelOpenHandle,
@@ -270,35 +293,24 @@ impl client::Handler for Client {
         log::debug!(
             "jail opened forwarded-tcpip for {connected_address}:{connected_port} from {origin}"
         );
-        let Ok(permit) = self.permits.clone().try_acquire_owned() else {
-            log::warn!(
-                "refused forwarded connection from {origin}: {MAX_CHANNELS} connections already open (MAX_CHANNELS)"
-            );
-            reply.reject(ChannelOpenFailure::ResourceShortage).await;
-            return Ok(());
-        };
-        // Capacity equals the permit count, so this only fails if the session is ending.
-        if let Err(mpsc::error::TrySendError::Full(i) | mpsc::error::TrySendError::Closed(i)) =
-            self.incoming.try_send(Incoming {
-                channel,
-                reply,
-                origin,
-                permit,
-            })
-        {
-            i.reply.reject(ChannelOpenFailure::ResourceShortage).await;
-        }
+        self.admit(channel, origin, reply).await;
         Ok(())
     }
 
     async fn server_channel_open_forwarded_streamlocal(
         &mut self,
-        _channel: Channel<Msg>,
-        _socket_path: &str,
+        channel: Channel<Msg>,
+        socket_path: &str,
         reply: ChannelOpenHandle,
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
-        Self::refuse_channel("forwarded-streamlocal", reply).await
+        if cfg!(feature = "streamlocal") {
+            self.admit(channel, format!("unix socket {socket_path}"), reply)
+                .await;
+            Ok(())
+        } else {
+            Self::refuse_channel("forwarded-streamlocal", reply).await
+        }
     }
 
     async fn server_channel_open_agent_forward(
@@ -439,9 +451,14 @@ pub async fn run_once(
     if failure.is_none() {
         let bye = async {
             let f = &ctx.forward;
-            let _ = handle
-                .cancel_tcpip_forward(f.bind_address(), u32::from(f.port))
-                .await;
+            let _ = match &f.socket {
+                Some(path) => handle.cancel_streamlocal_forward(path.as_str()).await,
+                None => {
+                    handle
+                        .cancel_tcpip_forward(f.bind_address(), u32::from(f.port))
+                        .await
+                }
+            };
             let _ = handle
                 .disconnect(Disconnect::ByApplication, "jailbird shutting down", "en")
                 .await;
@@ -553,6 +570,27 @@ async fn establish(
     }
 
     let f = &ctx.forward;
+    if let Some(path) = &f.socket {
+        return match timeout(
+            FORWARD_REPLY_TIMEOUT,
+            handle.streamlocal_forward(path.as_str()),
+        )
+        .await
+        {
+            Ok(Ok(())) => Ok((handle, path.clone(), taken.cipher)),
+            Ok(Err(russh::Error::RequestDenied)) => Err(Failure::ForwardRefused(format!(
+                "jail {jail} refused the forward of {path}: a stale socket is there (the jail needs StreamLocalBindUnlink yes), its directory is not writable by {}, or AllowStreamLocalForwarding is off",
+                jail.user
+            ))),
+            Ok(Err(e)) => Err(Failure::Lost(format!(
+                "jail {jail} dropped the link during the forward request for {path}: {e}"
+            ))),
+            Err(_) => Err(Failure::ForwardTimeout(format!(
+                "jail {jail} did not answer the forward request for {path} within {}s",
+                FORWARD_REPLY_TIMEOUT.as_secs()
+            ))),
+        };
+    }
     let spec = format!("{}:{}", f.bind_address(), f.port);
     match timeout(
         FORWARD_REPLY_TIMEOUT,

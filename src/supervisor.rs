@@ -17,6 +17,15 @@ use std::sync::Arc;
 pub async fn run(cfg: RunConfig, mut shutdown: Shutdown) -> Result<(), String> {
     let DeviceKey { key, mut state } = DeviceKey::load(&cfg.state_path, &cfg.key)?;
     log::info!("device key {}", identity::fingerprint(key.public_key()));
+    let mut forward = cfg.forward.clone();
+    if let Some(t) = &forward.socket {
+        let id = identity::device_id(key.public_key());
+        forward.socket = Some(crate::config::expand_socket_path(
+            t,
+            &identity::hostname(),
+            &id,
+        ));
+    }
     let ctx = Ctx {
         ssh: Arc::new(session::ssh_config(
             cfg.alive_interval,
@@ -25,7 +34,7 @@ pub async fn run(cfg: RunConfig, mut shutdown: Shutdown) -> Result<(), String> {
         )),
         key: Arc::new(key),
         trust: Arc::new(cfg.trust.clone()),
-        forward: cfg.forward.clone(),
+        forward,
         target: Target {
             host: cfg.forward.target_host.clone(),
             port: cfg.forward.target_port,

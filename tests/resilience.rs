@@ -285,6 +285,7 @@ fn autossh_container_environment_alone_configures_the_tunnel() {
         client_alive: (0, 3),
         port: 0,
         permit_any: false,
+        streamlocal: false,
     });
     let kh = jail.known_hosts_file(&dir);
     let echo = Echo::start();

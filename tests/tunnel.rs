@@ -288,6 +288,7 @@ fn dynamic_remote_port_is_reported_in_the_log_and_the_status_file() {
         client_alive: (0, 3),
         port: 0,
         permit_any: true,
+        streamlocal: false,
     });
     let kh = jail.known_hosts_file(&dir);
     let status_file = dir.path("status");

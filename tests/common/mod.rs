@@ -154,6 +154,8 @@ pub struct JailOpts {
     pub port: u16,
     /// `PermitListen any` instead of the one port (for `-R 0`).
     pub permit_any: bool,
+    /// `AllowStreamLocalForwarding remote` + `StreamLocalBindUnlink yes` (seed 003).
+    pub streamlocal: bool,
 }
 
 /// A running OpenSSH jail: key-only, no root, one user with a /bin/false shell,
@@ -218,7 +220,8 @@ impl Jail {
                  GatewayPorts no\n\
                  PermitListen {pl}\n\
                  PermitOpen none\n\
-                 AllowStreamLocalForwarding no\n\
+                 AllowStreamLocalForwarding {sl}\n\
+                 StreamLocalBindUnlink {slu}\n\
                  AllowAgentForwarding no\n\
                  X11Forwarding no\n\
                  PermitTunnel no\n\
@@ -230,6 +233,12 @@ impl Jail {
                 hk = self.dir.path("ssh_host_ed25519_key").display(),
                 ak = self.dir.path("authorized_keys").display(),
                 user = self.user,
+                sl = if self.opts.streamlocal {
+                    "remote"
+                } else {
+                    "no"
+                },
+                slu = if self.opts.streamlocal { "yes" } else { "no" },
                 pl = if self.opts.permit_any {
                     "any".to_string()
                 } else {
@@ -654,6 +663,7 @@ impl Setup {
             client_alive: (0, 3),
             port: 0,
             permit_any: false,
+            streamlocal: false,
         };
         tweak(&mut opts);
         let jail = Jail::start(opts);

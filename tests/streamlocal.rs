@@ -1,0 +1,101 @@
+//! Unix-socket reverse forwards (seed 003's zero-code jumphost) through a real
+//! OpenSSH jail with AllowStreamLocalForwarding remote and StreamLocalBindUnlink yes.
+#![cfg(feature = "streamlocal")]
+
+mod common;
+use common::*;
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
+
+fn socket_roundtrip(path: &std::path::Path, data: &[u8]) -> Option<Vec<u8>> {
+    let mut s = UnixStream::connect(path).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(20))).ok()?;
+    let mut w = s.try_clone().ok()?;
+    let owned = data.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = w.write_all(&owned);
+        let _ = w.shutdown(std::net::Shutdown::Write);
+    });
+    let mut back = Vec::new();
+    s.read_to_end(&mut back).ok()?;
+    writer.join().ok()?;
+    Some(back)
+}
+
+#[test]
+fn socket_forward_carries_data_and_a_killed_agent_is_replaced_at_once() {
+    let dir = TempDir::new("sock");
+    let state = dir.path("identity").display().to_string();
+    let socks = dir.path("socks");
+    std::fs::create_dir(&socks).unwrap();
+    run_ok(std::process::Command::new("chmod").arg("0777").arg(&socks));
+    let (status, line, err) =
+        jailbird(&["authorize", "--state", &state, "--listen", "/ignored.sock"]);
+    assert!(status.success(), "{err}");
+    assert!(
+        line.starts_with("restrict,port-forwarding,command=\"/bin/false\" ssh-ed25519 "),
+        "{line}"
+    );
+    let jail = Jail::start(JailOpts {
+        permit_listen: 1,
+        authorized_keys: line.trim().to_string(),
+        client_alive: (0, 3),
+        port: 0,
+        permit_any: false,
+        streamlocal: true,
+    });
+    let kh = jail.known_hosts_file(&dir);
+    let echo = Echo::start();
+    let template = format!("{}/%h-%i.sock", socks.display());
+    let status_file = dir.path("status").display().to_string();
+    let args = [
+        "run",
+        "--state",
+        &state,
+        "--known-hosts",
+        kh.to_str().unwrap(),
+        "--status-file",
+        &status_file,
+        "-R",
+        &format!("{template}:127.0.0.1:{}", echo.port),
+        &jail.destination(),
+    ];
+    let mut first = Agent::spawn(&args, &[]);
+    let up = first.wait_log("tunnel up", READY);
+    let listen = up
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("listen="))
+        .unwrap()
+        .to_string();
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap()
+        .trim()
+        .to_string();
+    assert!(
+        listen.starts_with(&format!("{}/{hostname}-", socks.display()))
+            && listen.ends_with(".sock"),
+        "{listen}"
+    );
+    let id = listen.rsplit('-').next().unwrap().trim_end_matches(".sock");
+    assert_eq!(id.len(), 16, "{listen}");
+    let path = std::path::PathBuf::from(&listen);
+    let data = pattern(1 << 20, 61);
+    assert_eq!(socket_roundtrip(&path, &data).unwrap(), data);
+
+    // SIGKILL: no clean disconnect, the jail's old session still holds the socket.
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
+    let second = Agent::spawn(&args, &[]);
+    let t = Instant::now();
+    second.wait_log("tunnel up", READY);
+    let small = pattern(4096, 62);
+    wait_until(
+        Duration::from_secs(10),
+        "the new agent to serve the socket",
+        || (socket_roundtrip(&path, &small).as_deref() == Some(&small[..])).then_some(()),
+    );
+    let took = t.elapsed();
+    eprintln!("socket taken over {took:?} after the new agent started");
+    assert!(took <= Duration::from_secs(5), "took {took:?}");
+}
