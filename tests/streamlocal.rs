@@ -99,3 +99,65 @@ fn socket_forward_carries_data_and_a_killed_agent_is_replaced_at_once() {
     eprintln!("socket taken over {took:?} after the new agent started");
     assert!(took <= Duration::from_secs(5), "took {took:?}");
 }
+
+#[test]
+fn operator_reaches_the_device_sshd_with_proxycommand_nc_u() {
+    let dir = TempDir::new("sockssh");
+    let state = dir.path("identity").display().to_string();
+    let socks = dir.path("socks");
+    std::fs::create_dir(&socks).unwrap();
+    run_ok(std::process::Command::new("chmod").arg("0777").arg(&socks));
+    let (_, line, _) = jailbird(&["authorize", "--state", &state, "--listen", "/x.sock"]);
+    let jail = Jail::start(JailOpts {
+        permit_listen: 1,
+        authorized_keys: line.trim().to_string(),
+        client_alive: (0, 3),
+        port: 0,
+        permit_any: false,
+        streamlocal: true,
+    });
+    let kh = jail.known_hosts_file(&dir);
+    let device = DeviceSshd::start();
+    let sock = socks.join("device-7.sock");
+    let spec = format!("{}:127.0.0.1:{}", sock.display(), device.port);
+    let agent = Agent::spawn(
+        &[
+            "run",
+            "--state",
+            &state,
+            "--known-hosts",
+            kh.to_str().unwrap(),
+            "-R",
+            &spec,
+            &jail.destination(),
+        ],
+        &[],
+    );
+    agent.wait_log("tunnel up", READY);
+    // As in seed 003: ssh -o ProxyCommand='nc -U /home/host/HOSTNAME.sock' device
+    let out = std::process::Command::new("ssh")
+        .args([
+            "-F",
+            "/dev/null",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+        ])
+        .arg("-o")
+        .arg(format!("ProxyCommand=nc -U {}", sock.display()))
+        .arg("-i")
+        .arg(&device.client_key)
+        .arg(format!("{}@device-7", device_user()))
+        .arg("echo via-socket")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "ssh failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "via-socket\n");
+}
