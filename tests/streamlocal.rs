@@ -8,6 +8,47 @@ use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
+/// A jail for unix-socket forwards (seed 003), a directory the tunnel user may
+/// create sockets in, and a state file whose key the jail accepts.
+struct SocketJail {
+    dir: TempDir,
+    state: String,
+    socks: std::path::PathBuf,
+    jail: Jail,
+}
+
+impl SocketJail {
+    fn start(tag: &str) -> SocketJail {
+        let dir = TempDir::new(tag);
+        let state = dir.path("identity").display().to_string();
+        let socks = dir.path("socks");
+        std::fs::create_dir(&socks).unwrap();
+        run_ok(std::process::Command::new("chmod").arg("0777").arg(&socks));
+        let (status, line, err) =
+            jailbird(&["authorize", "--state", &state, "--listen", "/x.sock"]);
+        assert!(status.success(), "{err}");
+        // permitlisten covers TCP only: a socket listen gets none.
+        assert!(
+            line.starts_with("restrict,port-forwarding,command=\"/bin/false\" ssh-ed25519 "),
+            "{line}"
+        );
+        let jail = Jail::start(JailOpts {
+            permit_listen: 1,
+            authorized_keys: line.trim().to_string(),
+            client_alive: (0, 3),
+            port: 0,
+            permit_any: false,
+            streamlocal: true,
+        });
+        SocketJail {
+            dir,
+            state,
+            socks,
+            jail,
+        }
+    }
+}
+
 fn socket_roundtrip(path: &std::path::Path, data: &[u8]) -> Option<Vec<u8>> {
     let mut s = UnixStream::connect(path).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(20))).ok()?;
@@ -25,26 +66,12 @@ fn socket_roundtrip(path: &std::path::Path, data: &[u8]) -> Option<Vec<u8>> {
 
 #[test]
 fn socket_forward_carries_data_and_a_killed_agent_is_replaced_at_once() {
-    let dir = TempDir::new("sock");
-    let state = dir.path("identity").display().to_string();
-    let socks = dir.path("socks");
-    std::fs::create_dir(&socks).unwrap();
-    run_ok(std::process::Command::new("chmod").arg("0777").arg(&socks));
-    let (status, line, err) =
-        jailbird(&["authorize", "--state", &state, "--listen", "/ignored.sock"]);
-    assert!(status.success(), "{err}");
-    assert!(
-        line.starts_with("restrict,port-forwarding,command=\"/bin/false\" ssh-ed25519 "),
-        "{line}"
-    );
-    let jail = Jail::start(JailOpts {
-        permit_listen: 1,
-        authorized_keys: line.trim().to_string(),
-        client_alive: (0, 3),
-        port: 0,
-        permit_any: false,
-        streamlocal: true,
-    });
+    let SocketJail {
+        dir,
+        state,
+        socks,
+        jail,
+    } = SocketJail::start("sock");
     let kh = jail.known_hosts_file(&dir);
     let echo = Echo::start();
     let template = format!("{}/%h-%i.sock", socks.display());
@@ -102,20 +129,12 @@ fn socket_forward_carries_data_and_a_killed_agent_is_replaced_at_once() {
 
 #[test]
 fn operator_reaches_the_device_sshd_with_proxycommand_nc_u() {
-    let dir = TempDir::new("sockssh");
-    let state = dir.path("identity").display().to_string();
-    let socks = dir.path("socks");
-    std::fs::create_dir(&socks).unwrap();
-    run_ok(std::process::Command::new("chmod").arg("0777").arg(&socks));
-    let (_, line, _) = jailbird(&["authorize", "--state", &state, "--listen", "/x.sock"]);
-    let jail = Jail::start(JailOpts {
-        permit_listen: 1,
-        authorized_keys: line.trim().to_string(),
-        client_alive: (0, 3),
-        port: 0,
-        permit_any: false,
-        streamlocal: true,
-    });
+    let SocketJail {
+        dir,
+        state,
+        socks,
+        jail,
+    } = SocketJail::start("sockssh");
     let kh = jail.known_hosts_file(&dir);
     let device = DeviceSshd::start();
     let sock = socks.join("device-7.sock");
@@ -135,29 +154,9 @@ fn operator_reaches_the_device_sshd_with_proxycommand_nc_u() {
     );
     agent.wait_log("tunnel up", READY);
     // As in seed 003: ssh -o ProxyCommand='nc -U /home/host/HOSTNAME.sock' device
-    let out = std::process::Command::new("ssh")
-        .args([
-            "-F",
-            "/dev/null",
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-        ])
-        .arg("-o")
-        .arg(format!("ProxyCommand=nc -U {}", sock.display()))
-        .arg("-i")
-        .arg(&device.client_key)
-        .arg(format!("{}@device-7", device_user()))
-        .arg("echo via-socket")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "ssh failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let proxy = format!("ProxyCommand=nc -U {}", sock.display());
+    assert_eq!(
+        device.operator_ssh(&["-o", &proxy], "device-7", "echo via-socket"),
+        "via-socket\n"
     );
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "via-socket\n");
 }

@@ -43,29 +43,10 @@ fn real_ssh_client_reaches_the_device_sshd_through_the_tunnel() {
     let device = DeviceSshd::start();
     let agent = s.spawn_agent(device.port, &[]);
     agent.wait_log("tunnel up", READY);
-    let out = std::process::Command::new("ssh")
-        .args([
-            "-F",
-            "/dev/null",
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-        ])
-        .arg("-i")
-        .arg(&device.client_key)
-        .args(["-p", &s.listen.to_string()])
-        .arg(format!("{}@127.0.0.1", device_user()))
-        .arg("echo through-the-jail; uname -s")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "ssh failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let stdout = device.operator_ssh(
+        &["-p", &s.listen.to_string()],
+        "127.0.0.1",
+        "echo through-the-jail; uname -s",
     );
     assert_eq!(stdout, "through-the-jail\nLinux\n");
 }
@@ -98,14 +79,17 @@ fn thirty_two_concurrent_channels_intact_and_the_33rd_refused_while_the_tunnel_s
 
     // Hold 32 open (each proven established by a round trip), then 3 more are refused.
     let mut held = Vec::new();
-    for i in 0..32 {
-        let mut c = TcpStream::connect(("127.0.0.1", s.listen)).unwrap();
-        c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-        c.write_all(&[i as u8]).unwrap();
-        let mut b = [0u8; 1];
-        c.read_exact(&mut b)
-            .unwrap_or_else(|e| panic!("held connection {i}: {e}"));
-        assert_eq!(b[0], i as u8);
+    for i in 0..32u8 {
+        // The 32 channels above free their slots as their copies wind down: retry
+        // until this one is served.
+        let c = wait_until(READY, &format!("held connection {i}"), || {
+            let mut c = TcpStream::connect(("127.0.0.1", s.listen)).ok()?;
+            c.set_read_timeout(Some(Duration::from_secs(20))).ok()?;
+            c.write_all(&[i]).ok()?;
+            let mut b = [0u8; 1];
+            c.read_exact(&mut b).ok()?;
+            (b[0] == i).then_some(c)
+        });
         held.push(c);
     }
     let accepted_before = echo.accepted.load(std::sync::atomic::Ordering::SeqCst);
@@ -138,7 +122,7 @@ fn thirty_two_concurrent_channels_intact_and_the_33rd_refused_while_the_tunnel_s
     drop(held.pop());
     let data = pattern(64 << 10, 7);
     wait_until(READY, "a slot to free up", || {
-        (echo_roundtrip(s.listen, &data) == data).then_some(())
+        (try_echo_roundtrip(s.listen, &data).ok()? == data).then_some(())
     });
     assert_eq!(agent.count("tunnel up"), 1, "the tunnel was rebuilt");
 }

@@ -430,6 +430,36 @@ impl DeviceSshd {
     }
 }
 
+impl DeviceSshd {
+    /// Runs `command` on this device as the operator with a real `ssh` client,
+    /// reaching it through `route` (e.g. `["-p", "PORT"]` for the jail's port, or
+    /// `["-o", "ProxyCommand=nc -U SOCKET"]`) and `host`. Returns stdout.
+    pub fn operator_ssh(&self, route: &[&str], host: &str, command: &str) -> String {
+        let out = Command::new("ssh")
+            .args([
+                "-F",
+                "/dev/null",
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "StrictHostKeyChecking=no",
+            ])
+            .args(["-o", "UserKnownHostsFile=/dev/null", "-i"])
+            .arg(&self.client_key)
+            .args(route)
+            .arg(format!("{}@{host}", device_user()))
+            .arg(command)
+            .output()
+            .expect("run ssh");
+        assert!(
+            out.status.success(),
+            "ssh failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
 impl Drop for DeviceSshd {
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
@@ -497,19 +527,25 @@ pub fn sha256(b: &[u8]) -> Vec<u8> {
 /// Sends `data` through `port` to an echo target and returns what came back
 /// (written and read concurrently, then half-closed to end the echo).
 pub fn echo_roundtrip(port: u16, data: &[u8]) -> Vec<u8> {
-    let s = TcpStream::connect(("127.0.0.1", port)).expect("connect to the jail's forwarded port");
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    let mut w = s.try_clone().unwrap();
+    try_echo_roundtrip(port, data).unwrap_or_else(|e| panic!("echo through port {port}: {e}"))
+}
+
+/// [`echo_roundtrip`] that reports a refused or reset connection instead of
+/// panicking (for waits on a condition, e.g. a channel slot being freed).
+pub fn try_echo_roundtrip(port: u16, data: &[u8]) -> std::io::Result<Vec<u8>> {
+    let s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(60)))?;
+    let mut w = s.try_clone()?;
     let data = data.to_vec();
     let writer = thread::spawn(move || {
-        w.write_all(&data).unwrap();
-        w.shutdown(Shutdown::Write).unwrap();
+        let _ = w.write_all(&data);
+        let _ = w.shutdown(Shutdown::Write);
     });
     let mut back = Vec::new();
     let mut r = s;
-    r.read_to_end(&mut back).expect("read echo");
-    writer.join().unwrap();
-    back
+    let read = r.read_to_end(&mut back);
+    let _ = writer.join();
+    read.map(|_| back)
 }
 
 /// The agent process, its stderr collected line by line.
