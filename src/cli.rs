@@ -6,10 +6,12 @@ use std::ffi::OsString;
 /// Usage text for `--help` and usage errors.
 pub const USAGE: &str = "\
 usage: jailbird key [--state PATH | --identity-file PATH]
-       jailbird authorize [--state PATH | --identity-file PATH] --listen [ADDR:]PORT [--comment TEXT]
+       jailbird authorize [--state PATH | --identity-file PATH] --listen [ADDR:]PORT|--open HOST:PORT [--comment TEXT]
        jailbird run [OPTIONS] [USER@]HOST[:PORT][,...]
 run options:
   -R [BIND:]PORT:TARGET_HOST:TARGET_PORT   reverse forward held open on the jail
+  -R /path.sock:TARGET_HOST:TARGET_PORT    reverse forward to a unix socket on the jail (%h, %i)
+  -L [BIND:]PORT:HOST:HOSTPORT             local forward: listen here, connect HOST:HOSTPORT via the jail
   -p PORT                  jail sshd port (default 22)
   --state PATH             identity file (created if absent)
   --identity-file PATH     use an existing unencrypted OpenSSH private key instead
@@ -26,6 +28,7 @@ pub mod env {
     pub const DESTINATION: &str = "JAILBIRD_DESTINATION";
     pub const PORT: &str = "JAILBIRD_PORT";
     pub const REMOTE_FORWARD: &str = "JAILBIRD_REMOTE_FORWARD";
+    pub const LOCAL_FORWARD: &str = "JAILBIRD_LOCAL_FORWARD";
     pub const STATE: &str = "JAILBIRD_STATE";
     pub const IDENTITY_FILE: &str = "JAILBIRD_IDENTITY_FILE";
     pub const KNOWN_HOSTS: &str = "JAILBIRD_KNOWN_HOSTS";
@@ -77,6 +80,7 @@ pub struct Args {
     pub known_hosts: Option<String>,
     pub host_key: Option<String>,
     pub listen: Option<String>,
+    pub open: Option<String>,
     pub comment: Option<String>,
     pub status_file: Option<String>,
     /// `-o Key=Value` in order given.
@@ -114,7 +118,7 @@ pub fn parse<I: IntoIterator<Item = OsString>>(argv: I) -> Result<Args, String> 
                 once(slot, value(&mut p, &flag)?, &flag)?
             }
             Long(
-                name @ ("state" | "identity-file" | "known-hosts" | "host-key" | "listen"
+                name @ ("state" | "identity-file" | "known-hosts" | "host-key" | "listen" | "open"
                 | "comment" | "status-file"),
             ) => {
                 let flag = format!("--{name}");
@@ -125,6 +129,7 @@ pub fn parse<I: IntoIterator<Item = OsString>>(argv: I) -> Result<Args, String> 
                     "known-hosts" => &mut a.known_hosts,
                     "host-key" => &mut a.host_key,
                     "listen" => &mut a.listen,
+                    "open" => &mut a.open,
                     "status-file" => &mut a.status_file,
                     _ => &mut a.comment,
                 };

@@ -111,6 +111,47 @@ impl RemoteForward {
     }
 }
 
+/// `-L [BIND:]PORT:HOST:HOSTPORT`: the agent listens on BIND:PORT and opens a
+/// `direct-tcpip` channel to HOST:HOSTPORT through the jail per connection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LocalForward {
+    /// Local address to listen on (`127.0.0.1` unless given; `*` is every interface).
+    pub bind: String,
+    /// Local port; 0 lets the kernel pick (reported in the `tunnel up` line).
+    pub port: u16,
+    /// Where the jail connects, as the jail resolves it.
+    pub host: String,
+    pub host_port: u16,
+}
+
+impl LocalForward {
+    /// The address to bind, with `*` meaning every IPv4 interface.
+    pub fn bind_address(&self) -> &str {
+        if self.bind == "*" {
+            "0.0.0.0"
+        } else {
+            &self.bind
+        }
+    }
+}
+
+/// The tunnel's shape.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Forward {
+    Remote(RemoteForward),
+    Local(LocalForward),
+}
+
+impl Forward {
+    /// The reverse forward, if that is the shape.
+    pub fn remote(&self) -> Option<&RemoteForward> {
+        match self {
+            Forward::Remote(r) => Some(r),
+            Forward::Local(_) => None,
+        }
+    }
+}
+
 /// Where the device key comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum KeySource {
@@ -124,7 +165,7 @@ pub enum KeySource {
 #[derive(Clone, Debug)]
 pub struct RunConfig {
     pub jails: heapless::Vec<Jail, MAX_JAILS>,
-    pub forward: RemoteForward,
+    pub forward: Forward,
     pub state_path: PathBuf,
     pub key: KeySource,
     pub trust: TrustSources,
@@ -139,6 +180,15 @@ pub struct RunConfig {
     pub ciphers: heapless::Vec<&'static str, 4>,
 }
 
+/// What an authorized_keys line lets the device do on the jail.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Permit {
+    /// `--listen [ADDR:]PORT` or `/path.sock` (for `-R`): `permitlisten`.
+    Listen(String),
+    /// `--open HOST:PORT` (for `-L`): `permitopen`.
+    Open(String),
+}
+
 /// What the command line asks for.
 #[derive(Clone, Debug)]
 pub enum Command {
@@ -151,7 +201,7 @@ pub enum Command {
     Authorize {
         state_path: PathBuf,
         key: KeySource,
-        listen: String,
+        permit: Permit,
         comment: Option<String>,
     },
     Run(Box<RunConfig>),
@@ -193,9 +243,11 @@ pub fn build(args: Args, getenv: &dyn Fn(&str) -> Option<String>) -> Result<Comm
             }
         }
     }
-    if verb != Verb::Authorize && (args.listen.is_some() || args.comment.is_some()) {
+    if verb != Verb::Authorize
+        && (args.listen.is_some() || args.open.is_some() || args.comment.is_some())
+    {
         return Err(bad(
-            "--listen and --comment are only for `jailbird authorize`",
+            "--listen, --open and --comment are only for `jailbird authorize`",
         ));
     }
     match verb {
@@ -203,9 +255,35 @@ pub fn build(args: Args, getenv: &dyn Fn(&str) -> Option<String>) -> Result<Comm
         Verb::Version => Ok(Command::Version),
         Verb::Key => Ok(Command::Key { state_path, key }),
         Verb::Authorize => {
-            let listen = args
-                .listen
-                .ok_or_else(|| bad("authorize needs --listen [ADDR:]PORT"))?;
+            let listen = match (args.listen, args.open) {
+                (Some(_), Some(_)) => {
+                    return Err(bad(
+                        "authorize takes --listen (for -R) or --open (for -L), not both",
+                    ));
+                }
+                (None, Some(open)) => {
+                    let ok = split_host_port(&open).is_some_and(|(h, p)| {
+                        valid_host(unbracket(h)) && p.parse::<u16>().is_ok_and(|p| p > 0)
+                    });
+                    if !ok {
+                        return Err(bad(format!(
+                            "--open {open:?}: expected HOST:PORT, the -L destination the jail may connect to"
+                        )));
+                    }
+                    return Ok(Command::Authorize {
+                        state_path,
+                        key,
+                        permit: Permit::Open(open),
+                        comment: args.comment,
+                    });
+                }
+                (Some(l), None) => l,
+                (None, None) => {
+                    return Err(bad(
+                        "authorize needs --listen [ADDR:]PORT (for -R) or --open HOST:PORT (for -L)",
+                    ));
+                }
+            };
             let (addr, port) = match split_host_port(&listen).filter(|_| !listen.starts_with('/')) {
                 Some((a, p)) => (Some(a), p),
                 None => (None, listen.as_str()),
@@ -221,7 +299,7 @@ pub fn build(args: Args, getenv: &dyn Fn(&str) -> Option<String>) -> Result<Comm
             Ok(Command::Authorize {
                 state_path,
                 key,
-                listen,
+                permit: Permit::Listen(listen),
                 comment: args.comment,
             })
         }
@@ -256,9 +334,6 @@ fn build_run(
     let pick =
         |flag: Option<String>, names: &[&str]| flag.or_else(|| names.iter().find_map(|n| var(n)));
 
-    if args.local.is_some() || var(env::SSH_MODE).is_some_and(|m| m.trim() == "-L") {
-        return Err(bad("-L (local forward) is not built into this jailbird"));
-    }
     if let Some(m) = var(env::SSH_MODE).filter(|m| !matches!(m.trim(), "-R" | "-L")) {
         return Err(bad(format!("{}={m:?}: expected -R or -L", env::SSH_MODE)));
     }
@@ -283,23 +358,47 @@ fn build_run(
         return Err(bad(format!("destination {dest:?} names no jail")));
     }
 
-    let forward = match pick(args.remote, &[env::REMOTE_FORWARD]) {
-        Some(spec) => parse_remote_forward(&spec)?,
-        None => match var(env::SSH_TUNNEL_PORT) {
-            Some(tp) => RemoteForward {
-                socket: None,
-                bind: var(env::SSH_BIND_IP),
-                port: parse_port(&tp, env::SSH_TUNNEL_PORT)?,
-                target_host: var(env::SSH_TARGET_HOST)
-                    .unwrap_or_else(|| defaults::TARGET_HOST.into()),
-                target_port: match var(env::SSH_TARGET_PORT) {
+    let local_mode = var(env::SSH_MODE).is_some_and(|m| m.trim() == "-L");
+    let remote = pick(args.remote, &[env::REMOTE_FORWARD]);
+    let local = pick(args.local, &[env::LOCAL_FORWARD]);
+    let forward = match (remote, local) {
+        (Some(_), Some(_)) => {
+            return Err(bad(
+                "-R and -L both given: one jailbird holds one tunnel (run a second one for the other)",
+            ));
+        }
+        (Some(spec), None) => Forward::Remote(parse_remote_forward(&spec)?),
+        (None, Some(spec)) => Forward::Local(parse_local_forward(&spec)?),
+        (None, None) => match var(env::SSH_TUNNEL_PORT) {
+            Some(tp) => {
+                let port = parse_port(&tp, env::SSH_TUNNEL_PORT)?;
+                let target_host =
+                    var(env::SSH_TARGET_HOST).unwrap_or_else(|| defaults::TARGET_HOST.into());
+                let target_port = match var(env::SSH_TARGET_PORT) {
                     Some(p) => parse_port(&p, env::SSH_TARGET_PORT)?,
                     None => defaults::TARGET_PORT,
-                },
-            },
+                };
+                if local_mode {
+                    let bind = var(env::SSH_BIND_IP).unwrap_or_else(|| "127.0.0.1".into());
+                    // Same checks as the flag form, so both fail alike.
+                    Forward::Local(parse_local_forward(&format!(
+                        "{}:{port}:{}:{target_port}",
+                        bracket(&bind),
+                        bracket(&target_host)
+                    ))?)
+                } else {
+                    Forward::Remote(RemoteForward {
+                        socket: None,
+                        bind: var(env::SSH_BIND_IP),
+                        port,
+                        target_host,
+                        target_port,
+                    })
+                }
+            }
             None => {
                 return Err(bad(
-                    "no forward given: -R [BIND:]PORT:HOST:HOSTPORT (or JAILBIRD_REMOTE_FORWARD, or SSH_TUNNEL_PORT)",
+                    "no forward given: -R [BIND:]PORT:HOST:HOSTPORT or -L [BIND:]PORT:HOST:HOSTPORT (or JAILBIRD_REMOTE_FORWARD / JAILBIRD_LOCAL_FORWARD, or SSH_TUNNEL_PORT)",
                 ));
             }
         },
@@ -571,7 +670,7 @@ fn valid_host(h: &str) -> bool {
 }
 
 /// Splits a forward spec at colons outside `[...]`.
-fn spec_fields(s: &str) -> Result<heapless::Vec<&str, 4>, ConfigError> {
+fn spec_fields<'a>(s: &'a str, flag: &str) -> Result<heapless::Vec<&'a str, 4>, ConfigError> {
     let mut out = heapless::Vec::new();
     let (mut depth, mut start) = (0u8, 0);
     for (i, c) in s.char_indices() {
@@ -580,15 +679,24 @@ fn spec_fields(s: &str) -> Result<heapless::Vec<&str, 4>, ConfigError> {
             ']' => depth = depth.saturating_sub(1),
             ':' if depth == 0 => {
                 out.push(&s[start..i])
-                    .map_err(|_| bad(format!("-R {s:?}: too many ':' fields")))?;
+                    .map_err(|_| bad(format!("{flag} {s:?}: too many ':' fields")))?;
                 start = i + 1;
             }
             _ => {}
         }
     }
     out.push(&s[start..])
-        .map_err(|_| bad(format!("-R {s:?}: too many ':' fields")))?;
+        .map_err(|_| bad(format!("{flag} {s:?}: too many ':' fields")))?;
     Ok(out)
+}
+
+/// Puts an IPv6 address in brackets for a `host:port` spec.
+fn bracket(s: &str) -> String {
+    if s.contains(':') && !s.starts_with('[') {
+        format!("[{s}]")
+    } else {
+        s.into()
+    }
 }
 
 fn unbracket(s: &str) -> &str {
@@ -641,7 +749,7 @@ pub fn parse_remote_forward(s: &str) -> Result<RemoteForward, ConfigError> {
     if s.starts_with('/') {
         return parse_socket_forward(s);
     }
-    let f = spec_fields(s)?;
+    let f = spec_fields(s, "-R")?;
     let (bind, rest) = match f.len() {
         3 => (None, &f[..]),
         4 => (Some(unbracket(f[0])), &f[1..]),
@@ -675,6 +783,51 @@ pub fn parse_remote_forward(s: &str) -> Result<RemoteForward, ConfigError> {
     })
 }
 
+/// Parses `-L [BIND:]PORT:HOST:HOSTPORT`.
+#[cfg(feature = "local-forward")]
+pub fn parse_local_forward(s: &str) -> Result<LocalForward, ConfigError> {
+    let f = spec_fields(s, "-L")?;
+    let (bind, rest) = match f.len() {
+        3 => (None, &f[..]),
+        4 => (Some(unbracket(f[0])), &f[1..]),
+        _ => {
+            return Err(bad(format!("-L {s:?}: expected [BIND:]PORT:HOST:HOSTPORT")));
+        }
+    };
+    let bind = match bind {
+        None | Some("") | Some("localhost") => "127.0.0.1".to_string(),
+        Some("*") => "*".to_string(),
+        Some(b) if b.parse::<std::net::IpAddr>().is_ok() => b.to_string(),
+        Some(b) => {
+            return Err(bad(format!(
+                "-L {s:?}: bind address {b:?} must be an IP address, localhost or *"
+            )));
+        }
+    };
+    let port = parse_port(rest[0], &format!("-L {s:?}: listen port"))?;
+    let host = unbracket(rest[1]);
+    if !valid_host(host) {
+        return Err(bad(format!("-L {s:?}: bad host {host:?}")));
+    }
+    let host_port = parse_port(rest[2], &format!("-L {s:?}: host port"))?;
+    if host_port == 0 {
+        return Err(bad(format!("-L {s:?}: host port 0")));
+    }
+    Ok(LocalForward {
+        bind,
+        port,
+        host: host.into(),
+        host_port,
+    })
+}
+
+#[cfg(not(feature = "local-forward"))]
+pub fn parse_local_forward(s: &str) -> Result<LocalForward, ConfigError> {
+    Err(bad(format!(
+        "-L {s:?}: local forwards are not built into this jailbird (feature local-forward)"
+    )))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -706,15 +859,15 @@ mod tests {
         );
         assert_eq!(
             c.forward,
-            RemoteForward {
+            Forward::Remote(RemoteForward {
                 socket: None,
                 bind: None,
                 port: 2022,
                 target_host: "127.0.0.1".into(),
                 target_port: 22
-            }
+            })
         );
-        assert_eq!(c.forward.bind_address(), "localhost");
+        assert_eq!(c.forward.remote().unwrap().bind_address(), "localhost");
         assert_eq!(c.alive_interval, Some(Duration::from_secs(10)));
         assert_eq!(c.alive_count_max, 3);
         assert!(!c.trust.accept_new);
@@ -745,8 +898,17 @@ mod tests {
                 port: 2222
             }
         );
-        assert_eq!(c.forward.bind.as_deref(), Some("127.0.0.1"));
-        assert_eq!((c.forward.port, c.forward.target_port), (11111, 80));
+        assert_eq!(
+            c.forward.remote().unwrap().bind.as_deref(),
+            Some("127.0.0.1")
+        );
+        assert_eq!(
+            (
+                c.forward.remote().unwrap().port,
+                c.forward.remote().unwrap().target_port
+            ),
+            (11111, 80)
+        );
         assert_eq!(c.alive_interval, None);
         assert_eq!(c.trust.known_hosts, Some(PathBuf::from("/known_hosts")));
     }
@@ -788,6 +950,68 @@ mod tests {
         for bad in ["u@", "@h", "u@h:", "u@h:99999", "u@h x", "u@[::1]", "u@h:0"] {
             assert!(parse_destination(bad, "d", 22).is_err(), "{bad}");
         }
+    }
+
+    #[cfg(feature = "local-forward")]
+    #[test]
+    fn local_forward_flag_and_autossh_env() {
+        let c = run("run -L 8080:db.internal:5432 j", &[]).unwrap();
+        let want = LocalForward {
+            bind: "127.0.0.1".into(),
+            port: 8080,
+            host: "db.internal".into(),
+            host_port: 5432,
+        };
+        assert_eq!(c.forward, Forward::Local(want));
+        let c = run("run -L [::1]:0:[fd00::5]:22 j", &[]).unwrap();
+        let Forward::Local(l) = c.forward else {
+            panic!()
+        };
+        assert_eq!(
+            (l.bind.as_str(), l.port, l.host.as_str()),
+            ("::1", 0, "fd00::5")
+        );
+        let c = run("run -L *:1234:h:22 j", &[]).unwrap();
+        let Forward::Local(l) = c.forward else {
+            panic!()
+        };
+        assert_eq!(l.bind_address(), "0.0.0.0");
+        // The autossh container's docker-compose example for SSH_MODE=-L.
+        let env = [
+            ("SSH_REMOTE_HOST", "203.0.113.10"),
+            ("SSH_REMOTE_PORT", "22222"),
+            ("SSH_BIND_IP", "0.0.0.0"),
+            ("SSH_TUNNEL_PORT", "1234"),
+            ("SSH_TARGET_HOST", "198.168.123.45"),
+            ("SSH_TARGET_PORT", "22"),
+            ("SSH_MODE", "-L"),
+        ];
+        let c = run("run", &env).unwrap();
+        assert_eq!(c.jails[0].port, 22222);
+        assert_eq!(
+            c.forward,
+            Forward::Local(LocalForward {
+                bind: "0.0.0.0".into(),
+                port: 1234,
+                host: "198.168.123.45".into(),
+                host_port: 22,
+            })
+        );
+        for bad in [
+            "run -L 8080:h j -R 1:h:2",
+            "run -L example.com:80:h:22 j",
+            "run -L 80:h:0 j",
+            "run -L 70000:h:22 j",
+            "run -L 1:2:3:4:5 j",
+        ] {
+            let e = run(bad, &[]).unwrap_err();
+            assert!(
+                e.0.starts_with("-L") || e.0.contains("-R and -L"),
+                "{bad}: {e}"
+            );
+        }
+        let e = run("run -R 1:h:2 -L 3:h:4 j", &[]).unwrap_err();
+        assert!(e.0.contains("one tunnel"), "{e}");
     }
 
     #[test]

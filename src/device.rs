@@ -1,7 +1,7 @@
 //! The device's own key, from the state file or an existing OpenSSH key, and
 //! the lines `jailbird key` and `jailbird authorize` print.
 
-use crate::config::KeySource;
+use crate::config::{KeySource, Permit};
 use crate::identity::{self, State};
 use crate::limits::MAX_IDENTITY_FILE_BYTES;
 use russh::keys::PrivateKey;
@@ -78,7 +78,13 @@ pub fn key_line(key: &PrivateKey) -> String {
 /// `jailbird authorize`: the restricted authorized_keys line for the jail.
 /// OpenSSH clients send `localhost` when no bind address is given, so a bare
 /// port is permitted under both names.
-pub fn authorize_line(key: &PrivateKey, listen: &str, comment: Option<&str>) -> String {
+pub fn authorize_line(key: &PrivateKey, permit: &Permit, comment: Option<&str>) -> String {
+    let listen = match permit {
+        Permit::Listen(l) => l.as_str(),
+        Permit::Open(o) => {
+            return authorize_with(key, &format!(",permitopen=\"{o}\""), comment);
+        }
+    };
     let permits = if listen.starts_with('/') {
         // permitlisten covers TCP only; the jail's sshd_config limits unix sockets
         // (AllowStreamLocalForwarding remote, and the tunnel user's directory).
@@ -88,8 +94,12 @@ pub fn authorize_line(key: &PrivateKey, listen: &str, comment: Option<&str>) -> 
     } else {
         format!("permitlisten=\"localhost:{listen}\",permitlisten=\"127.0.0.1:{listen}\"")
     };
+    let sep = if permits.is_empty() { "" } else { "," };
+    authorize_with(key, &format!("{sep}{permits}"), comment)
+}
+
+fn authorize_with(key: &PrivateKey, permits: &str, comment: Option<&str>) -> String {
     let default_comment = format!("jailbird@{}", identity::hostname());
     let key = identity::public_line(key.public_key(), comment.unwrap_or(&default_comment));
-    let sep = if permits.is_empty() { "" } else { "," };
-    format!("restrict,port-forwarding{sep}{permits},command=\"/bin/false\" {key}")
+    format!("restrict,port-forwarding{permits},command=\"/bin/false\" {key}")
 }

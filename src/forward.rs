@@ -2,10 +2,14 @@
 //! to an address the jail names), then a bounded copy both ways with EOF and
 //! half-close carried across.
 
-use crate::limits::{COPY_BUF_BYTES, TARGET_CONNECT_TIMEOUT};
-use russh::client::{ChannelOpenHandle, Msg};
+use crate::limits::{
+    ACCEPT_ERROR_PAUSE, CHANNEL_OPEN_TIMEOUT, COPY_BUF_BYTES, TARGET_CONNECT_TIMEOUT,
+};
+use russh::client::{ChannelOpenHandle, ChannelOpener, Msg};
 use russh::{Channel, ChannelMsg, ChannelOpenFailure};
+use std::net::SocketAddr;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
 use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
 
@@ -67,6 +71,84 @@ pub async fn serve(incoming: Incoming, target: &Target) {
     if let Err(e) = copy(channel, stream).await {
         log::debug!("forwarded connection from {origin} ended: {e}");
     }
+}
+
+/// Next connection on the `-L` listener; pending forever without one.
+pub async fn accept(local: Option<&TcpListener>) -> std::io::Result<(TcpStream, SocketAddr)> {
+    match local {
+        Some(l) => l.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Closes a local connection with a reset, so the client learns at once.
+pub fn reset(stream: TcpStream) {
+    let _ = stream.set_zero_linger();
+    drop(stream);
+}
+
+/// While the link to the jail is down, answers every `-L` connection with a
+/// reset instead of leaving it queued in the backlog. Never returns.
+pub async fn refuse_while_down(local: Option<&TcpListener>) {
+    loop {
+        match accept(local).await {
+            Ok((stream, peer)) => {
+                log::warn!("refused local connection from {peer}: the link to the jail is down");
+                reset(stream);
+            }
+            Err(e) => {
+                log::warn!("cannot accept a local connection: {e}");
+                tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+            }
+        }
+    }
+}
+
+/// One `-L` connection: asks the jail for a `direct-tcpip` channel to `target`,
+/// then copies both ways. A refusal (the jail's PermitOpen, or the host down)
+/// resets the local connection; the tunnel stays up.
+pub async fn serve_local(
+    opener: ChannelOpener,
+    stream: TcpStream,
+    peer: SocketAddr,
+    target: &Target,
+    _permit: OwnedSemaphorePermit,
+) {
+    let open = opener.direct_tcpip(
+        target.host.as_str(),
+        u32::from(target.port),
+        peer.ip().to_string(),
+        u32::from(peer.port()),
+    );
+    let why = match tokio::time::timeout(CHANNEL_OPEN_TIMEOUT, open).await {
+        Ok(Ok(channel)) => {
+            let _ = stream.set_nodelay(true);
+            log::debug!(
+                "forwarding {peer} -> {}:{} via the jail",
+                target.host,
+                target.port
+            );
+            if let Err(e) = copy(channel, stream).await {
+                log::debug!("local connection from {peer} ended: {e}");
+            }
+            return;
+        }
+        Ok(Err(russh::Error::ChannelOpenFailure(reason))) => format!(
+            "the jail refused ({reason:?}): is {}:{} in its PermitOpen, and is it up?",
+            target.host, target.port
+        ),
+        Ok(Err(e)) => format!("link to the jail failed: {e}"),
+        Err(_) => format!(
+            "the jail did not open the channel within {}s",
+            CHANNEL_OPEN_TIMEOUT.as_secs()
+        ),
+    };
+    log::warn!(
+        "local connection from {peer} to {}:{}: {why}",
+        target.host,
+        target.port
+    );
+    reset(stream);
 }
 
 /// How the jail-to-target direction ended.

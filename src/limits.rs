@@ -92,6 +92,11 @@ pub const MAX_JAILS: usize = 8;
 
 /// Time allowed to open the TCP connection to the forward target.
 pub const TARGET_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Time allowed for the jail to confirm a `-L` channel (it connects to the host first).
+pub const CHANNEL_OPEN_TIMEOUT: Duration = Duration::from_secs(10);
+/// Pause after a failed accept() on the `-L` listener (e.g. out of file
+/// descriptors), so the loop cannot spin.
+pub const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 /// Time allowed for public-key authentication.
 pub const AUTH_TIMEOUT: Duration = Duration::from_secs(15);
 /// Time allowed for the jail to answer the forward request.

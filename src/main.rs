@@ -51,12 +51,12 @@ fn execute(command: Command) -> Result<(), String> {
         Command::Authorize {
             state_path,
             key: source,
-            listen,
+            permit,
             comment,
         } => {
             println!(
                 "{}",
-                device::authorize_line(&key(&state_path, &source)?, &listen, comment.as_deref())
+                device::authorize_line(&key(&state_path, &source)?, &permit, comment.as_deref())
             )
         }
         Command::Run(cfg) => {

@@ -4,7 +4,7 @@
 //! pty or exec.
 
 use crate::backoff;
-use crate::config::{Jail, RemoteForward};
+use crate::config::{Forward, Jail};
 use crate::forward::{self, Incoming, Target};
 use crate::hostkey::{self, TrustSources, Verdict};
 use crate::identity::fingerprint;
@@ -19,6 +19,7 @@ use russh::{Channel, ChannelOpenFailure, Disconnect};
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::net::TcpListener;
 use tokio::net::TcpStream;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
@@ -29,7 +30,9 @@ pub struct Ctx {
     pub ssh: Arc<client::Config>,
     pub key: Arc<PrivateKey>,
     pub trust: Arc<TrustSources>,
-    pub forward: RemoteForward,
+    pub forward: Forward,
+    /// Where channels end up: the device-side target for `-R`, the host the
+    /// jail connects to for `-L`.
     pub target: Target,
     pub connect_timeout: Duration,
     pub status_file: std::path::PathBuf,
@@ -407,16 +410,24 @@ pub async fn run_once(
     state_pin: Option<[u8; 32]>,
     save_pin: PinSaver<'_>,
     shutdown: &mut Shutdown,
+    local: Option<&TcpListener>,
 ) -> Attempt {
     let (tx, mut rx) = mpsc::channel(MAX_CHANNELS);
     let setup = establish(ctx, jail, state_pin, save_pin, tx);
-    let (mut handle, listen, cipher) = tokio::select! {
+    let (mut handle, mut listen, cipher) = tokio::select! {
         r = setup => match r {
             Ok(v) => v,
             Err(f) => return Attempt { up_for: None, failure: Some(f) },
         },
         _ = shutdown.wait() => return Attempt { up_for: None, failure: None },
+        () = forward::refuse_while_down(local) => unreachable!("refuse_while_down never returns"),
     };
+    if let Some(a) = local.and_then(|l| l.local_addr().ok()) {
+        listen = a.to_string();
+    }
+    let opener = handle.channel_opener();
+    // -L connections take their slots here; -R channels take theirs in Client::admit.
+    let local_permits = Arc::new(Semaphore::new(MAX_CHANNELS));
     let up_at = Instant::now();
     let port = listen
         .rsplit(':')
@@ -445,19 +456,39 @@ pub async fn run_once(
                 let target = ctx.target.clone();
                 tasks.spawn(async move { forward::serve(incoming, &target).await });
             }
+            r = forward::accept(local) => match r {
+                Ok((stream, peer)) => match local_permits.clone().try_acquire_owned() {
+                    Ok(permit) => {
+                        let (opener, target) = (opener.clone(), ctx.target.clone());
+                        tasks.spawn(async move {
+                            forward::serve_local(opener, stream, peer, &target, permit).await
+                        });
+                    }
+                    Err(_) => {
+                        log::warn!("refused local connection from {peer}: {MAX_CHANNELS} connections already open (MAX_CHANNELS)");
+                        forward::reset(stream);
+                    }
+                },
+                Err(e) => {
+                    log::warn!("cannot accept a local connection: {e}");
+                    tokio::time::sleep(crate::limits::ACCEPT_ERROR_PAUSE).await;
+                }
+            },
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
         }
     };
     if failure.is_none() {
         let bye = async {
-            let f = &ctx.forward;
-            let _ = match &f.socket {
-                Some(path) => handle.cancel_streamlocal_forward(path.as_str()).await,
-                None => {
-                    handle
-                        .cancel_tcpip_forward(f.bind_address(), u32::from(f.port))
-                        .await
-                }
+            let _ = match &ctx.forward {
+                Forward::Local(_) => Ok(()),
+                Forward::Remote(f) => match &f.socket {
+                    Some(path) => handle.cancel_streamlocal_forward(path.as_str()).await,
+                    None => {
+                        handle
+                            .cancel_tcpip_forward(f.bind_address(), u32::from(f.port))
+                            .await
+                    }
+                },
             };
             let _ = handle
                 .disconnect(Disconnect::ByApplication, "jailbird shutting down", "en")
@@ -569,7 +600,11 @@ async fn establish(
         }
     }
 
-    let f = &ctx.forward;
+    let f = match &ctx.forward {
+        // -L: nothing to ask for; channels are opened per local connection.
+        Forward::Local(_) => return Ok((handle, String::new(), taken.cipher)),
+        Forward::Remote(f) => f,
+    };
     if let Some(path) = &f.socket {
         return match timeout(
             FORWARD_REPLY_TIMEOUT,

@@ -3,14 +3,15 @@
 //! on everywhere. It never gives up on its own.
 
 use crate::backoff::Backoff;
-use crate::config::RunConfig;
+use crate::config::{Forward, RunConfig};
 use crate::device::DeviceKey;
-use crate::forward::Target;
+use crate::forward::{self, Target};
 use crate::identity;
 use crate::limits::HEALTHY_RESET;
 use crate::session::{self, Ctx};
 use crate::shutdown::Shutdown;
 use std::sync::Arc;
+use tokio::net::TcpListener;
 
 /// Holds the tunnel until shutdown. Errors only for bad local configuration
 /// (an unreadable identity), which retrying cannot fix.
@@ -18,14 +19,42 @@ pub async fn run(cfg: RunConfig, mut shutdown: Shutdown) -> Result<(), String> {
     let DeviceKey { key, mut state } = DeviceKey::load(&cfg.state_path, &cfg.key)?;
     log::info!("device key {}", identity::fingerprint(key.public_key()));
     let mut forward = cfg.forward.clone();
-    if let Some(t) = &forward.socket {
-        let id = identity::device_id(key.public_key());
-        forward.socket = Some(crate::config::expand_socket_path(
-            t,
-            &identity::hostname(),
-            &id,
-        ));
-    }
+    let mut local = None;
+    let target = match &mut forward {
+        Forward::Remote(r) => {
+            if let Some(t) = &r.socket {
+                let id = identity::device_id(key.public_key());
+                r.socket = Some(crate::config::expand_socket_path(
+                    t,
+                    &identity::hostname(),
+                    &id,
+                ));
+            }
+            Target {
+                host: r.target_host.clone(),
+                port: r.target_port,
+            }
+        }
+        Forward::Local(l) => {
+            // Bound once, for the life of the agent: the port stays ours across
+            // reconnects, and a busy port is a startup error, not a retry loop.
+            let listener = TcpListener::bind((l.bind_address(), l.port))
+                .await
+                .map_err(|e| format!("-L: cannot listen on {}:{}: {e}", l.bind, l.port))?;
+            if let Ok(a) = listener.local_addr() {
+                log::info!(
+                    "listening on {a} for -L to {}:{} (refused while the link to the jail is down)",
+                    l.host,
+                    l.host_port
+                );
+            }
+            local = Some(listener);
+            Target {
+                host: l.host.clone(),
+                port: l.host_port,
+            }
+        }
+    };
     let ctx = Ctx {
         ssh: Arc::new(session::ssh_config(
             cfg.alive_interval,
@@ -35,10 +64,7 @@ pub async fn run(cfg: RunConfig, mut shutdown: Shutdown) -> Result<(), String> {
         key: Arc::new(key),
         trust: Arc::new(cfg.trust.clone()),
         forward,
-        target: Target {
-            host: cfg.forward.target_host.clone(),
-            port: cfg.forward.target_port,
-        },
+        target,
         connect_timeout: cfg.connect_timeout,
         status_file: cfg.status_file.clone(),
     };
@@ -70,7 +96,15 @@ pub async fn run(cfg: RunConfig, mut shutdown: Shutdown) -> Result<(), String> {
             state = Some(s);
             r
         };
-        let attempt = session::run_once(&ctx, jail, state_pin, &mut save_pin, &mut shutdown).await;
+        let attempt = session::run_once(
+            &ctx,
+            jail,
+            state_pin,
+            &mut save_pin,
+            &mut shutdown,
+            local.as_ref(),
+        )
+        .await;
         let Some(failure) = attempt.failure else {
             log::info!("tunnel closed");
             return Ok(());
@@ -83,6 +117,7 @@ pub async fn run(cfg: RunConfig, mut shutdown: Shutdown) -> Result<(), String> {
         log::warn!("{failure}; retrying in {:.1}s", delay.as_secs_f32());
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
+            () = forward::refuse_while_down(local.as_ref()) => {}
             _ = shutdown.wait() => {
                 log::info!("tunnel closed");
                 return Ok(());

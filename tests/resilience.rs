@@ -279,14 +279,7 @@ fn autossh_container_environment_alone_configures_the_tunnel() {
     let restricted = format!(
         "restrict,port-forwarding,permitlisten=\"localhost:{listen}\",permitlisten=\"127.0.0.1:{listen}\",command=\"/bin/false\" {public}"
     );
-    let jail = Jail::start(JailOpts {
-        permit_listen: listen,
-        authorized_keys: restricted,
-        client_alive: (0, 3),
-        port: 0,
-        permit_any: false,
-        streamlocal: false,
-    });
+    let jail = Jail::start(JailOpts::new(listen, &restricted));
     let kh = jail.known_hosts_file(&dir);
     let echo = Echo::start();
     let env = [

@@ -33,12 +33,8 @@ impl SocketJail {
             "{line}"
         );
         let jail = Jail::start(JailOpts {
-            permit_listen: 1,
-            authorized_keys: line.trim().to_string(),
-            client_alive: (0, 3),
-            port: 0,
-            permit_any: false,
             streamlocal: true,
+            ..JailOpts::new(1, &line)
         });
         SocketJail {
             dir,

@@ -267,12 +267,8 @@ fn dynamic_remote_port_is_reported_in_the_log_and_the_status_file() {
     assert!(status.success(), "{err}");
     assert!(line.contains("permitlisten=\"localhost:*\""), "{line}");
     let jail = Jail::start(JailOpts {
-        permit_listen: 0,
-        authorized_keys: line.trim().to_string(),
-        client_alive: (0, 3),
-        port: 0,
         permit_any: true,
-        streamlocal: false,
+        ..JailOpts::new(0, &line)
     });
     let kh = jail.known_hosts_file(&dir);
     let status_file = dir.path("status");

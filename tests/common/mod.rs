@@ -156,6 +156,24 @@ pub struct JailOpts {
     pub permit_any: bool,
     /// `AllowStreamLocalForwarding remote` + `StreamLocalBindUnlink yes` (seed 003).
     pub streamlocal: bool,
+    /// `AllowTcpForwarding yes` + `PermitOpen` this one `host:port` (for `-L`);
+    /// `None` keeps the jail remote-only with `PermitOpen none`.
+    pub permit_open: Option<String>,
+}
+
+impl JailOpts {
+    /// A jail that lets `authorized_keys` forward `permit_listen` and nothing else.
+    pub fn new(permit_listen: u16, authorized_keys: &str) -> JailOpts {
+        JailOpts {
+            permit_listen,
+            authorized_keys: authorized_keys.trim().to_string(),
+            client_alive: (0, 3),
+            port: 0,
+            permit_any: false,
+            streamlocal: false,
+            permit_open: None,
+        }
+    }
 }
 
 /// A running OpenSSH jail: key-only, no root, one user with a /bin/false shell,
@@ -216,10 +234,10 @@ impl Jail {
                  KbdInteractiveAuthentication no\n\
                  PermitRootLogin no\n\
                  AllowUsers {user}\n\
-                 AllowTcpForwarding remote\n\
+                 AllowTcpForwarding {atf}\n\
                  GatewayPorts no\n\
                  PermitListen {pl}\n\
-                 PermitOpen none\n\
+                 PermitOpen {po}\n\
                  AllowStreamLocalForwarding {sl}\n\
                  StreamLocalBindUnlink {slu}\n\
                  AllowAgentForwarding no\n\
@@ -239,6 +257,12 @@ impl Jail {
                     "no"
                 },
                 slu = if self.opts.streamlocal { "yes" } else { "no" },
+                atf = if self.opts.permit_open.is_some() {
+                    "yes"
+                } else {
+                    "remote"
+                },
+                po = self.opts.permit_open.as_deref().unwrap_or("none"),
                 pl = if self.opts.permit_any {
                     "any".to_string()
                 } else {
@@ -693,14 +717,7 @@ impl Setup {
             &listen.to_string(),
         ]);
         assert!(status.success(), "authorize failed: {err}");
-        let mut opts = JailOpts {
-            permit_listen: listen,
-            authorized_keys: line.trim().to_string(),
-            client_alive: (0, 3),
-            port: 0,
-            permit_any: false,
-            streamlocal: false,
-        };
+        let mut opts = JailOpts::new(listen, &line);
         tweak(&mut opts);
         let jail = Jail::start(opts);
         Setup {

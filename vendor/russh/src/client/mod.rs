@@ -321,6 +321,88 @@ pub struct Handle<H: Handler> {
     join: russh_util::runtime::JoinHandle<Result<(), H::Error>>,
     channel_buffer_size: usize,
     agent_session_binding: Option<crate::keys::agent::AgentSessionBinding>,
+    /// jailbird patch: the session's consumption wake-up, for channels this side opens.
+    credit_wake: Arc<tokio::sync::Notify>,
+}
+
+/// jailbird patch: a cloneable handle that only opens `direct-tcpip` channels,
+/// so tasks can open channels while the owner of the [`Handle`] awaits the
+/// session. Channels it opens use consumption-gated flow control.
+#[derive(Clone)]
+pub struct ChannelOpener {
+    sender: Sender<Msg>,
+    channel_buffer_size: usize,
+    credit_wake: Arc<tokio::sync::Notify>,
+}
+
+impl ChannelOpener {
+    /// Same as [`Handle::channel_open_direct_tcpip`].
+    pub async fn direct_tcpip<A: Into<String>, B: Into<String>>(
+        &self,
+        host_to_connect: A,
+        port_to_connect: u32,
+        originator_address: B,
+        originator_port: u32,
+    ) -> Result<Channel<Msg>, crate::Error> {
+        let (sender, receiver) = channel(self.channel_buffer_size);
+        let mut channel_ref = ChannelRef::new(sender);
+        let window_size_ref = channel_ref.window_size().clone();
+        let credit = crate::channels::RxCredit {
+            consumed: Arc::new(std::sync::atomic::AtomicU32::new(0)),
+            wake: self.credit_wake.clone(),
+        };
+        channel_ref.consumed = Some(credit.consumed.clone());
+        self.sender
+            .send(Msg::ChannelOpenDirectTcpIp {
+                host_to_connect: host_to_connect.into(),
+                port_to_connect,
+                originator_address: originator_address.into(),
+                originator_port,
+                channel_ref,
+            })
+            .await
+            .map_err(|_| crate::Error::SendError)?;
+        wait_channel_confirmation(&self.sender, receiver, window_size_ref, Some(credit)).await
+    }
+}
+
+async fn wait_channel_confirmation(
+    sender: &Sender<Msg>,
+    mut receiver: Receiver<ChannelMsg>,
+    window_size_ref: WindowSizeRef,
+    credit: Option<crate::channels::RxCredit>,
+) -> Result<Channel<Msg>, crate::Error> {
+    loop {
+        match receiver.recv().await {
+            Some(ChannelMsg::Open {
+                id,
+                max_packet_size,
+                window_size,
+            }) => {
+                window_size_ref.grow(window_size).await;
+
+                return Ok(Channel {
+                    write_half: ChannelWriteHalf {
+                        id,
+                        sender: sender.clone(),
+                        max_packet_size,
+                        window_size: window_size_ref,
+                    },
+                    read_half: ChannelReadHalf { receiver, credit },
+                });
+            }
+            Some(ChannelMsg::OpenFailure(reason)) => {
+                return Err(crate::Error::ChannelOpenFailure(reason));
+            }
+            None => {
+                debug!("channel confirmation sender was dropped");
+                return Err(crate::Error::Disconnect);
+            }
+            msg => {
+                debug!("msg = {msg:?}");
+            }
+        }
+    }
 }
 
 impl<H: Handler> Drop for Handle<H> {
@@ -742,39 +824,18 @@ impl<H: Handler> Handle<H> {
     /// Wait for confirmation that a channel is open
     async fn wait_channel_confirmation(
         &self,
-        mut receiver: Receiver<ChannelMsg>,
+        receiver: Receiver<ChannelMsg>,
         window_size_ref: WindowSizeRef,
     ) -> Result<Channel<Msg>, crate::Error> {
-        loop {
-            match receiver.recv().await {
-                Some(ChannelMsg::Open {
-                    id,
-                    max_packet_size,
-                    window_size,
-                }) => {
-                    window_size_ref.grow(window_size).await;
+        wait_channel_confirmation(&self.sender, receiver, window_size_ref, None).await
+    }
 
-                    return Ok(Channel {
-                        write_half: ChannelWriteHalf {
-                            id,
-                            sender: self.sender.clone(),
-                            max_packet_size,
-                            window_size: window_size_ref,
-                        },
-                        read_half: ChannelReadHalf { receiver, credit: None },
-                    });
-                }
-                Some(ChannelMsg::OpenFailure(reason)) => {
-                    return Err(crate::Error::ChannelOpenFailure(reason));
-                }
-                None => {
-                    debug!("channel confirmation sender was dropped");
-                    return Err(crate::Error::Disconnect);
-                }
-                msg => {
-                    debug!("msg = {msg:?}");
-                }
-            }
+    /// jailbird patch: a cloneable opener of `direct-tcpip` channels.
+    pub fn channel_opener(&self) -> ChannelOpener {
+        ChannelOpener {
+            sender: self.sender.clone(),
+            channel_buffer_size: self.channel_buffer_size,
+            credit_wake: self.credit_wake.clone(),
         }
     }
 
@@ -1259,6 +1320,7 @@ where
         session_sender,
     );
     session.begin_rekey()?;
+    let credit_wake = session.credit_wake.clone();
     let (kex_done_signal, kex_done_signal_rx) = oneshot::channel();
     let join = russh_util::runtime::spawn(session.run(stream, handler, Some(kex_done_signal)));
 
@@ -1279,6 +1341,7 @@ where
         join,
         channel_buffer_size,
         agent_session_binding,
+        credit_wake,
     })
 }
 
