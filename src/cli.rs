@@ -8,6 +8,7 @@ pub const USAGE: &str = "\
 usage: jailbird key [--state PATH | --identity-file PATH]
        jailbird authorize [--state PATH | --identity-file PATH] --listen [ADDR:]PORT|--open HOST:PORT [--comment TEXT]
        jailbird run [OPTIONS] [USER@]HOST[:PORT][,...]
+       jailbird info | --version   version, cargo features, limits and compiled-in defaults
 run options:
   -R [BIND:]PORT:TARGET_HOST:TARGET_PORT   reverse forward held open on the jail
   -R /path.sock:TARGET_HOST:TARGET_PORT    reverse forward to a unix socket on the jail (%h, %i)
@@ -20,7 +21,8 @@ run options:
   --status-file PATH       where `tunnel up` details go (default $RUNTIME_DIRECTORY/status or /tmp/jailbird.status)
   -o ServerAliveInterval=N | ServerAliveCountMax=N | ConnectTimeout=N
   -o StrictHostKeyChecking=yes|accept-new | StreamLocalBindUnlink=yes|no
-environment: JAILBIRD_* for each option, and the autossh container's SSH_* names.
+environment: JAILBIRD_* for each option, and the autossh container's SSH_* names;
+  unset ones fall back to the build-time JAILBIRD_DEFAULT_* values (see `jailbird info`).
 logging: RUST_LOG or JAILBIRD_LOG (error, warn, info, debug, trace).";
 
 /// Environment variables read, by the option they stand for.
@@ -141,9 +143,11 @@ pub fn parse<I: IntoIterator<Item = OsString>>(argv: I) -> Result<Args, String> 
                     "authorize" => Verb::Authorize,
                     "run" => Verb::Run,
                     "help" => Verb::Help,
+                    // Same report as --version: what this binary was built with.
+                    "info" => Verb::Version,
                     other => {
                         return Err(format!(
-                            "unknown command {other:?} (expected key, authorize or run)"
+                            "unknown command {other:?} (expected key, authorize, run or info)"
                         ));
                     }
                 });

@@ -38,12 +38,7 @@ fn execute(command: Command) -> Result<(), String> {
     };
     match command {
         Command::Help => println!("{}", cli::USAGE),
-        Command::Version => println!(
-            "jailbird {} (MAX_CHANNELS={}, state {})",
-            env!("CARGO_PKG_VERSION"),
-            jailbird::limits::MAX_CHANNELS,
-            config::defaults::STATE_PATH
-        ),
+        Command::Version => print!("{}", config::defaults::build_info()),
         Command::Key {
             state_path,
             key: source,
