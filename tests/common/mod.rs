@@ -159,6 +159,9 @@ pub struct JailOpts {
     /// `AllowTcpForwarding yes` + `PermitOpen` this one `host:port` (for `-L`);
     /// `None` keeps the jail remote-only with `PermitOpen none`.
     pub permit_open: Option<String>,
+    /// Run sshd inside this network namespace, listening on this address
+    /// (see [`NetPair`]); `None` is loopback in the test's own namespace.
+    pub netns: Option<(String, String)>,
 }
 
 impl JailOpts {
@@ -172,6 +175,7 @@ impl JailOpts {
             permit_any: false,
             streamlocal: false,
             permit_open: None,
+            netns: None,
         }
     }
 }
@@ -222,8 +226,13 @@ impl Jail {
                 free_port()
             };
             let (ci, cm) = self.opts.client_alive;
+            let addr = self
+                .opts
+                .netns
+                .as_ref()
+                .map_or("127.0.0.1", |n| n.1.as_str());
             let config = format!(
-                "ListenAddress 127.0.0.1:{port}\n\
+                "ListenAddress {addr}:{port}\n\
                  HostKey {hk}\n\
                  PidFile none\n\
                  AuthorizedKeysFile {ak}\n\
@@ -272,8 +281,9 @@ impl Jail {
             let cfg = self.dir.path("sshd_config");
             std::fs::write(&cfg, config).unwrap();
             self.log = self.dir.path(&format!("sshd-{port}.log"));
-            let child = start_sshd(&cfg, &self.log);
-            match wait_sshd_ready(child, &self.log, port) {
+            let ns = self.opts.netns.as_ref().map(|n| n.0.as_str());
+            let child = start_sshd(&cfg, &self.log, ns);
+            match wait_sshd_ready(child, &self.log, port, ns.is_none()) {
                 Ok(child) => {
                     self.port = port;
                     self.child = Some(child);
@@ -299,7 +309,20 @@ impl Jail {
 
     /// The known_hosts line for this jail.
     pub fn known_hosts_line(&self) -> String {
-        format!("[127.0.0.1]:{} {}", self.port, self.host_key_line)
+        // OpenSSH writes the default port without brackets.
+        if self.port == 22 {
+            format!("{} {}", self.addr(), self.host_key_line)
+        } else {
+            format!("[{}]:{} {}", self.addr(), self.port, self.host_key_line)
+        }
+    }
+
+    /// The address sshd listens on.
+    pub fn addr(&self) -> &str {
+        self.opts
+            .netns
+            .as_ref()
+            .map_or("127.0.0.1", |n| n.1.as_str())
     }
 
     /// A known_hosts file naming this jail.
@@ -319,7 +342,7 @@ impl Jail {
     }
 
     pub fn destination(&self) -> String {
-        format!("{}@127.0.0.1:{}", self.user, self.port)
+        format!("{}@{}:{}", self.user, self.addr(), self.port)
     }
 }
 
@@ -375,9 +398,9 @@ pub fn kill_group(pgid: u32) {
         .status();
 }
 
-fn start_sshd(cfg: &Path, log: &Path) -> Child {
+fn start_sshd(cfg: &Path, log: &Path, netns: Option<&str>) -> Child {
     let _ = std::fs::create_dir_all("/run/sshd");
-    Command::new(sshd_path())
+    in_netns(netns, Command::new(sshd_path()))
         .arg("-D")
         .arg("-e")
         .arg("-f")
@@ -390,7 +413,24 @@ fn start_sshd(cfg: &Path, log: &Path) -> Child {
         .expect("spawn sshd")
 }
 
-fn wait_sshd_ready(mut child: Child, log: &Path, port: u16) -> Result<Child, String> {
+/// `cmd`, run inside network namespace `netns` (via `ip netns exec`) if given.
+pub fn in_netns(netns: Option<&str>, cmd: Command) -> Command {
+    let Some(ns) = netns else { return cmd };
+    let mut c = Command::new("ip");
+    c.args(["netns", "exec", ns]).arg(cmd.get_program());
+    c.args(cmd.get_args());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => c.env(k, v),
+            None => c.env_remove(k),
+        };
+    }
+    c
+}
+
+/// Waits for sshd's "Server listening" line and, if `probe`, for the port to
+/// answer (a listener inside another namespace cannot be probed from here).
+fn wait_sshd_ready(mut child: Child, log: &Path, port: u16, probe: bool) -> Result<Child, String> {
     let deadline = Instant::now() + READY;
     loop {
         if let Ok(Some(status)) = child.try_wait() {
@@ -400,7 +440,7 @@ fn wait_sshd_ready(mut child: Child, log: &Path, port: u16) -> Result<Child, Str
             ));
         }
         let text = std::fs::read_to_string(log).unwrap_or_default();
-        if text.contains("Server listening") && port_answers(port) {
+        if text.contains("Server listening") && (!probe || port_answers(port)) {
             return Ok(child);
         }
         if Instant::now() > deadline {
@@ -441,7 +481,7 @@ impl DeviceSshd {
             )
             .unwrap();
             let log = dir.path("sshd.log");
-            if let Ok(child) = wait_sshd_ready(start_sshd(&cfg, &log), &log, port) {
+            if let Ok(child) = wait_sshd_ready(start_sshd(&cfg, &log, None), &log, port, true) {
                 return DeviceSshd {
                     dir,
                     port,
@@ -603,9 +643,15 @@ pub fn agent_command() -> Command {
 impl Agent {
     /// Starts `jailbird` with `args` and extra environment.
     pub fn spawn(args: &[&str], env: &[(&str, &str)]) -> Agent {
+        Self::spawn_in(None, args, env)
+    }
+
+    /// [`Agent::spawn`] inside network namespace `netns`.
+    pub fn spawn_in(netns: Option<&str>, args: &[&str], env: &[(&str, &str)]) -> Agent {
         let mut cmd = agent_command();
-        cmd.args(args)
-            .envs(env.iter().copied())
+        cmd.args(args);
+        let mut cmd = in_netns(netns, cmd);
+        cmd.envs(env.iter().copied())
             .env(
                 "JAILBIRD_LOG",
                 std::env::var("JAILBIRD_TEST_LOG").unwrap_or_else(|_| "info".into()),
@@ -752,5 +798,201 @@ impl Setup {
         args.push(dest);
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
         Agent::spawn(&refs, &[])
+    }
+}
+
+/// Two network namespaces made for one test, joined by a veth pair: the agent's
+/// (`AGENT_ADDR`) and the jail's (`JAIL_ADDR`). Addresses exist only inside
+/// them, so parallel tests do not collide. Both are deleted on drop; declare a
+/// `NetPair` before the processes that run in it, so they are dropped first.
+pub struct NetPair {
+    pub agent: String,
+    pub jail: String,
+    veth_agent: String,
+    veth_jail: String,
+}
+
+impl NetPair {
+    pub const AGENT_ADDR: &'static str = "10.77.0.2";
+    pub const JAIL_ADDR: &'static str = "10.77.0.1";
+
+    pub fn new() -> NetPair {
+        static SEQ: AtomicUsize = AtomicUsize::new(0);
+        let id = format!(
+            "{}{}",
+            std::process::id() % 100_000,
+            SEQ.fetch_add(1, Ordering::SeqCst)
+        );
+        let n = NetPair {
+            agent: format!("jbtest-{id}-agent"),
+            jail: format!("jbtest-{id}-jail"),
+            veth_agent: format!("jbv{id}a"),
+            veth_jail: format!("jbv{id}j"),
+        };
+        let ip = |args: &[&str]| {
+            run_ok(Command::new("ip").args(args));
+        };
+        ip(&["netns", "add", &n.agent]);
+        ip(&["netns", "add", &n.jail]);
+        ip(&[
+            "link",
+            "add",
+            &n.veth_agent,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &n.veth_jail,
+        ]);
+        ip(&["link", "set", &n.veth_agent, "netns", &n.agent]);
+        ip(&["link", "set", &n.veth_jail, "netns", &n.jail]);
+        for (ns, dev, addr) in [
+            (&n.agent, &n.veth_agent, Self::AGENT_ADDR),
+            (&n.jail, &n.veth_jail, Self::JAIL_ADDR),
+        ] {
+            ip(&["-n", ns, "addr", "add", &format!("{addr}/24"), "dev", dev]);
+            ip(&["-n", ns, "link", "set", dev, "up"]);
+            ip(&["-n", ns, "link", "set", "lo", "up"]);
+        }
+        n
+    }
+
+    /// Drops every packet both ways (a blackhole qdisc on each end): no RST,
+    /// no ICMP, exactly what a dead uplink looks like.
+    pub fn cut(&self) {
+        for (ns, dev) in [
+            (&self.agent, &self.veth_agent),
+            (&self.jail, &self.veth_jail),
+        ] {
+            run_ok(Command::new("tc").args([
+                "-n",
+                ns,
+                "qdisc",
+                "add",
+                "dev",
+                dev,
+                "root",
+                "blackhole",
+            ]));
+        }
+    }
+
+    /// Gives the agent's end a new address, as a NAT rebinding or a new DHCP
+    /// lease after a power cut does: packets for the old flows get no answer at
+    /// all (not even a RST), so only the jail's ClientAlive timer ends them.
+    pub fn readdress_agent(&self, addr: &str) {
+        let (ns, dev) = (&self.agent, &self.veth_agent);
+        run_ok(Command::new("ip").args([
+            "-n",
+            ns,
+            "addr",
+            "del",
+            &format!("{}/24", Self::AGENT_ADDR),
+            "dev",
+            dev,
+        ]));
+        run_ok(Command::new("ip").args([
+            "-n",
+            ns,
+            "addr",
+            "add",
+            &format!("{addr}/24"),
+            "dev",
+            dev,
+        ]));
+    }
+
+    /// Undoes [`NetPair::cut`].
+    pub fn heal(&self) {
+        for (ns, dev) in [
+            (&self.agent, &self.veth_agent),
+            (&self.jail, &self.veth_jail),
+        ] {
+            run_ok(Command::new("tc").args(["-n", ns, "qdisc", "del", "dev", dev, "root"]));
+        }
+    }
+
+    /// An echo server on 127.0.0.1:`port` inside `ns` (python3, one thread per connection).
+    pub fn echo(ns: &str, port: u16) -> NsChild {
+        let script = format!(
+            "import socket,threading,sys\n\
+             l=socket.socket();l.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n\
+             l.bind(('127.0.0.1',{port}));l.listen(64)\n\
+             print('ready',flush=True)\n\
+             def serve(c):\n\
+             \x20while True:\n\
+             \x20\x20b=c.recv(65536)\n\
+             \x20\x20if not b: break\n\
+             \x20\x20c.sendall(b)\n\
+             \x20c.shutdown(socket.SHUT_WR)\n\
+             while True:\n\
+             \x20c,_=l.accept();threading.Thread(target=serve,args=(c,),daemon=True).start()\n"
+        );
+        let mut cmd = Command::new("python3");
+        cmd.arg("-c").arg(script);
+        let mut child = in_netns(Some(ns), cmd)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .expect("spawn python3 echo");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "ready", "echo server in {ns} did not start");
+        NsChild(child)
+    }
+
+    /// Sends `len` pseudo-random bytes to 127.0.0.1:`port` inside `ns` and checks
+    /// they come back intact within `timeout`. Err carries what went wrong.
+    pub fn roundtrip(ns: &str, port: u16, len: usize, timeout: Duration) -> Result<(), String> {
+        let script = format!(
+            "import socket,os,hashlib,threading,sys\n\
+             d=os.urandom({len});s=socket.create_connection(('127.0.0.1',{port}),timeout={t})\n\
+             def w():\n\
+             \x20s.sendall(d);s.shutdown(socket.SHUT_WR)\n\
+             threading.Thread(target=w,daemon=True).start()\n\
+             b=bytearray()\n\
+             while True:\n\
+             \x20x=s.recv(65536)\n\
+             \x20if not x: break\n\
+             \x20b+=x\n\
+             sys.exit(0 if hashlib.sha256(b).digest()==hashlib.sha256(d).digest() else 3)\n",
+            t = timeout.as_secs_f32()
+        );
+        let mut cmd = Command::new("python3");
+        cmd.arg("-c").arg(script);
+        let out = in_netns(Some(ns), cmd).output().expect("run python3");
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{}: {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+                    .lines()
+                    .last()
+                    .unwrap_or("")
+            ))
+        }
+    }
+}
+
+impl Drop for NetPair {
+    fn drop(&mut self) {
+        for ns in [&self.agent, &self.jail] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
+
+/// A helper process in a namespace, killed (with its group) on drop.
+pub struct NsChild(pub Child);
+
+impl Drop for NsChild {
+    fn drop(&mut self) {
+        kill_group(self.0.id());
+        let _ = self.0.wait();
     }
 }
