@@ -283,10 +283,13 @@ pub fn write_atomic(path: &Path, state: &State, replace: bool) -> Result<(), Fil
     let name = path
         .file_name()
         .ok_or_else(|| err(StateError::Io(std::io::ErrorKind::InvalidInput.into())))?;
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(name);
-    tmp_name.push(format!(".tmp{}", std::process::id()));
+    let mut prefix = std::ffi::OsString::from(".");
+    prefix.push(name);
+    prefix.push(".tmp");
+    let mut tmp_name = prefix.clone();
+    tmp_name.push(std::process::id().to_string());
     let tmp = dir.join(tmp_name);
+    sweep_stale_temps(&dir, &prefix);
 
     let result = (|| -> Result<(), StateError> {
         let _ = std::fs::remove_file(&tmp);
@@ -314,6 +317,29 @@ pub fn write_atomic(path: &Path, state: &State, replace: bool) -> Result<(), Fil
         let _ = std::fs::remove_file(&tmp);
     }
     result.map_err(err)
+}
+
+/// Removes temp files (`.NAME.tmpPID`) left by writers that died mid-write
+/// (power cut, SIGKILL): they hold key material and would pile up. A temp file
+/// of a process that is still alive is left alone.
+fn sweep_stale_temps(dir: &Path, prefix: &std::ffi::OsStr) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let prefix = prefix.as_encoded_bytes();
+    for entry in entries.flatten().take(crate::limits::MAX_DIR_SCAN_ENTRIES) {
+        let name = entry.file_name();
+        let Some(pid) = name.as_encoded_bytes().strip_prefix(prefix) else {
+            continue;
+        };
+        let alive = std::str::from_utf8(pid)
+            .ok()
+            .and_then(|p| p.parse::<u32>().ok())
+            .is_some_and(|p| Path::new(&format!("/proc/{p}")).exists());
+        if !alive {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// `SHA256:<base64>` fingerprint, as OpenSSH prints it.

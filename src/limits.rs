@@ -87,6 +87,8 @@ pub const MAX_PIN_NAME_BYTES: usize = 96;
 pub const MAX_KNOWN_HOSTS_BYTES: u64 = 1024 * 1024;
 /// Largest OpenSSH private key file read by `--identity-file`.
 pub const MAX_IDENTITY_FILE_BYTES: u64 = 64 * 1024;
+/// Directory entries looked at when sweeping the identity file's stale temp files.
+pub const MAX_DIR_SCAN_ENTRIES: usize = 4096;
 /// Jails in a comma-separated destination list.
 pub const MAX_JAILS: usize = 8;
 

@@ -4,6 +4,7 @@
 mod common;
 use common::*;
 use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
 
 #[test]
 fn key_is_created_0600_small_and_stable_across_runs() {
@@ -164,4 +165,175 @@ fn bad_usage_exits_2_with_one_line() {
         assert_eq!(status.code(), Some(2), "{args:?}");
         assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
     }
+}
+
+/// Environment variable that turns [`durability_writer_child`] into a writer.
+const WRITER_ENV: &str = "JAILBIRD_TEST_DURABILITY_WRITER";
+/// SIGKILLed writers in the durability test.
+const KILL_TRIALS: usize = 240;
+
+/// Not a test on its own: when this test binary is re-run with WRITER_ENV set,
+/// this writes two states (A, B) as reference files, says "ready", then rewrites
+/// the state file alternating A and B until it is killed.
+#[test]
+fn durability_writer_child() {
+    let Ok(path) = std::env::var(WRITER_ENV) else {
+        return;
+    };
+    use jailbird::identity::{State, write_atomic};
+    let path = std::path::PathBuf::from(path);
+    let states = [State::generate().unwrap(), State::generate().unwrap()];
+    for (i, s) in states.iter().enumerate() {
+        write_atomic(&path.with_extension(format!("ref{i}")), s, true).unwrap();
+    }
+    println!("ready");
+    for i in 0.. {
+        let replace = path.exists();
+        write_atomic(&path, &states[i % 2], replace).unwrap();
+    }
+}
+
+#[test]
+fn a_writer_killed_at_random_moments_never_leaves_a_bad_state_file() {
+    use std::io::BufRead;
+    let dir = TempDir::new("durability");
+    let path = dir.path("identity");
+    let rng = ring::rand::SystemRandom::new();
+    let (mut old, mut complete, mut absent) = (0, 0, 0);
+    for trial in 0..KILL_TRIALS {
+        // Every fourth trial starts without a file: the create path (link) is hit too.
+        if trial % 4 == 0 {
+            let _ = std::fs::remove_file(&path);
+        }
+        let before = std::fs::read(&path).ok();
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "durability_writer_child",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(WRITER_ENV, &path)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        while !line.contains("ready") {
+            line.clear();
+            assert!(out.read_line(&mut line).unwrap() > 0, "writer died early");
+        }
+        let mut b = [0u8; 2];
+        ring::rand::SecureRandom::fill(&rng, &mut b).unwrap();
+        // 0..=8 ms: one write (temp, fsync, rename, dir fsync) takes about that long.
+        std::thread::sleep(Duration::from_micros(
+            u64::from(u16::from_ne_bytes(b)) % 8000,
+        ));
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+
+        let refs: Vec<Vec<u8>> = (0..2)
+            .map(|i| std::fs::read(path.with_extension(format!("ref{i}"))).unwrap())
+            .collect();
+        match std::fs::read(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                assert!(before.is_none(), "trial {trial}: the file vanished");
+                absent += 1;
+            }
+            Err(e) => panic!("trial {trial}: {e}"),
+            Ok(bytes) => {
+                jailbird::identity::decode_bytes(&bytes)
+                    .unwrap_or_else(|e| panic!("trial {trial}: state file does not decode: {e}"));
+                if before.as_ref() == Some(&bytes) {
+                    old += 1;
+                } else {
+                    assert!(
+                        refs.contains(&bytes),
+                        "trial {trial}: neither the old nor a complete new state"
+                    );
+                    complete += 1;
+                }
+            }
+        }
+        // Killed writers leave at most their own temp file, which the next writer sweeps.
+        let temps = std::fs::read_dir(&dir.0)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with(".identity.tmp")
+            })
+            .count();
+        assert!(temps <= 1, "trial {trial}: {temps} stale temp files");
+    }
+    eprintln!(
+        "figures: {KILL_TRIALS} SIGKILLed writers: {old} left the old file, {complete} a complete new one, {absent} none (create not reached); 0 undecodable"
+    );
+    assert!(
+        complete > 0 && old + absent > 0,
+        "the kills never landed mid-write"
+    );
+}
+
+/// A small tmpfs mounted for one test (root only), unmounted on drop.
+struct SmallFs(TempDir);
+
+impl SmallFs {
+    fn mount(tag: &str, opts: &str) -> SmallFs {
+        let d = TempDir::new(tag);
+        run_ok(
+            std::process::Command::new("mount")
+                .args(["-t", "tmpfs", "-o", opts, "tmpfs"])
+                .arg(&d.0),
+        );
+        SmallFs(d)
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0.0).status();
+    }
+}
+
+#[test]
+fn read_only_or_full_filesystem_is_a_clear_error_not_a_panic() {
+    // Read-only: the identity cannot be created.
+    let ro = SmallFs::mount("rofs", "ro,size=64k");
+    let state = ro.0.path("identity").display().to_string();
+    let (st, out, err) = jailbird(&["key", "--state", &state]);
+    assert_eq!(st.code(), Some(2), "{err}");
+    assert!(out.is_empty());
+    let line = err.trim();
+    assert!(!line.contains('\n'), "{err}");
+    assert!(
+        line.contains(&state) && line.contains("Read-only file system"),
+        "{line}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+
+    // Full: the filesystem has no room left for the temp file.
+    let full = SmallFs::mount("fullfs", "size=16k");
+    let filler = full.0.path("filler");
+    let _ = std::fs::write(&filler, vec![0u8; 64 * 1024]); // fills it (ENOSPC expected)
+    let state = full.0.path("identity").display().to_string();
+    let (st, out, err) = jailbird(&["key", "--state", &state]);
+    assert_eq!(st.code(), Some(2), "{err}");
+    assert!(out.is_empty());
+    let line = err.trim();
+    assert!(!line.contains('\n'), "{err}");
+    assert!(
+        line.contains(&state) && line.contains("No space left"),
+        "{line}"
+    );
+    // Nothing half-written is left behind.
+    assert!(!std::path::Path::new(&state).exists());
+    let left: Vec<_> = std::fs::read_dir(&full.0.0)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left, vec![std::ffi::OsString::from("filler")]);
 }
