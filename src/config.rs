@@ -534,9 +534,25 @@ fn build_run(
                         bracket(&target_host)
                     ))?)
                 } else {
+                    // The checks the -R flag form makes (brackets optional, as
+                    // in the -L branch), naming the variable.
+                    let bind = var(env::SSH_BIND_IP).map(|b| unbracket(&b).to_string());
+                    if let Some(b) = bind.as_deref().filter(|b| *b != "*" && !valid_host(b)) {
+                        return Err(bad(format!("{}={b:?}: bad bind address", env::SSH_BIND_IP)));
+                    }
+                    let target_host = unbracket(&target_host).to_string();
+                    if !valid_host(&target_host) {
+                        return Err(bad(format!(
+                            "{}={target_host:?}: bad host name",
+                            env::SSH_TARGET_HOST
+                        )));
+                    }
+                    if target_port == 0 {
+                        return Err(bad(format!("{}=0: target port 0", env::SSH_TARGET_PORT)));
+                    }
                     Forward::Remote(RemoteForward {
                         socket: None,
-                        bind: var(env::SSH_BIND_IP),
+                        bind,
                         port,
                         target_host,
                         target_port,
@@ -685,7 +701,7 @@ impl Options {
         }
         *self
             .slot(&k)
-            .ok_or_else(|| bad(format!("{origin} {k}: unknown option")))? = Some(v);
+            .ok_or_else(|| bad(format!("{origin} {k:?}: unknown option")))? = Some(v);
         Ok(())
     }
 
@@ -696,7 +712,7 @@ impl Options {
         }
         let slot = self
             .slot(&k)
-            .ok_or_else(|| bad(format!("{origin} {k}: unknown option")))?;
+            .ok_or_else(|| bad(format!("{origin} {k:?}: unknown option")))?;
         if slot.is_none() {
             *slot = Some(v);
         }
@@ -1188,6 +1204,45 @@ mod tests {
             let e = parse_remote_forward(bad).unwrap_err();
             assert!(e.0.contains(bad), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn ssh_tunnel_port_env_is_checked_like_the_flag() {
+        // Found by fuzz/fuzz_targets/config_build.rs: SSH_TUNNEL_PORT built a
+        // reverse forward to target port 0 (the -R flag form refuses it).
+        let env = [("SSH_REMOTE_HOST", "j"), ("SSH_TUNNEL_PORT", "1")];
+        for (name, value) in [
+            ("SSH_TARGET_PORT", "0"),
+            ("SSH_TARGET_HOST", "a b"),
+            ("SSH_BIND_IP", "0.0.0.0 "),
+        ] {
+            let e = run("run", &[env[0], env[1], (name, value)]).unwrap_err();
+            assert!(e.0.starts_with(name), "{name}={value:?}: {e}");
+        }
+        let c = run("run", &[env[0], env[1], ("SSH_BIND_IP", "*")]).unwrap();
+        assert_eq!(c.forward.remote().unwrap().bind_address(), "*");
+        let c = run(
+            "run",
+            &[
+                env[0],
+                env[1],
+                ("SSH_BIND_IP", "[::]"),
+                ("SSH_TARGET_HOST", "[::1]"),
+            ],
+        )
+        .unwrap();
+        let r = c.forward.remote().unwrap();
+        assert_eq!((r.bind_address(), r.target_host.as_str()), ("::", "::1"));
+    }
+
+    #[test]
+    fn unknown_option_error_is_one_line() {
+        // Found by fuzz/fuzz_targets/config_build.rs: `-o` echoed a key holding
+        // a newline verbatim, making a two-line error.
+        let argv = ["run", "-o", "Bo\ngus=1", "-R", "1:h:2", "j"];
+        let args = parse(argv.into_iter().map(Into::into)).unwrap();
+        let e = build(args, &|_| None).unwrap_err();
+        assert!(!e.0.contains('\n') && e.0.contains("Bo"), "{e}");
     }
 
     #[test]

@@ -46,7 +46,8 @@ pub fn parse_key_line(s: &str) -> Option<Vec<u8>> {
     let blob = Base64::decode_vec(it.next()?).ok()?;
     // The blob starts with its own type as an SSH string.
     let len = u32::from_be_bytes(blob.get(..4)?.try_into().ok()?) as usize;
-    (blob.get(4..4 + len)? == ty.as_bytes()).then_some(blob)
+    // checked: `4 + len` overflows a 32-bit usize (ARMv6/v7) for len near u32::MAX.
+    (blob.get(4..4usize.checked_add(len)?)? == ty.as_bytes()).then_some(blob)
 }
 
 /// The name known_hosts files use for a jail: `host`, or `[host]:port` off port 22.
@@ -165,13 +166,14 @@ fn glob(pat: &[u8], s: &[u8]) -> bool {
     let (mut p, mut i) = (0, 0);
     let (mut star, mut mark) = (None, 0);
     while i < s.len() {
-        if p < pat.len() && (pat[p] == b'?' || pat[p].eq_ignore_ascii_case(&s[i])) {
-            p += 1;
-            i += 1;
-        } else if p < pat.len() && pat[p] == b'*' {
+        // `*` first: it is a wildcard even where `s` holds a literal `*`.
+        if p < pat.len() && pat[p] == b'*' {
             star = Some(p);
             mark = i;
             p += 1;
+        } else if p < pat.len() && (pat[p] == b'?' || pat[p].eq_ignore_ascii_case(&s[i])) {
+            p += 1;
+            i += 1;
         } else if let Some(sp) = star {
             p = sp + 1;
             mark += 1;
@@ -272,6 +274,31 @@ mod tests {
     #[test]
     fn key_type_must_match_blob() {
         assert!(parse_key_line(&ED.replace("ssh-ed25519", "ssh-rsa")).is_none());
+    }
+
+    #[test]
+    fn star_is_a_wildcard_against_a_literal_star() {
+        // Found by fuzz/fuzz_targets/known_hosts.rs: a `*` in the pattern met a
+        // `*` in the name, was taken as a literal, and its backtrack point was lost.
+        assert!(glob(b"*a", b"*ba"));
+        assert!(glob(b"**********", b"************KJ**"));
+        assert!(host_matches(
+            "istp2564dJaXDDwbZC4Al9G*********A*******************,**********",
+            "************KJ**"
+        ));
+        assert!(!glob(b"*a", b"*b"));
+    }
+
+    #[test]
+    fn type_length_near_u32_max_is_rejected_without_overflow() {
+        // A blob claiming a 0xffffffff-byte type name: `4 + len` panicked
+        // ("attempt to add with overflow") in debug builds on 32-bit targets.
+        for len in [u32::MAX, u32::MAX - 3, u32::MAX - 4] {
+            let mut blob = len.to_be_bytes().to_vec();
+            blob.extend_from_slice(b"ssh-ed25519");
+            let line = format!("ssh-ed25519 {}", Base64::encode_string(&blob));
+            assert_eq!(parse_key_line(&line), None);
+        }
     }
 
     #[test]
