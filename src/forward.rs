@@ -89,7 +89,7 @@ pub fn reset(stream: TcpStream) {
 
 /// While the link to the jail is down, answers every `-L` connection with a
 /// reset instead of leaving it queued in the backlog. Never returns.
-pub async fn refuse_while_down(local: Option<&TcpListener>) {
+pub async fn refuse_while_down(local: Option<&TcpListener>) -> std::convert::Infallible {
     loop {
         match accept(local).await {
             Ok((stream, peer)) => {

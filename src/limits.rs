@@ -110,8 +110,10 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_millis(1500);
 pub const BACKOFF_BASE: Duration = Duration::from_secs(1);
 /// Largest reconnect delay.
 pub const BACKOFF_CAP: Duration = Duration::from_secs(60);
-/// A tunnel up this long resets the backoff to its first step.
-pub const HEALTHY_RESET: Duration = Duration::from_secs(30);
+/// A tunnel up this long resets the backoff to its first step, so a jail that
+/// restarts (or a link that drops) after a healthy stretch is rejoined within
+/// a second; only links that fail quickly again and again back off further.
+pub const HEALTHY_RESET: Duration = Duration::from_secs(10);
 /// Delay between attempts after the jail refused the forward (its old session
 /// usually still holds the port until its ClientAlive timer evicts it).
 pub const REFUSED_RETRY: Duration = Duration::from_secs(2);

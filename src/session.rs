@@ -292,9 +292,11 @@ impl client::Handler for Client {
         reply: ChannelOpenHandle,
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
-        let origin = format!("{originator_address}:{originator_port}");
+        // The jail picks these strings: escaped, so it cannot forge log lines.
+        let origin = format!("{}:{originator_port}", originator_address.escape_debug());
         log::debug!(
-            "jail opened forwarded-tcpip for {connected_address}:{connected_port} from {origin}"
+            "jail opened forwarded-tcpip for {}:{connected_port} from {origin}",
+            connected_address.escape_debug()
         );
         self.admit(channel, origin, reply).await;
         Ok(())
@@ -308,8 +310,8 @@ impl client::Handler for Client {
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
         if cfg!(feature = "streamlocal") {
-            self.admit(channel, format!("unix socket {socket_path}"), reply)
-                .await;
+            let origin = format!("unix socket {}", socket_path.escape_debug());
+            self.admit(channel, origin, reply).await;
             Ok(())
         } else {
             Self::refuse_channel("forwarded-streamlocal", reply).await
@@ -420,7 +422,7 @@ pub async fn run_once(
             Err(f) => return Attempt { up_for: None, failure: Some(f) },
         },
         _ = shutdown.wait() => return Attempt { up_for: None, failure: None },
-        () = forward::refuse_while_down(local) => unreachable!("refuse_while_down never returns"),
+        never = forward::refuse_while_down(local) => match never {},
     };
     if let Some(a) = local.and_then(|l| l.local_addr().ok()) {
         listen = a.to_string();
@@ -580,6 +582,12 @@ async fn establish(
     );
     match auth.await {
         Ok(Ok(client::AuthResult::Success)) => {}
+        // russh reports a link that ended mid-auth as a failure: not a refusal.
+        Ok(Ok(client::AuthResult::Failure { .. })) if handle.is_closed() => {
+            return Err(Failure::Auth(format!(
+                "jail {jail} closed the connection during authentication"
+            )));
+        }
         Ok(Ok(client::AuthResult::Failure { .. })) => {
             return Err(Failure::Auth(format!(
                 "jail {jail} refused key {} for user {}: is its `jailbird authorize` line in that user's authorized_keys?",

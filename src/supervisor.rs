@@ -117,7 +117,7 @@ pub async fn run(cfg: RunConfig, mut shutdown: Shutdown) -> Result<(), String> {
         log::warn!("{failure}; retrying in {:.1}s", delay.as_secs_f32());
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
-            () = forward::refuse_while_down(local.as_ref()) => {}
+            never = forward::refuse_while_down(local.as_ref()) => match never {},
             _ = shutdown.wait() => {
                 log::info!("tunnel closed");
                 return Ok(());
