@@ -137,6 +137,8 @@ struct Client {
     check: Arc<Mutex<KeyCheck>>,
     incoming: mpsc::Sender<Incoming>,
     permits: Arc<Semaphore>,
+    /// False for `-L`: nothing was asked of the jail, so no channel it opens is wanted.
+    reverse: bool,
 }
 
 impl Client {
@@ -165,6 +167,15 @@ impl Client {
     /// Takes one of the MAX_CHANNELS slots for a forwarded connection and hands
     /// it to the session loop, or refuses it (the tunnel stays up either way).
     async fn admit(&mut self, channel: Channel<Msg>, origin: String, reply: ChannelOpenHandle) {
+        if !self.reverse {
+            log::warn!(
+                "jail opened a forwarded channel from {origin} but this tunnel is -L: refused"
+            );
+            reply
+                .reject(ChannelOpenFailure::AdministrativelyProhibited)
+                .await;
+            return;
+        }
         let Ok(permit) = self.permits.clone().try_acquire_owned() else {
             log::warn!(
                 "refused forwarded connection from {origin}: {MAX_CHANNELS} connections already open (MAX_CHANNELS)"
@@ -532,6 +543,7 @@ async fn establish(
         check: check.clone(),
         incoming,
         permits: Arc::new(Semaphore::new(MAX_CHANNELS)),
+        reverse: matches!(ctx.forward, Forward::Remote(_)),
     };
     let connected = timeout_at(
         deadline,
