@@ -52,6 +52,8 @@ struct Log {
     events: Vec<(Instant, Event)>,
     /// One handle per session whose forward was granted.
     handles: Vec<server::Handle>,
+    /// One handle per authenticated session (for agents that ask no forward: -L).
+    sessions: Vec<server::Handle>,
 }
 
 struct Shared {
@@ -87,6 +89,11 @@ impl server::Handler for JailHandler {
                 }
             }
         }
+    }
+
+    async fn auth_succeeded(&mut self, session: &mut Session) -> Result<(), Self::Error> {
+        self.0.log.lock().unwrap().sessions.push(session.handle());
+        Ok(())
     }
 
     async fn tcpip_forward(
@@ -636,6 +643,55 @@ fn a_channel_naming_another_host_still_goes_to_the_configured_target() {
     // the target, counts here).
     assert_eq!(target.accepted(), asks.len());
     assert_eq!(decoy.accepted(), 0, "the agent connected to the decoy");
+    assert_eq!(agent.count("tunnel up"), 1);
+    assert_no_panic(&agent);
+}
+
+#[cfg(feature = "local-forward")]
+#[test]
+fn a_local_forward_agent_refuses_every_channel_the_jail_opens() {
+    // A -L agent asked the jail for nothing; a jail that opens a forwarded
+    // channel anyway must not get a connection to anything on the device
+    // (least of all the -L host:port, which names a host on the jail's side).
+    let dev = Device::new();
+    let key = host_key();
+    let hk = host_key_arg(&key);
+    let jail = FakeJail::start(Mode::Grant, key, dev.key.clone());
+    let target = Target::start(true);
+    let status = dev.dir.path("status").display().to_string();
+    let agent = Agent::spawn(
+        &[
+            "run",
+            "--state",
+            &dev.state,
+            "--host-key",
+            &hk,
+            "--status-file",
+            &status,
+            "-L",
+            &format!("127.0.0.1:{}:127.0.0.1:{}", free_port(), target.port),
+            &format!("{USER}@127.0.0.1:{}", jail.port),
+        ],
+        &[],
+    );
+    agent.wait_log("tunnel up", READY);
+    let handle = wait_until(READY, "an authenticated session", || {
+        jail.shared.log.lock().unwrap().sessions.first().cloned()
+    });
+    let rt = runtime();
+    for (addr, port) in [("127.0.0.1", u32::from(target.port)), ("localhost", 22)] {
+        let r = rt.block_on(handle.channel_open_forwarded_tcpip(addr, port, "10.0.0.1", 4242));
+        assert!(
+            r.is_err(),
+            "a -L agent accepted a channel the jail opened ({addr}:{port})"
+        );
+    }
+    agent.wait_log("this tunnel is -L: refused", READY);
+    assert_eq!(
+        target.accepted(),
+        0,
+        "the agent dialled for a jail-opened channel"
+    );
     assert_eq!(agent.count("tunnel up"), 1);
     assert_no_panic(&agent);
 }
