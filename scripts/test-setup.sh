@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the integration tests need on a Debian/Ubuntu machine (run as root):
-# OpenSSH server and client, and the unprivileged jail account the tests' sshd
+# OpenSSH server and client, iproute2, python3, and the unprivileged jail account the tests' sshd
 # lets in (shell /bin/false, no home, like seed 000's tunuser).
 set -euo pipefail
 need=()
@@ -9,6 +9,12 @@ command -v ssh >/dev/null 2>&1 || need+=(openssh-client)
 command -v ssh-keygen >/dev/null 2>&1 || need+=(openssh-client)
 command -v nc >/dev/null 2>&1 || need+=(netcat-openbsd)
 command -v cc >/dev/null 2>&1 || need+=(gcc libc6-dev)
+# tests/faults.rs: network namespaces, a veth pair and a blackhole qdisc (ip, tc);
+# python3 runs the echo target and the operator client inside the namespaces.
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
+command -v tc >/dev/null 2>&1 || need+=(iproute2)
+command -v python3 >/dev/null 2>&1 || need+=(python3)
+command -v mount >/dev/null 2>&1 || need+=(mount)
 if [ "${#need[@]}" -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
