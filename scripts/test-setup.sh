@@ -15,6 +15,13 @@ command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v tc >/dev/null 2>&1 || need+=(iproute2)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 command -v mount >/dev/null 2>&1 || need+=(mount)
+# tests/boards.rs: shellcheck on every script, systemd-analyze verify on the unit,
+# the OpenWrt init script under busybox sh, dpkg-deb reading the .ipk.
+command -v shellcheck >/dev/null 2>&1 || need+=(shellcheck)
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
+command -v busybox >/dev/null 2>&1 || need+=(busybox)
+command -v dpkg-deb >/dev/null 2>&1 || need+=(dpkg)
+command -v ar >/dev/null 2>&1 || need+=(binutils)
 if [ "${#need[@]}" -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null

@@ -437,10 +437,10 @@ pub fn build(args: Args, getenv: &dyn Fn(&str) -> Option<String>) -> Result<Comm
             if port != "*" && !listen.starts_with('/') {
                 parse_port(port, "--listen (a port, or * for any, as -R 0 needs)")?;
             }
-            if let Some(a) = addr {
-                if a.is_empty() || a.contains(['"', ' ', ',']) {
-                    return Err(bad(format!("--listen {listen:?}: bad address")));
-                }
+            if let Some(a) = addr
+                && (a.is_empty() || a.contains(['"', ' ', ',']))
+            {
+                return Err(bad(format!("--listen {listen:?}: bad address")));
             }
             Ok(Command::Authorize {
                 state_path,
@@ -930,10 +930,9 @@ pub fn parse_remote_forward(s: &str) -> Result<RemoteForward, ConfigError> {
         }
     };
     let bind = match bind {
-        Some(b) if b.is_empty() => None,
+        Some("") | None => None,
         Some(b) if b == "*" || valid_host(b) => Some(b.to_string()),
         Some(b) => return Err(bad(format!("-R {s:?}: bad bind address {b:?}"))),
-        None => None,
     };
     let port = parse_port(rest[0], &format!("-R {s:?}: listen port"))?;
     let target_host = unbracket(rest[1]);
