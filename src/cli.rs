@@ -91,6 +91,25 @@ pub struct Args {
 
 /// Parses the command line (without the program name). Errors are one line.
 pub fn parse<I: IntoIterator<Item = OsString>>(argv: I) -> Result<Args, String> {
+    parse_words(argv).map_err(|e| one_line(&e))
+}
+
+/// Escapes control characters (a newline in an argv word, say) so an error
+/// stays one line.
+fn one_line(s: &str) -> String {
+    s.chars()
+        .flat_map(|c| {
+            let esc: Vec<char> = if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            esc
+        })
+        .collect()
+}
+
+fn parse_words<I: IntoIterator<Item = OsString>>(argv: I) -> Result<Args, String> {
     use lexopt::prelude::*;
     let mut p = lexopt::Parser::from_args(argv);
     let mut a = Args::default();
@@ -184,6 +203,12 @@ mod tests {
         assert_eq!(a.remote.as_deref(), Some("2022:127.0.0.1:22"));
         assert_eq!(a.options, vec!["ServerAliveInterval=5"]);
         assert_eq!(a.destination.as_deref(), Some("tunuser@jail"));
+    }
+
+    #[test]
+    fn a_newline_in_an_unknown_flag_stays_one_line() {
+        let e = parse([OsString::from("run"), OsString::from("--bo\ngus")]).unwrap_err();
+        assert!(!e.contains('\n') && e.contains("bo\\ngus"), "{e}");
     }
 
     #[test]
