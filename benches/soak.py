@@ -21,7 +21,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tunnel_bench import free_port, probe, push, rss_kib, sink_server, tree, wait  # noqa: E402
+from tunnel_bench import (free_port, probe, push, rss_kib, sink_server, tree, wait,  # noqa: E402
+                          write_jail_config)
 
 
 def fds(pid):
@@ -33,18 +34,8 @@ class RestartableJail:
 
     def __init__(self, d, authorized, listen):
         self.d, self.port, self.proc = d, free_port(), None
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", f"{d}/hk"], check=True)
-        open(f"{d}/ak", "w").write(authorized)
-        os.chmod(d, 0o755)
-        open(f"{d}/sshd_config", "w").write(
-            f"ListenAddress 127.0.0.1:{self.port}\nHostKey {d}/hk\nPidFile none\nAuthorizedKeysFile {d}/ak\n"
-            "StrictModes no\nUsePAM no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
-            "PermitRootLogin no\nAllowUsers jbtunnel\nAllowTcpForwarding remote\nGatewayPorts no\n"
-            f"PermitListen {listen}\nPermitOpen none\nX11Forwarding no\nPermitTTY no\nForceCommand /bin/false\n"
-            "ClientAliveInterval 5\nClientAliveCountMax 2\n"
-        )
-        self.known_hosts = f"{d}/kh"
-        open(self.known_hosts, "w").write(f"[127.0.0.1]:{self.port} {open(f'{d}/hk.pub').read()}")
+        self.known_hosts = write_jail_config(d, self.port, authorized, listen,
+                                             "ClientAliveInterval 5\nClientAliveCountMax 2\n")
 
     def start(self):
         for _ in range(50):

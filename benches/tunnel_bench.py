@@ -144,23 +144,31 @@ def push(port, nbytes):
         assert s.recv(4) == b"done"
 
 
+def write_jail_config(d, port, authorized, listen, extra=""):
+    """A host key, authorized_keys and a locked-down sshd_config for a loopback jail in `d`;
+    returns the known_hosts path."""
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", f"{d}/hk"], check=True)
+    open(f"{d}/ak", "w").write(authorized)
+    os.chmod(d, 0o755)
+    open(f"{d}/sshd_config", "w").write(
+        f"ListenAddress 127.0.0.1:{port}\nHostKey {d}/hk\nPidFile none\nAuthorizedKeysFile {d}/ak\n"
+        "StrictModes no\nUsePAM no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
+        "PermitRootLogin no\nAllowUsers jbtunnel\nAllowTcpForwarding remote\nGatewayPorts no\n"
+        f"PermitListen {listen}\nPermitOpen none\nX11Forwarding no\nPermitTTY no\nForceCommand /bin/false\n"
+        + extra
+    )
+    known_hosts = f"{d}/kh"
+    open(known_hosts, "w").write(f"[127.0.0.1]:{port} {open(f'{d}/hk.pub').read()}")
+    return known_hosts
+
+
 class Jail:
     def __init__(self, d, authorized, listen):
         self.port = free_port()
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", f"{d}/hk"], check=True)
-        open(f"{d}/ak", "w").write(authorized)
-        os.chmod(d, 0o755)
-        open(f"{d}/sshd_config", "w").write(
-            f"ListenAddress 127.0.0.1:{self.port}\nHostKey {d}/hk\nPidFile none\nAuthorizedKeysFile {d}/ak\n"
-            "StrictModes no\nUsePAM no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
-            "PermitRootLogin no\nAllowUsers jbtunnel\nAllowTcpForwarding remote\nGatewayPorts no\n"
-            f"PermitListen {listen}\nPermitOpen none\nX11Forwarding no\nPermitTTY no\nForceCommand /bin/false\n"
-        )
+        self.known_hosts = write_jail_config(d, self.port, authorized, listen)
         self.proc = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", f"{d}/sshd_config"],
                                      stderr=open(f"{d}/sshd.log", "w"))
         wait(lambda: socket.socket().connect_ex(("127.0.0.1", self.port)) == 0, 10, "jail")
-        self.known_hosts = f"{d}/kh"
-        open(self.known_hosts, "w").write(f"[127.0.0.1]:{self.port} {open(f'{d}/hk.pub').read()}")
 
     def close(self):
         subprocess.run(["pkill", "-KILL", "-f", self.proc.args[-1]], check=False)

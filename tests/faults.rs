@@ -133,12 +133,7 @@ fn jail_restart_mid_transfer_fails_that_transfer_cleanly_and_the_next_one_succee
             let Ok(mut c) = c else { continue };
             let ended = ended_tx.clone();
             std::thread::spawn(move || {
-                let mut buf = [0u8; 16384];
-                while let Ok(n) = c.read(&mut buf) {
-                    if n == 0 || c.write_all(&buf[..n]).is_err() {
-                        break;
-                    }
-                }
+                echo_until_eof(&mut c);
                 let _ = ended.send(Instant::now());
             });
         }

@@ -14,7 +14,7 @@ use russh::keys::{PrivateKey, PublicKey};
 use russh::server::{self, Auth, Session, VerifiedPublicKey};
 use russh::{Channel, ChannelMsg, ChannelOpenFailure};
 use std::io::{Read, Write};
-use std::net::{Shutdown, TcpListener};
+use std::net::TcpListener;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -294,18 +294,7 @@ impl Target {
                         o.fetch_sub(1, Ordering::SeqCst);
                         return;
                     }
-                    let mut buf = [0u8; 16 * 1024];
-                    loop {
-                        match s.read(&mut buf) {
-                            Ok(0) | Err(_) => break,
-                            Ok(n) => {
-                                if s.write_all(&buf[..n]).is_err() {
-                                    break;
-                                }
-                            }
-                        }
-                    }
-                    let _ = s.shutdown(Shutdown::Write);
+                    echo_until_eof(&mut s);
                     o.fetch_sub(1, Ordering::SeqCst);
                 });
             }

@@ -278,6 +278,17 @@ fn a_writer_killed_at_random_moments_never_leaves_a_bad_state_file() {
     );
 }
 
+/// `jailbird key --state STATE` must exit 2 with one line naming the file and
+/// `why`, print nothing on stdout, and not panic.
+fn key_fails_with_one_line(state: &str, why: &str) {
+    let (st, out, err) = jailbird(&["key", "--state", state]);
+    assert_eq!(st.code(), Some(2), "{err}");
+    assert!(out.is_empty());
+    let line = err.trim();
+    assert!(!line.contains('\n') && !err.contains("panicked"), "{err}");
+    assert!(line.contains(state) && line.contains(why), "{line}");
+}
+
 /// A small tmpfs mounted for one test (root only), unmounted on drop.
 struct SmallFs(TempDir);
 
@@ -304,31 +315,14 @@ fn read_only_or_full_filesystem_is_a_clear_error_not_a_panic() {
     // Read-only: the identity cannot be created.
     let ro = SmallFs::mount("rofs", "ro,size=64k");
     let state = ro.0.path("identity").display().to_string();
-    let (st, out, err) = jailbird(&["key", "--state", &state]);
-    assert_eq!(st.code(), Some(2), "{err}");
-    assert!(out.is_empty());
-    let line = err.trim();
-    assert!(!line.contains('\n'), "{err}");
-    assert!(
-        line.contains(&state) && line.contains("Read-only file system"),
-        "{line}"
-    );
-    assert!(!err.contains("panicked"), "{err}");
+    key_fails_with_one_line(&state, "Read-only file system");
 
     // Full: the filesystem has no room left for the temp file.
     let full = SmallFs::mount("fullfs", "size=16k");
     let filler = full.0.path("filler");
     let _ = std::fs::write(&filler, vec![0u8; 64 * 1024]); // fills it (ENOSPC expected)
     let state = full.0.path("identity").display().to_string();
-    let (st, out, err) = jailbird(&["key", "--state", &state]);
-    assert_eq!(st.code(), Some(2), "{err}");
-    assert!(out.is_empty());
-    let line = err.trim();
-    assert!(!line.contains('\n'), "{err}");
-    assert!(
-        line.contains(&state) && line.contains("No space left"),
-        "{line}"
-    );
+    key_fails_with_one_line(&state, "No space left");
     // Nothing half-written is left behind.
     assert!(!std::path::Path::new(&state).exists());
     let left: Vec<_> = std::fs::read_dir(&full.0.0)

@@ -208,14 +208,7 @@ fn a_stalled_target_holds_back_only_its_own_channel_and_memory_stays_bounded() {
                 stalled.push(c);
                 continue;
             }
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 16384];
-                while let Ok(n) = c.read(&mut buf) {
-                    if n == 0 || c.write_all(&buf[..n]).is_err() {
-                        break;
-                    }
-                }
-            });
+            std::thread::spawn(move || echo_until_eof(&mut c));
         }
     });
     let s = Setup::new();

@@ -549,24 +549,27 @@ impl Echo {
             for s in l.incoming() {
                 let Ok(mut s) = s else { continue };
                 count.fetch_add(1, Ordering::SeqCst);
-                thread::spawn(move || {
-                    let mut buf = [0u8; 32 * 1024];
-                    loop {
-                        match s.read(&mut buf) {
-                            Ok(0) | Err(_) => break,
-                            Ok(n) => {
-                                if s.write_all(&buf[..n]).is_err() {
-                                    break;
-                                }
-                            }
-                        }
-                    }
-                    let _ = s.shutdown(Shutdown::Write);
-                });
+                thread::spawn(move || echo_until_eof(&mut s));
             }
         });
         Echo { port, accepted }
     }
+}
+
+/// Sends back every byte read from `s` until EOF or an error, then half-closes.
+pub fn echo_until_eof(s: &mut TcpStream) {
+    let mut buf = [0u8; 32 * 1024];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                if s.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    let _ = s.shutdown(Shutdown::Write);
 }
 
 /// Deterministic pseudo-random bytes (xorshift), so a corrupted byte cannot hide.
