@@ -215,17 +215,7 @@ struct Device {
 
 impl Device {
     fn new() -> Device {
-        let dir = TempDir::new("hostile");
-        let state = dir.path("identity").display().to_string();
-        let listen = free_port();
-        let (status, line, err) = jailbird(&[
-            "authorize",
-            "--state",
-            &state,
-            "--listen",
-            &listen.to_string(),
-        ]);
-        assert!(status.success(), "authorize failed: {err}");
+        let (dir, state, listen, line) = authorized_device("hostile");
         let mut words = line.split_whitespace();
         words.find(|w| *w == "ssh-ed25519").expect(&line);
         let b64 = words.next().expect(&line);

@@ -749,23 +749,30 @@ pub struct Setup {
     pub listen: u16,
 }
 
+/// A fresh state file in a new directory and the `jailbird authorize --listen`
+/// line for a free port: (dir, state path, port, authorized_keys line).
+pub fn authorized_device(tag: &str) -> (TempDir, String, u16, String) {
+    let dir = TempDir::new(tag);
+    let state = dir.path("identity").display().to_string();
+    let listen = free_port();
+    let (status, line, err) = jailbird(&[
+        "authorize",
+        "--state",
+        &state,
+        "--listen",
+        &listen.to_string(),
+    ]);
+    assert!(status.success(), "authorize failed: {err}");
+    (dir, state, listen, line)
+}
+
 impl Setup {
     pub fn new() -> Setup {
         Self::with(|_| {})
     }
 
     pub fn with(tweak: impl FnOnce(&mut JailOpts)) -> Setup {
-        let dir = TempDir::new("agent");
-        let state = dir.path("identity").display().to_string();
-        let listen = free_port();
-        let (status, line, err) = jailbird(&[
-            "authorize",
-            "--state",
-            &state,
-            "--listen",
-            &listen.to_string(),
-        ]);
-        assert!(status.success(), "authorize failed: {err}");
+        let (dir, state, listen, line) = authorized_device("agent");
         let mut opts = JailOpts::new(listen, &line);
         tweak(&mut opts);
         let jail = Jail::start(opts);
