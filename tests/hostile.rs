@@ -347,13 +347,6 @@ async fn roundtrip(ch: Channel<server::Msg>, data: &[u8]) -> Result<Vec<u8>, Str
     Ok(back)
 }
 
-/// The agent's resident memory in KiB.
-fn vm_rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
-
 /// Log records that begin with `start` (e.g. `[INFO ] tunnel up`): the text
 /// of another record, or an indented continuation line, does not count.
 fn records(agent: &Agent, start: &str) -> usize {

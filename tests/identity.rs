@@ -172,10 +172,12 @@ const WRITER_ENV: &str = "JAILBIRD_TEST_DURABILITY_WRITER";
 /// SIGKILLed writers in the durability test.
 const KILL_TRIALS: usize = 240;
 
-/// Not a test on its own: when this test binary is re-run with WRITER_ENV set,
-/// this writes two states (A, B) as reference files, says "ready", then rewrites
-/// the state file alternating A and B until it is killed.
+/// Not a test on its own (hence ignored): the durability test re-runs this
+/// binary with `--ignored` and WRITER_ENV set; this then writes two states (A, B)
+/// as reference files, says "ready", and rewrites the state file alternating A
+/// and B until it is killed.
 #[test]
+#[ignore = "helper process for a_writer_killed_at_random_moments_never_leaves_a_bad_state_file"]
 fn durability_writer_child() {
     let Ok(path) = std::env::var(WRITER_ENV) else {
         return;
@@ -210,6 +212,7 @@ fn a_writer_killed_at_random_moments_never_leaves_a_bad_state_file() {
             .args([
                 "--exact",
                 "durability_writer_child",
+                "--ignored",
                 "--nocapture",
                 "--test-threads=1",
             ])

@@ -177,17 +177,6 @@ fn target_down_refuses_the_channel_and_the_tunnel_stays() {
     assert_eq!(agent.count("tunnel up"), 1);
 }
 
-/// Agent's resident memory in KiB.
-fn vm_rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .unwrap()
-        .to_string();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
-
 /// What a stalled channel may add to the agent's resident memory: one SSH window
 /// (WINDOW_BYTES, 512 KiB) of queued data plus allocator slack. Without flow
 /// control the 256 MiB push below would all land in the agent.

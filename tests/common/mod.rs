@@ -556,6 +556,13 @@ impl Echo {
     }
 }
 
+/// A process's resident memory in KiB (VmRSS).
+pub fn vm_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
 /// Sends back every byte read from `s` until EOF or an error, then half-closes.
 pub fn echo_until_eof(s: &mut TcpStream) {
     let mut buf = [0u8; 32 * 1024];
