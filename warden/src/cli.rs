@@ -1,0 +1,167 @@
+//! Flags and subcommands (clap), nothing else.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "warden",
+    version,
+    about = "The fleet side of jailbird: device registry, enrolment and jail authorization on stock OpenSSH"
+)]
+pub struct Cli {
+    /// Registry: sqlite:///PATH or postgres://USER@HOST[:PORT]/DB (password from PGPASSWORD or ~/.pgpass).
+    #[arg(long, global = true, env = "WARDEN_DB", default_value = crate::db::DEFAULT_DB)]
+    pub db: String,
+    /// Machine-readable output (JSON) for listings and `show`.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Cmd {
+    /// Port pools: a set of jails sharing one port range.
+    #[command(subcommand)]
+    Pool(PoolCmd),
+    /// Jails: the sshd hosts devices dial.
+    #[command(subcommand)]
+    Jail(JailCmd),
+    /// Enrol a device (idempotent for the same id and key).
+    Enroll(EnrollArgs),
+    /// Enrol every row of a CSV file (id,mac,key[,pool]), all or nothing.
+    Import { file: PathBuf },
+    /// Write DIR/jailbird.env and DIR/known_hosts for a device.
+    DeviceConfig {
+        id: String,
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+        /// Where the device keeps the known_hosts file.
+        #[arg(long, default_value = crate::device_config::DEFAULT_DEVICE_KNOWN_HOSTS)]
+        known_hosts_path: String,
+    },
+    /// List devices.
+    Ls(LsArgs),
+    /// One device, by id or MAC.
+    Show {
+        #[arg(required_unless_present = "mac", conflicts_with = "mac")]
+        id: Option<String>,
+        #[arg(long)]
+        mac: Option<String>,
+    },
+    /// Revoke a device: its next login fails, a live session ends within the watch interval.
+    Revoke {
+        id: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Print the sshd_config drop-in that makes this host's sshd the jail NAME.
+    SshdConfig(SshdConfigArgs),
+    /// sshd's AuthorizedKeysCommand: `authorized-keys --jail NAME %u %f`.
+    AuthorizedKeys {
+        #[arg(long)]
+        jail: String,
+        user: String,
+        fingerprint: String,
+    },
+    /// Record which devices hold their port on this jail; end revoked devices' sessions.
+    Watch {
+        #[arg(long)]
+        jail: String,
+        /// Seconds between looks.
+        #[arg(long, default_value_t = crate::watch::DEFAULT_INTERVAL_SECS)]
+        interval: u64,
+        /// The jail sshd's PidFile, when several sshds share this host.
+        #[arg(long)]
+        sshd_pid_file: Option<PathBuf>,
+        /// Stop after this many looks (default: run until stopped).
+        #[arg(long)]
+        ticks: Option<u64>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PoolCmd {
+    /// Add a pool.
+    Add {
+        name: String,
+        /// Port range LO-HI.
+        #[arg(long, default_value = "10000-19999")]
+        ports: String,
+    },
+    /// List pools.
+    Ls,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum JailCmd {
+    /// Add a jail to a pool.
+    Add {
+        name: String,
+        /// Where devices dial it: HOST[:PORT].
+        #[arg(long)]
+        address: String,
+        /// Its host public key: "TYPE BASE64" (e.g. from /etc/ssh/ssh_host_ed25519_key.pub).
+        #[arg(long)]
+        host_key: String,
+        #[arg(long)]
+        pool: Option<String>,
+        /// The account devices log in as.
+        #[arg(long, default_value = crate::registry::DEFAULT_TUNNEL_USER)]
+        user: String,
+    },
+    /// List jails.
+    Ls,
+}
+
+#[derive(Args, Debug)]
+pub struct EnrollArgs {
+    pub id: String,
+    /// The device's public key: "ssh-ed25519 AAAA..." (`jailbird key` prints it).
+    #[arg(long)]
+    pub key: String,
+    #[arg(long)]
+    pub mac: Option<String>,
+    #[arg(long)]
+    pub pool: Option<String>,
+    /// Where the jail's port leads on the device (default 127.0.0.1:22).
+    #[arg(long)]
+    pub target: Option<String>,
+    /// KEY=VALUE, repeatable.
+    #[arg(long = "label")]
+    pub labels: Vec<String>,
+    /// Re-key, move or re-enrol a device that exists with other values.
+    #[arg(long)]
+    pub replace: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct LsArgs {
+    #[arg(long)]
+    pub pool: Option<String>,
+    #[arg(long, conflicts_with = "offline")]
+    pub online: bool,
+    #[arg(long)]
+    pub offline: bool,
+    /// KEY=VALUE, repeatable: devices carrying every label given.
+    #[arg(long = "label")]
+    pub labels: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct SshdConfigArgs {
+    #[arg(long)]
+    pub jail: String,
+    /// The unprivileged account sshd runs `authorized-keys` as.
+    #[arg(long, default_value = crate::sshd::DEFAULT_COMMAND_USER)]
+    pub command_user: String,
+    /// The account devices log in as (default: the jail's, from `jail add --user`).
+    #[arg(long)]
+    pub tunnel_user: Option<String>,
+    #[arg(long, default_value = crate::sshd::DEFAULT_OPERATOR_USER)]
+    pub operator_user: String,
+    /// The warden binary sshd runs (default: this one's absolute path).
+    #[arg(long)]
+    pub binary: Option<PathBuf>,
+}

@@ -1,0 +1,730 @@
+//! The two registry backends behind one small interface: SQLite (rusqlite,
+//! the embedded default) and PostgreSQL (the `postgres` crate), speaking the
+//! same SQL with `$1`-style parameters, the same schema and the same versioned
+//! migrations. Everything above this module is written once.
+//!
+//! Why not an ORM or sqlx: every command is short-lived and synchronous, and
+//! the hot path (`authorized-keys`, once per SSH login) must open one
+//! connection, run one indexed query and exit: no async runtime, no pool, no
+//! migrations. Both crates are the standard drivers for their database.
+
+use crate::error::Error;
+use crate::types::quote;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The schema this build reads and writes.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// Versioned migrations, shared by both backends. `{serial}` is the one
+/// dialect difference: an auto-numbered primary key.
+const MIGRATIONS: &[(i64, &str)] = &[(
+    1,
+    "CREATE TABLE pools (
+        name TEXT PRIMARY KEY,
+        port_lo BIGINT NOT NULL,
+        port_hi BIGINT NOT NULL,
+        created BIGINT NOT NULL
+    );
+    CREATE TABLE jails (
+        name TEXT PRIMARY KEY,
+        pool TEXT NOT NULL REFERENCES pools(name),
+        address TEXT NOT NULL,
+        host_key TEXT NOT NULL,
+        tunnel_user TEXT NOT NULL,
+        created BIGINT NOT NULL
+    );
+    CREATE INDEX jails_pool ON jails(pool, created, name);
+    CREATE TABLE devices (
+        id TEXT PRIMARY KEY,
+        mac TEXT UNIQUE,
+        key_type TEXT NOT NULL,
+        key_base64 TEXT NOT NULL,
+        fingerprint TEXT NOT NULL UNIQUE,
+        pool TEXT NOT NULL REFERENCES pools(name),
+        port BIGINT NOT NULL,
+        target TEXT NOT NULL,
+        labels TEXT NOT NULL,
+        enrolled BIGINT NOT NULL,
+        revoked BIGINT,
+        last_seen BIGINT,
+        online_jail TEXT,
+        online_since BIGINT,
+        offline_since BIGINT,
+        UNIQUE (pool, port)
+    );
+    CREATE TABLE audit (
+        seq {serial},
+        at BIGINT NOT NULL,
+        action TEXT NOT NULL,
+        device TEXT,
+        operator TEXT,
+        actor TEXT NOT NULL,
+        origin TEXT NOT NULL,
+        reason TEXT,
+        detail TEXT
+    );
+    CREATE INDEX audit_device ON audit(device, at);
+    CREATE INDEX audit_at ON audit(at);",
+)];
+
+/// How long an administrative command waits for another writer (40 `enroll`
+/// processes at once queue behind each other within this).
+pub const ADMIN_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long `authorized-keys` waits for the database: sshd's login is waiting.
+pub const HOT_PATH_TIMEOUT: Duration = Duration::from_secs(3);
+/// How many times a transaction that lost a race (unique violation,
+/// serialization failure, busy) is run again before giving up.
+pub const MAX_TX_ATTEMPTS: u32 = 64;
+
+/// A column value: the registry uses only integers and text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Value {
+    Null,
+    Int(i64),
+    Text(String),
+}
+
+impl Value {
+    pub fn int(&self) -> Option<i64> {
+        match self {
+            Value::Int(i) => Some(*i),
+            _ => None,
+        }
+    }
+    pub fn text(&self) -> Option<&str> {
+        match self {
+            Value::Text(s) => Some(s),
+            _ => None,
+        }
+    }
+    pub fn opt_text(v: Option<&str>) -> Value {
+        v.map_or(Value::Null, |s| Value::Text(s.to_string()))
+    }
+}
+
+impl From<&str> for Value {
+    fn from(s: &str) -> Self {
+        Value::Text(s.to_string())
+    }
+}
+impl From<String> for Value {
+    fn from(s: String) -> Self {
+        Value::Text(s)
+    }
+}
+impl From<i64> for Value {
+    fn from(i: i64) -> Self {
+        Value::Int(i)
+    }
+}
+impl From<u16> for Value {
+    fn from(i: u16) -> Self {
+        Value::Int(i64::from(i))
+    }
+}
+
+pub type Row = Vec<Value>;
+
+/// Where the registry lives: `sqlite:///path/registry.db` or
+/// `postgres://USER@HOST[:PORT]/DB` (the password never in the URL).
+#[derive(Clone, PartialEq, Eq)]
+pub enum DbUrl {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+/// The default registry (contract).
+pub const DEFAULT_DB: &str = "sqlite:///var/lib/warden/registry.db";
+
+impl DbUrl {
+    pub fn parse(s: &str) -> Result<Self, Error> {
+        let bad = |why: &str| Error::invalid(format!("--db {}: {why}", quote(s)));
+        if s.contains(['\n', '\r', '\0', ' ']) {
+            return Err(bad("holds a space or a line break"));
+        }
+        if let Some(rest) = s.strip_prefix("sqlite:") {
+            let path = rest.strip_prefix("//").unwrap_or(rest);
+            if path.is_empty() {
+                return Err(bad("no path; want sqlite:///var/lib/warden/registry.db"));
+            }
+            return Ok(DbUrl::Sqlite(PathBuf::from(path)));
+        }
+        if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+            let rest = s.split_once("://").map_or("", |x| x.1);
+            let authority = rest.split(['/', '?']).next().unwrap_or("");
+            let has_password = authority
+                .rsplit_once('@')
+                .is_some_and(|(userinfo, _)| userinfo.contains(':'))
+                || s.contains("password=");
+            if has_password {
+                // The URL itself is not repeated: it holds the secret.
+                return Err(Error::invalid(
+                    "--db: the PostgreSQL URL holds a password; give it in PGPASSWORD or ~/.pgpass, never on the command line",
+                ));
+            }
+            s.parse::<postgres::Config>()
+                .map_err(|e| bad(&format!("not a PostgreSQL URL ({e})")))?;
+            return Ok(DbUrl::Postgres(s.to_string()));
+        }
+        Err(bad("want sqlite:///PATH or postgres://USER@HOST[:PORT]/DB"))
+    }
+}
+
+impl std::fmt::Display for DbUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DbUrl::Sqlite(p) => write!(f, "sqlite://{}", p.display()),
+            DbUrl::Postgres(u) => f.write_str(u),
+        }
+    }
+}
+
+impl std::fmt::Debug for DbUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
+/// What a connection is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Administrative commands: create the registry if absent, run migrations,
+    /// wait for other writers.
+    Admin,
+    /// `authorized-keys`: the registry must exist at the current schema;
+    /// nothing is created or migrated; short timeouts.
+    HotPath,
+}
+
+/// A failed statement: lost a race (run the transaction again) or failed.
+#[derive(Debug)]
+pub enum DbError {
+    Conflict(String),
+    Failed(String),
+}
+
+impl From<DbError> for Error {
+    fn from(e: DbError) -> Error {
+        match e {
+            DbError::Conflict(m) => Error::runtime(format!("registry busy: {}", one_line(&m))),
+            DbError::Failed(m) => Error::runtime(format!("registry: {}", one_line(&m))),
+        }
+    }
+}
+
+/// A driver's message on one line.
+pub fn one_line(m: &str) -> String {
+    m.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// One connection to the registry.
+pub enum Conn {
+    Sqlite {
+        conn: rusqlite::Connection,
+        path: PathBuf,
+    },
+    Postgres(Box<postgres::Client>),
+}
+
+/// The outcome of a transaction body: `Retry` runs it again from the start.
+pub enum TxError {
+    Retry(String),
+    Fail(Error),
+}
+
+impl From<Error> for TxError {
+    fn from(e: Error) -> Self {
+        TxError::Fail(e)
+    }
+}
+
+impl From<DbError> for TxError {
+    fn from(e: DbError) -> Self {
+        match e {
+            DbError::Conflict(m) => TxError::Retry(m),
+            e => TxError::Fail(e.into()),
+        }
+    }
+}
+
+fn sqlite_err(e: rusqlite::Error) -> DbError {
+    use rusqlite::ErrorCode::*;
+    match &e {
+        rusqlite::Error::SqliteFailure(f, _)
+            if matches!(f.code, ConstraintViolation | DatabaseBusy | DatabaseLocked) =>
+        {
+            DbError::Conflict(e.to_string())
+        }
+        _ => DbError::Failed(e.to_string()),
+    }
+}
+
+fn pg_err(e: postgres::Error) -> DbError {
+    use postgres::error::SqlState;
+    match e.code() {
+        Some(c)
+            if *c == SqlState::UNIQUE_VIOLATION
+                || *c == SqlState::T_R_SERIALIZATION_FAILURE
+                || *c == SqlState::T_R_DEADLOCK_DETECTED =>
+        {
+            DbError::Conflict(e.to_string())
+        }
+        _ => {
+            // The driver's Display for a server error is "db error"; the
+            // server's own message is in the source.
+            let m = match e.as_db_error() {
+                Some(d) => d.message().to_string(),
+                None => match std::error::Error::source(&e) {
+                    Some(s) => format!("{e}: {s}"),
+                    None => e.to_string(),
+                },
+            };
+            DbError::Failed(m)
+        }
+    }
+}
+
+/// `$1` -> `?1`: SQLite's numbered parameters, so one SQL text serves both.
+fn sqlite_sql(sql: &str) -> String {
+    sql.replace('$', "?")
+}
+
+impl postgres::types::ToSql for Value {
+    fn to_sql(
+        &self,
+        ty: &postgres::types::Type,
+        out: &mut postgres::types::private::BytesMut,
+    ) -> Result<postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        use postgres::types::{IsNull, Type};
+        match self {
+            Value::Null => Ok(IsNull::Yes),
+            Value::Int(i) if *ty == Type::INT4 => i32::try_from(*i)?.to_sql(ty, out),
+            Value::Int(i) => i.to_sql(ty, out),
+            Value::Text(s) => s.to_sql(ty, out),
+        }
+    }
+    fn accepts(_: &postgres::types::Type) -> bool {
+        true
+    }
+    postgres::types::to_sql_checked!();
+}
+
+impl rusqlite::ToSql for Value {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        use rusqlite::types::{ToSqlOutput, ValueRef};
+        Ok(match self {
+            Value::Null => ToSqlOutput::Borrowed(ValueRef::Null),
+            Value::Int(i) => ToSqlOutput::Borrowed(ValueRef::Integer(*i)),
+            Value::Text(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
+        })
+    }
+}
+
+fn pg_value(row: &postgres::Row, i: usize) -> Result<Value, DbError> {
+    use postgres::types::Type;
+    let ty = row.columns()[i].type_().clone();
+    let conv = |e: postgres::Error| DbError::Failed(e.to_string());
+    Ok(if ty == Type::INT8 {
+        row.try_get::<_, Option<i64>>(i)
+            .map_err(conv)?
+            .map_or(Value::Null, Value::Int)
+    } else if ty == Type::INT4 {
+        row.try_get::<_, Option<i32>>(i)
+            .map_err(conv)?
+            .map_or(Value::Null, |v| Value::Int(v.into()))
+    } else if ty == Type::BOOL {
+        row.try_get::<_, Option<bool>>(i)
+            .map_err(conv)?
+            .map_or(Value::Null, |v| Value::Int(v.into()))
+    } else {
+        row.try_get::<_, Option<String>>(i)
+            .map_err(conv)?
+            .map_or(Value::Null, Value::Text)
+    })
+}
+
+/// The PostgreSQL password for `cfg`, from `PGPASSWORD` or the `.pgpass` file
+/// (`PGPASSFILE` or `~/.pgpass`, `host:port:db:user:password`, `*` wildcards),
+/// as libpq does; never from the command line.
+fn pg_password(cfg: &postgres::Config) -> Option<String> {
+    if let Ok(p) = std::env::var("PGPASSWORD") {
+        return Some(p);
+    }
+    let file = std::env::var_os("PGPASSFILE")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".pgpass")))?;
+    let text = std::fs::read_to_string(file).ok()?;
+    let host = match cfg.get_hosts().first() {
+        Some(postgres::config::Host::Tcp(h)) => h.clone(),
+        _ => "localhost".to_string(),
+    };
+    let port = cfg.get_ports().first().copied().unwrap_or(5432).to_string();
+    let db = cfg.get_dbname().unwrap_or("").to_string();
+    let user = cfg.get_user().unwrap_or("").to_string();
+    for line in text.lines() {
+        if line.starts_with('#') {
+            continue;
+        }
+        let f: Vec<&str> = line.splitn(5, ':').collect();
+        if f.len() == 5
+            && [&host, &port, &db, &user]
+                .iter()
+                .zip(&f)
+                .all(|(want, got)| *got == "*" || *got == want.as_str())
+        {
+            return Some(f[4].to_string());
+        }
+    }
+    None
+}
+
+impl Conn {
+    /// Opens the registry at `url`. In [`Mode::Admin`] a missing SQLite file is
+    /// created and migrations run; in [`Mode::HotPath`] neither happens and
+    /// the schema must be exactly [`SCHEMA_VERSION`].
+    pub fn open(url: &DbUrl, mode: Mode) -> Result<Conn, Error> {
+        let mut conn = match url {
+            DbUrl::Sqlite(path) => Self::open_sqlite(path, mode)?,
+            DbUrl::Postgres(u) => {
+                let mut cfg: postgres::Config = u
+                    .parse()
+                    .map_err(|e| Error::invalid(format!("--db {u}: {e}")))?;
+                if cfg.get_password().is_none() {
+                    if let Some(p) = pg_password(&cfg) {
+                        cfg.password(p);
+                    }
+                }
+                cfg.connect_timeout(match mode {
+                    Mode::Admin => Duration::from_secs(10),
+                    Mode::HotPath => HOT_PATH_TIMEOUT,
+                });
+                if cfg.get_application_name().is_none() {
+                    cfg.application_name("warden");
+                }
+                let client = cfg.connect(postgres::NoTls).map_err(|e| {
+                    Error::runtime(format!(
+                        "registry {u} unreachable: {}",
+                        match pg_err(e) {
+                            DbError::Conflict(m) | DbError::Failed(m) => m,
+                        }
+                    ))
+                })?;
+                Conn::Postgres(Box::new(client))
+            }
+        };
+        match mode {
+            Mode::Admin => conn.migrate()?,
+            Mode::HotPath => {
+                if let DbUrl::Postgres(_) = url {
+                    let ms = HOT_PATH_TIMEOUT.as_millis();
+                    conn.batch(&format!("SET statement_timeout = {ms}"))?;
+                }
+                let v = conn.schema_version()?;
+                if v != SCHEMA_VERSION {
+                    return Err(Error::runtime(format!(
+                        "registry {url} has schema version {v}, this warden reads {SCHEMA_VERSION}: run any admin command of a matching warden"
+                    )));
+                }
+            }
+        }
+        Ok(conn)
+    }
+
+    fn open_sqlite(path: &Path, mode: Mode) -> Result<Conn, Error> {
+        use rusqlite::OpenFlags as F;
+        let mut flags = F::SQLITE_OPEN_READ_WRITE | F::SQLITE_OPEN_NO_MUTEX;
+        if mode == Mode::Admin {
+            let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+            if let Some(dir) = dir {
+                if !dir.is_dir() {
+                    return Err(Error::runtime(format!(
+                        "registry directory {} does not exist (create it owned by the command user, e.g. install -d -o warden -g warden -m 0750 {})",
+                        dir.display(),
+                        dir.display()
+                    )));
+                }
+            }
+            flags |= F::SQLITE_OPEN_CREATE;
+        } else if !path.exists() {
+            return Err(Error::runtime(format!(
+                "registry {} does not exist",
+                path.display()
+            )));
+        }
+        let conn = rusqlite::Connection::open_with_flags(path, flags).map_err(|e| {
+            Error::runtime(format!("registry {}: cannot open: {e}", path.display()))
+        })?;
+        let busy = match mode {
+            Mode::Admin => ADMIN_BUSY_TIMEOUT,
+            Mode::HotPath => HOT_PATH_TIMEOUT,
+        };
+        conn.busy_timeout(busy)
+            .and_then(|_| conn.pragma_update(None, "foreign_keys", "ON"))
+            .map_err(|e| Error::runtime(format!("registry {}: {e}", path.display())))?;
+        if mode == Mode::Admin {
+            // WAL: readers (every SSH login) never wait for a writer. The mode
+            // is stored in the file, so it is set once, here.
+            let jm: String = conn
+                .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
+                .map_err(|e| Error::runtime(format!("registry {}: {e}", path.display())))?;
+            if !jm.eq_ignore_ascii_case("wal") {
+                return Err(Error::runtime(format!(
+                    "registry {}: cannot use WAL journal (got {jm})",
+                    path.display()
+                )));
+            }
+        }
+        Ok(Conn::Sqlite {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        matches!(self, Conn::Postgres(_))
+    }
+
+    /// Runs statements without parameters or results (`;`-separated).
+    pub fn batch(&mut self, sql: &str) -> Result<(), DbError> {
+        match self {
+            Conn::Sqlite { conn, .. } => conn.execute_batch(sql).map_err(sqlite_err),
+            Conn::Postgres(c) => c.batch_execute(sql).map_err(pg_err),
+        }
+    }
+
+    /// One statement; returns the number of rows it changed.
+    pub fn exec(&mut self, sql: &str, params: &[Value]) -> Result<u64, DbError> {
+        match self {
+            Conn::Sqlite { conn, .. } => {
+                let mut st = conn.prepare_cached(&sqlite_sql(sql)).map_err(sqlite_err)?;
+                st.execute(rusqlite::params_from_iter(params.iter()))
+                    .map(|n| n as u64)
+                    .map_err(sqlite_err)
+            }
+            Conn::Postgres(c) => {
+                let p: Vec<&(dyn postgres::types::ToSql + Sync)> =
+                    params.iter().map(|v| v as _).collect();
+                c.execute(sql, &p).map_err(pg_err)
+            }
+        }
+    }
+
+    /// One query; every row as a vector of values.
+    pub fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>, DbError> {
+        match self {
+            Conn::Sqlite { conn, .. } => {
+                let mut st = conn.prepare_cached(&sqlite_sql(sql)).map_err(sqlite_err)?;
+                let n = st.column_count();
+                let mut rows = st
+                    .query(rusqlite::params_from_iter(params.iter()))
+                    .map_err(sqlite_err)?;
+                let mut out = Vec::new();
+                while let Some(r) = rows.next().map_err(sqlite_err)? {
+                    let mut row = Vec::with_capacity(n);
+                    for i in 0..n {
+                        use rusqlite::types::ValueRef;
+                        row.push(match r.get_ref(i).map_err(sqlite_err)? {
+                            ValueRef::Null => Value::Null,
+                            ValueRef::Integer(v) => Value::Int(v),
+                            ValueRef::Text(t) => {
+                                Value::Text(String::from_utf8_lossy(t).into_owned())
+                            }
+                            ValueRef::Real(f) => Value::Int(f as i64),
+                            ValueRef::Blob(b) => {
+                                Value::Text(String::from_utf8_lossy(b).into_owned())
+                            }
+                        });
+                    }
+                    out.push(row);
+                }
+                Ok(out)
+            }
+            Conn::Postgres(c) => {
+                let p: Vec<&(dyn postgres::types::ToSql + Sync)> =
+                    params.iter().map(|v| v as _).collect();
+                let rows = c.query(sql, &p).map_err(pg_err)?;
+                rows.iter()
+                    .map(|r| (0..r.len()).map(|i| pg_value(r, i)).collect())
+                    .collect()
+            }
+        }
+    }
+
+    /// Runs `body` as one transaction, committing if it returns `Ok`, rolling
+    /// back otherwise; a body that lost a race is run again (bounded).
+    pub fn transaction<T>(
+        &mut self,
+        mut body: impl FnMut(&mut Conn) -> Result<T, TxError>,
+    ) -> Result<T, Error> {
+        let mut last = String::new();
+        for attempt in 0..MAX_TX_ATTEMPTS {
+            if attempt > 0 {
+                // Spread the retries of processes that collided.
+                let jitter = u64::from(std::process::id() % 7 + attempt.min(10));
+                std::thread::sleep(Duration::from_millis(jitter * 3));
+            }
+            let begin = match self {
+                // IMMEDIATE: take the write lock up front, so two writers queue
+                // (busy_timeout) instead of deadlocking on a lock upgrade.
+                Conn::Sqlite { .. } => "BEGIN IMMEDIATE",
+                Conn::Postgres(_) => "BEGIN",
+            };
+            match self.batch(begin) {
+                Ok(()) => {}
+                Err(DbError::Conflict(m)) => {
+                    last = m;
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            }
+            let r = body(self);
+            match r {
+                Ok(v) => match self.batch("COMMIT") {
+                    Ok(()) => return Ok(v),
+                    Err(DbError::Conflict(m)) => {
+                        let _ = self.batch("ROLLBACK");
+                        last = m;
+                    }
+                    Err(e) => {
+                        let _ = self.batch("ROLLBACK");
+                        return Err(e.into());
+                    }
+                },
+                Err(TxError::Retry(m)) => {
+                    let _ = self.batch("ROLLBACK");
+                    last = m;
+                }
+                Err(TxError::Fail(e)) => {
+                    let _ = self.batch("ROLLBACK");
+                    return Err(e);
+                }
+            }
+        }
+        Err(Error::runtime(format!(
+            "registry busy: gave up after {MAX_TX_ATTEMPTS} attempts ({last})"
+        )))
+    }
+
+    fn schema_version(&mut self) -> Result<i64, Error> {
+        match self.query("SELECT max(version) FROM warden_schema", &[]) {
+            Ok(rows) => Ok(rows
+                .first()
+                .and_then(|r| r.first())
+                .and_then(Value::int)
+                .unwrap_or(0)),
+            Err(_) => Err(Error::runtime(
+                "registry is not initialised (no schema): run an admin command such as `warden pool add` first",
+            )),
+        }
+    }
+
+    fn migrate(&mut self) -> Result<(), Error> {
+        let pg = self.is_postgres();
+        self.transaction(|c| {
+            if pg {
+                // One migrator at a time, even when 40 processes start at once
+                // on an empty database.
+                c.query("SELECT pg_advisory_xact_lock(7265617264656e)", &[])?;
+            }
+            c.batch("CREATE TABLE IF NOT EXISTS warden_schema (version BIGINT NOT NULL)")?;
+            let rows = c.query("SELECT max(version) FROM warden_schema", &[])?;
+            let have = rows
+                .first()
+                .and_then(|r| r.first())
+                .and_then(Value::int)
+                .unwrap_or(0);
+            if have > SCHEMA_VERSION {
+                return Err(Error::runtime(format!(
+                    "registry has schema version {have}, newer than this warden ({SCHEMA_VERSION}): upgrade warden"
+                ))
+                .into());
+            }
+            for (v, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > have) {
+                let serial = if pg {
+                    "BIGSERIAL PRIMARY KEY"
+                } else {
+                    "INTEGER PRIMARY KEY AUTOINCREMENT"
+                };
+                c.batch(&sql.replace("{serial}", serial))?;
+                c.exec("INSERT INTO warden_schema (version) VALUES ($1)", &[Value::Int(*v)])?;
+            }
+            Ok(())
+        })?;
+        self.fix_ownership();
+        Ok(())
+    }
+
+    /// SQLite only: when run as root, hand the database and its WAL/SHM files
+    /// to the owner of their directory, so that the unprivileged user sshd
+    /// runs `authorized-keys` as can still read and write them.
+    pub fn fix_ownership(&self) {
+        let Conn::Sqlite { path, .. } = self else {
+            return;
+        };
+        if unsafe_free_euid() != 0 {
+            return;
+        }
+        use std::os::unix::fs::MetadataExt;
+        let dir = match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            Some(d) => d.to_path_buf(),
+            None => PathBuf::from("."),
+        };
+        let Ok(dm) = std::fs::metadata(&dir) else {
+            return;
+        };
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = path.as_os_str().to_owned();
+            p.push(suffix);
+            let p = PathBuf::from(p);
+            if let Ok(m) = std::fs::metadata(&p) {
+                if m.uid() != dm.uid() || m.gid() != dm.gid() {
+                    let _ = std::os::unix::fs::chown(&p, Some(dm.uid()), Some(dm.gid()));
+                }
+            }
+        }
+    }
+}
+
+/// The effective uid, read from /proc (no unsafe call needed).
+pub fn unsafe_free_euid() -> u32 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).and_then(|u| u.parse().ok()))
+        })
+        .unwrap_or(u32::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        assert_eq!(
+            DbUrl::parse(DEFAULT_DB).unwrap(),
+            DbUrl::Sqlite("/var/lib/warden/registry.db".into())
+        );
+        assert!(matches!(
+            DbUrl::parse("postgres://warden@127.0.0.1:5432/warden").unwrap(),
+            DbUrl::Postgres(_)
+        ));
+        for s in [
+            "postgres://warden:secret@127.0.0.1/warden",
+            "postgres://warden@127.0.0.1/warden?password=x",
+            "mysql://x",
+            "sqlite:",
+            "sqlite:///a b",
+            "",
+        ] {
+            assert!(DbUrl::parse(s).is_err(), "{s:?} accepted");
+        }
+        let e = DbUrl::parse("postgres://warden:secret@h/db")
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("secret"), "password echoed: {e}");
+    }
+}

@@ -1,0 +1,41 @@
+//! One error type for every command: what went wrong, where, and which exit
+//! status it maps to (2: usage or validation, 1: a runtime failure).
+
+use std::fmt;
+
+#[derive(Debug)]
+pub enum Error {
+    /// Bad input: a malformed value, an unknown name, a conflict the caller
+    /// must resolve. Exit 2, nothing changed.
+    Invalid(String),
+    /// The input was fine but the work failed: a database that cannot be
+    /// reached, a full port range, a file that cannot be written. Exit 1.
+    Runtime(String),
+}
+
+impl Error {
+    pub fn invalid(m: impl Into<String>) -> Self {
+        Error::Invalid(m.into())
+    }
+    pub fn runtime(m: impl Into<String>) -> Self {
+        Error::Runtime(m.into())
+    }
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Invalid(_) => 2,
+            Error::Runtime(_) => 1,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // One line, whatever the cause held.
+        let m = match self {
+            Error::Invalid(m) | Error::Runtime(m) => m,
+        };
+        f.write_str(m)
+    }
+}
+
+impl std::error::Error for Error {}

@@ -1,0 +1,493 @@
+//! warden: the fleet side of jailbird.
+//!
+//! ```text
+//! CLI (cli.rs) -> run() below: one function per verb
+//!              -> registry.rs (pools, jails, devices, audit; one transaction each)
+//!                   -> db.rs (SQLite | PostgreSQL: one SQL, one schema, versioned migrations)
+//! sshd -> `warden authorized-keys` (sshd.rs: one indexed lookup, fail closed)
+//! jail host -> `warden watch` (watch.rs: /proc/net/tcp -> registry; ends revoked sessions)
+//! factory -> `warden device-config` (device_config.rs: jailbird.env + known_hosts)
+//! ```
+//!
+//! Values are parsed once at the edge into the types of types.rs; a malformed
+//! id, MAC, key or range never reaches SQL.
+
+pub mod cli;
+pub mod db;
+pub mod device_config;
+pub mod error;
+pub mod registry;
+pub mod sshd;
+pub mod types;
+pub mod watch;
+
+use cli::{Cli, Cmd, JailCmd, PoolCmd};
+use db::{Conn, DbUrl, Mode};
+use error::Error;
+use registry::{Device, NewDevice, Which};
+use types::{DeviceId, HostPort, Mac, Name, PortRange, PublicKey};
+
+fn json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string_pretty(v).unwrap_or_default()
+}
+
+/// An aligned table: a header and rows of cells.
+fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut w: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            w[i] = w[i].max(c.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut s = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                s.push_str(c);
+            } else {
+                s.push_str(&format!("{c:<width$}  ", width = w[i]));
+            }
+        }
+        s.trim_end().to_string() + "\n"
+    };
+    let mut out = line(header.to_vec());
+    for r in rows {
+        out.push_str(&line(r.iter().map(String::as_str).collect()));
+    }
+    out
+}
+
+fn dash(v: &Option<String>) -> String {
+    v.clone().unwrap_or_else(|| "-".into())
+}
+
+fn device_rows(ds: &[Device]) -> String {
+    let rows: Vec<Vec<String>> = ds
+        .iter()
+        .map(|d| {
+            let state = if d.revoked {
+                "revoked".to_string()
+            } else if d.online.is_some() {
+                "online".to_string()
+            } else {
+                "offline".to_string()
+            };
+            let since = if d.online.is_some() {
+                dash(&d.online_since)
+            } else {
+                dash(&d.offline_since)
+            };
+            vec![
+                d.id.clone(),
+                dash(&d.mac),
+                d.pool.clone(),
+                d.port.to_string(),
+                state,
+                dash(&d.online),
+                since,
+                dash(&d.last_seen),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "ID",
+            "MAC",
+            "POOL",
+            "PORT",
+            "STATE",
+            "JAIL",
+            "SINCE",
+            "LAST SEEN",
+        ],
+        &rows,
+    )
+}
+
+fn show_device(d: &Device) -> String {
+    let labels: Vec<String> = d.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let mut s = String::new();
+    for (k, v) in [
+        ("id", d.id.clone()),
+        ("mac", dash(&d.mac)),
+        ("pool", d.pool.clone()),
+        ("port", d.port.to_string()),
+        ("target", d.target.clone()),
+        ("key", d.key.clone()),
+        ("fingerprint", d.fingerprint.clone()),
+        (
+            "labels",
+            if labels.is_empty() {
+                "-".into()
+            } else {
+                labels.join(",")
+            },
+        ),
+        ("enrolled", d.enrolled.clone()),
+        ("revoked", dash(&d.revoked_at)),
+        ("online", dash(&d.online)),
+        ("online since", dash(&d.online_since)),
+        ("offline since", dash(&d.offline_since)),
+        ("last seen", dash(&d.last_seen)),
+    ] {
+        s.push_str(&format!("{k:<14} {v}\n"));
+    }
+    s
+}
+
+fn name(what: &str, s: &Option<String>) -> Result<Option<Name>, Error> {
+    s.as_deref().map(|s| Name::parse(what, s)).transpose()
+}
+
+/// Parses one import file: every bad row is named (`FILE:LINE: ...`).
+pub fn parse_import(file: &str, text: &str) -> Result<Vec<registry::ImportRow>, Error> {
+    let mut rows = Vec::new();
+    let mut errors = Vec::new();
+    let mut ids = std::collections::BTreeMap::new();
+    let mut keys = std::collections::BTreeMap::new();
+    let mut macs = std::collections::BTreeMap::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = i + 1;
+        let l = raw.trim();
+        if l.is_empty() || l.starts_with('#') {
+            continue;
+        }
+        let f: Vec<String> = l
+            .split(',')
+            .map(|s| s.trim().trim_matches('"').to_string())
+            .collect();
+        if line == 1 && f.first().is_some_and(|s| s.eq_ignore_ascii_case("id")) {
+            continue; // header
+        }
+        if f.len() < 3 || f.len() > 4 {
+            errors.push(format!(
+                "{file}:{line}: want id,mac,key[,pool], got {} field(s)",
+                f.len()
+            ));
+            continue;
+        }
+        let parsed = (|| -> Result<NewDevice, Error> {
+            Ok(NewDevice {
+                id: DeviceId::parse(&f[0])?,
+                mac: if f[1].is_empty() {
+                    None
+                } else {
+                    Some(Mac::parse(&f[1])?)
+                },
+                key: PublicKey::parse("key", &f[2])?,
+                pool: match f.get(3) {
+                    Some(p) if !p.is_empty() => Some(Name::parse("pool", p)?),
+                    _ => None,
+                },
+                target: None,
+                labels: None,
+            })
+        })();
+        match parsed {
+            Err(e) => errors.push(format!("{file}:{line}: {e}")),
+            Ok(d) => {
+                let mut dup =
+                    |map: &mut std::collections::BTreeMap<String, usize>, k: String, what: &str| {
+                        if let Some(first) = map.insert(k.clone(), line) {
+                            errors.push(format!("{file}:{line}: {what} {k} also on line {first}"));
+                        }
+                    };
+                dup(&mut ids, d.id.to_string(), "device id");
+                dup(&mut keys, d.key.fingerprint.clone(), "key");
+                if let Some(m) = &d.mac {
+                    dup(&mut macs, m.as_str().to_string(), "MAC");
+                }
+                rows.push(registry::ImportRow { line, device: d });
+            }
+        }
+    }
+    if !errors.is_empty() {
+        errors.push(format!(
+            "{file}: {} bad row(s); nothing imported",
+            errors.len()
+        ));
+        return Err(Error::invalid(errors.join("\n")));
+    }
+    Ok(rows)
+}
+
+/// Runs one command; returns what to print on stdout.
+pub fn run(cli: &Cli) -> Result<String, Error> {
+    let db = DbUrl::parse(&cli.db)?;
+    if let Cmd::AuthorizedKeys {
+        jail,
+        user,
+        fingerprint,
+    } = &cli.cmd
+    {
+        return match sshd::authorize(&db, jail, user, fingerprint)? {
+            Ok(line) => Ok(line + "\n"),
+            Err(why) => {
+                eprintln!("warden authorized-keys: refused: {why}");
+                Ok(String::new())
+            }
+        };
+    }
+    // Validate every argument before touching the registry.
+    let out = match &cli.cmd {
+        Cmd::Pool(PoolCmd::Add { name: n, ports }) => {
+            let n = Name::parse("pool", n)?;
+            let range = PortRange::parse(ports)?;
+            let mut c = Conn::open(&db, Mode::Admin)?;
+            registry::pool_add(&mut c, &n, range)?;
+            c.fix_ownership();
+            format!("pool {n} ports {range}\n")
+        }
+        Cmd::Pool(PoolCmd::Ls) => {
+            let mut c = Conn::open(&db, Mode::Admin)?;
+            let ps = registry::pools(&mut c)?;
+            if cli.json {
+                json(&ps)
+            } else {
+                let rows: Vec<Vec<String>> = ps
+                    .iter()
+                    .map(|p| vec![p.name.clone(), p.ports.clone(), p.devices.to_string()])
+                    .collect();
+                table(&["POOL", "PORTS", "DEVICES"], &rows)
+            }
+        }
+        Cmd::Jail(JailCmd::Add {
+            name: n,
+            address,
+            host_key,
+            pool,
+            user,
+        }) => {
+            let j = registry::NewJail {
+                name: Name::parse("jail", n)?,
+                address: HostPort::parse("--address", address, Some(22))?,
+                host_key: PublicKey::parse("--host-key", host_key)?,
+                pool: name("pool", pool)?,
+                user: {
+                    sshd_user_check(user)?;
+                    user.clone()
+                },
+            };
+            let mut c = Conn::open(&db, Mode::Admin)?;
+            let j = registry::jail_add(&mut c, &j)?;
+            c.fix_ownership();
+            format!("jail {} pool {} address {}\n", j.name, j.pool, j.address)
+        }
+        Cmd::Jail(JailCmd::Ls) => {
+            let mut c = Conn::open(&db, Mode::Admin)?;
+            let js = registry::jails(&mut c)?;
+            if cli.json {
+                json(&js)
+            } else {
+                let rows: Vec<Vec<String>> = js
+                    .iter()
+                    .map(|j| {
+                        let fp = PublicKey::parse("host key", &j.host_key)
+                            .map(|k| k.fingerprint)
+                            .unwrap_or_default();
+                        vec![
+                            j.name.clone(),
+                            j.pool.clone(),
+                            j.address.clone(),
+                            j.user.clone(),
+                            fp,
+                        ]
+                    })
+                    .collect();
+                table(&["JAIL", "POOL", "ADDRESS", "USER", "HOST KEY"], &rows)
+            }
+        }
+        Cmd::Enroll(a) => {
+            let d = NewDevice {
+                id: DeviceId::parse(&a.id)?,
+                key: PublicKey::parse("--key", &a.key)?,
+                mac: a.mac.as_deref().map(Mac::parse).transpose()?,
+                pool: name("pool", &a.pool)?,
+                target: a
+                    .target
+                    .as_deref()
+                    .map(|t| HostPort::parse("--target", t, None))
+                    .transpose()?,
+                labels: Some(registry::parse_labels(&a.labels)?),
+            };
+            let mut c = Conn::open(&db, Mode::Admin)?;
+            let (dev, outcome) = registry::enroll(&mut c, &d, a.replace)?;
+            c.fix_ownership();
+            if cli.json {
+                json(&serde_json::json!({"outcome": outcome, "device": dev}))
+            } else {
+                format!(
+                    "{} {} pool={} port={}\n",
+                    dev.id,
+                    match outcome {
+                        registry::Outcome::Enrolled => "enrolled",
+                        registry::Outcome::Unchanged => "already-enrolled",
+                        registry::Outcome::Replaced => "replaced",
+                    },
+                    dev.pool,
+                    dev.port
+                )
+            }
+        }
+        Cmd::Import { file } => {
+            let shown = file.display().to_string();
+            let meta =
+                std::fs::metadata(file).map_err(|e| Error::invalid(format!("{shown}: {e}")))?;
+            if meta.len() > MAX_IMPORT_BYTES {
+                return Err(Error::invalid(format!(
+                    "{shown}: larger than {MAX_IMPORT_BYTES} bytes"
+                )));
+            }
+            let text = std::fs::read_to_string(file)
+                .map_err(|e| Error::invalid(format!("{shown}: {e}")))?;
+            let rows = parse_import(&shown, &text)?;
+            let mut c = Conn::open(&db, Mode::Admin)?;
+            let (new, same) = registry::import(&mut c, &shown, &rows)?;
+            c.fix_ownership();
+            format!("{shown}: {new} enrolled, {same} already enrolled\n")
+        }
+        Cmd::DeviceConfig {
+            id,
+            out,
+            known_hosts_path,
+        } => {
+            let id = DeviceId::parse(id)?;
+            if !out.is_dir() {
+                return Err(Error::invalid(format!(
+                    "--out {}: not a directory",
+                    out.display()
+                )));
+            }
+            let mut c = Conn::open(&db, Mode::Admin)?;
+            let d = registry::show(&mut c, &Which::Id(id))?;
+            let jails: Vec<_> = registry::jails(&mut c)?
+                .into_iter()
+                .filter(|j| j.pool == d.pool)
+                .collect();
+            let (env, kh) = device_config::render(&d, &jails, known_hosts_path)?;
+            device_config::write_file(out, "jailbird.env", &env)?;
+            device_config::write_file(out, "known_hosts", &kh)?;
+            format!(
+                "wrote {} and {} for device {} (port {}, {} jail(s))\n",
+                out.join("jailbird.env").display(),
+                out.join("known_hosts").display(),
+                d.id,
+                d.port,
+                jails.len()
+            )
+        }
+        Cmd::Ls(a) => {
+            let pool = name("pool", &a.pool)?;
+            let want = registry::parse_labels(&a.labels)?;
+            let mut c = Conn::open(&db, Mode::Admin)?;
+            if let Some(p) = &pool {
+                if !registry::pools(&mut c)?
+                    .iter()
+                    .any(|x| x.name == p.as_str())
+                {
+                    return Err(Error::invalid(format!("unknown pool {p}")));
+                }
+            }
+            let ds: Vec<Device> = registry::devices(&mut c, pool.as_ref())?
+                .into_iter()
+                .filter(|d| !a.online || d.online.is_some())
+                .filter(|d| !a.offline || (d.online.is_none() && !d.revoked))
+                .filter(|d| want.iter().all(|(k, v)| d.labels.get(k) == Some(v)))
+                .collect();
+            if cli.json {
+                json(&ds)
+            } else {
+                device_rows(&ds)
+            }
+        }
+        Cmd::Show { id, mac } => {
+            let which = match (id, mac) {
+                (Some(id), _) => Which::Id(DeviceId::parse(id)?),
+                (None, Some(m)) => Which::Mac(Mac::parse(m)?),
+                (None, None) => return Err(Error::invalid("show: give an ID or --mac MAC")),
+            };
+            let mut c = Conn::open(&db, Mode::Admin)?;
+            let d = registry::show(&mut c, &which)?;
+            if cli.json { json(&d) } else { show_device(&d) }
+        }
+        Cmd::Revoke { id, reason } => {
+            let id = DeviceId::parse(id)?;
+            if let Some(r) = reason {
+                if r.chars().any(char::is_control) || r.len() > 512 {
+                    return Err(Error::invalid("--reason: up to 512 printable characters"));
+                }
+            }
+            let mut c = Conn::open(&db, Mode::Admin)?;
+            let d = registry::revoke(&mut c, &id, reason.as_deref())?;
+            c.fix_ownership();
+            format!(
+                "{} revoked: its key is refused from now on (port {} of pool {} stays reserved)\n",
+                d.id, d.port, d.pool
+            )
+        }
+        Cmd::SshdConfig(a) => {
+            let jail = Name::parse("jail", &a.jail)?;
+            let binary = match &a.binary {
+                Some(b) => b.clone(),
+                None => std::env::current_exe().map_err(|e| {
+                    Error::runtime(format!(
+                        "cannot tell this binary's path ({e}); give --binary"
+                    ))
+                })?,
+            };
+            let mut c = Conn::open(&db, Mode::Admin)?;
+            c.fix_ownership();
+            sshd::sshd_config(
+                &mut c,
+                &sshd::SshdConfigArgs {
+                    jail: &jail,
+                    command_user: &a.command_user,
+                    tunnel_user: a.tunnel_user.as_deref(),
+                    operator_user: &a.operator_user,
+                    binary: &binary,
+                    db: &db,
+                },
+            )?
+        }
+        Cmd::Watch {
+            jail,
+            interval,
+            sshd_pid_file,
+            ticks,
+        } => {
+            let jail = Name::parse("jail", jail)?;
+            if *interval == 0 || *interval > 3600 {
+                return Err(Error::invalid("--interval: 1-3600 seconds"));
+            }
+            watch::watch(&watch::WatchArgs {
+                db: &db,
+                jail: &jail,
+                interval: std::time::Duration::from_secs(*interval),
+                sshd_pid_file: sshd_pid_file.as_deref(),
+                ticks: *ticks,
+            })?;
+            String::new()
+        }
+        Cmd::AuthorizedKeys { .. } => unreachable!("answered above"),
+    };
+    Ok(out)
+}
+
+/// Largest import file accepted (10,000 rows are ~1.2 MB).
+pub const MAX_IMPORT_BYTES: u64 = 64 << 20;
+
+fn sshd_user_check(u: &str) -> Result<(), Error> {
+    let ok = !u.is_empty()
+        && u.len() <= 32
+        && !u.starts_with('-')
+        && u.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(format!(
+            "--user {}: not a user name",
+            types::quote(u)
+        )))
+    }
+}

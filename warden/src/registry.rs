@@ -1,0 +1,907 @@
+//! The registry: pools, jails, devices and the audit trail, written once in
+//! SQL that both backends run. Every change is one transaction; uniqueness
+//! (a key across the fleet, a port within a pool, a MAC) is enforced by the
+//! database and a transaction that loses a race is run again.
+
+use crate::db::{Conn, Row, TxError, Value};
+use crate::error::Error;
+use crate::types::{DeviceId, HostPort, Mac, Name, PortRange, PublicKey, quote};
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The device-side target when `--target` is not given.
+pub const DEFAULT_TARGET: &str = "127.0.0.1:22";
+/// The jail account devices log in as when `--user` is not given.
+pub const DEFAULT_TUNNEL_USER: &str = "tunuser";
+/// How stale `last_seen` may get before a login or a watch tick writes it
+/// again: logins never queue behind a write for a timestamp.
+pub const LAST_SEEN_WRITE_SECS: i64 = 60;
+/// Labels per device.
+pub const MAX_LABELS: usize = 16;
+/// Length of a label key or value.
+pub const MAX_LABEL_CHARS: usize = 128;
+
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` for a Unix time.
+pub fn rfc3339(secs: i64) -> String {
+    let days = secs.div_euclid(86400);
+    let rem = secs.rem_euclid(86400);
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+/// Who is making a change, and from where (for the audit trail).
+pub fn actor() -> (String, String) {
+    let who = std::env::var("SUDO_USER")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("USER").ok().filter(|s| !s.is_empty()))
+        .unwrap_or_else(|| format!("uid:{}", crate::db::unsafe_free_euid()));
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default();
+    let from = match std::env::var("SSH_CLIENT") {
+        Ok(c) => format!(
+            "{host} (ssh from {})",
+            c.split_whitespace().next().unwrap_or("?")
+        ),
+        Err(_) => host,
+    };
+    (who, from)
+}
+
+/// Appends one audit row (inside the caller's transaction).
+pub fn audit(
+    c: &mut Conn,
+    action: &str,
+    device: Option<&str>,
+    reason: Option<&str>,
+    detail: Option<&str>,
+) -> Result<(), TxError> {
+    let (who, from) = actor();
+    c.exec(
+        "INSERT INTO audit (at, action, device, operator, actor, origin, reason, detail)
+         VALUES ($1, $2, $3, NULL, $4, $5, $6, $7)",
+        &[
+            now().into(),
+            action.into(),
+            Value::opt_text(device),
+            who.into(),
+            from.into(),
+            Value::opt_text(reason),
+            Value::opt_text(detail),
+        ],
+    )?;
+    Ok(())
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Pool {
+    pub name: String,
+    pub ports: String,
+    #[serde(skip)]
+    pub range: PortRange,
+    pub devices: i64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Jail {
+    pub name: String,
+    pub pool: String,
+    pub address: String,
+    pub host_key: String,
+    pub user: String,
+}
+
+impl Jail {
+    /// The address as `HOST:PORT`.
+    pub fn host_port(&self) -> Result<HostPort, Error> {
+        HostPort::parse("jail address", &self.address, Some(22))
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Device {
+    pub id: String,
+    pub mac: Option<String>,
+    pub pool: String,
+    pub port: u16,
+    pub target: String,
+    pub revoked: bool,
+    pub online: Option<String>,
+    pub last_seen: Option<String>,
+    pub online_since: Option<String>,
+    pub offline_since: Option<String>,
+    pub enrolled: String,
+    pub revoked_at: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    pub key: String,
+    pub fingerprint: String,
+}
+
+const DEVICE_COLS: &str = "id, mac, pool, port, target, revoked, online_jail, last_seen, \
+     online_since, offline_since, enrolled, labels, key_type, key_base64, fingerprint";
+
+fn text(r: &Row, i: usize) -> String {
+    r[i].text().unwrap_or_default().to_string()
+}
+fn opt_text(r: &Row, i: usize) -> Option<String> {
+    r[i].text().map(str::to_string)
+}
+fn opt_time(r: &Row, i: usize) -> Option<String> {
+    r[i].int().map(rfc3339)
+}
+
+fn device_from(r: &Row) -> Device {
+    Device {
+        id: text(r, 0),
+        mac: opt_text(r, 1),
+        pool: text(r, 2),
+        port: r[3].int().unwrap_or(0) as u16,
+        target: text(r, 4),
+        revoked: r[5].int().is_some(),
+        revoked_at: opt_time(r, 5),
+        online: opt_text(r, 6),
+        last_seen: opt_time(r, 7),
+        online_since: opt_time(r, 8),
+        offline_since: opt_time(r, 9),
+        enrolled: r[10].int().map(rfc3339).unwrap_or_default(),
+        labels: serde_json::from_str(r[11].text().unwrap_or("{}")).unwrap_or_default(),
+        key: format!("{} {}", text(r, 12), text(r, 13)),
+        fingerprint: text(r, 14),
+    }
+}
+
+/// Parses `K=V` labels.
+pub fn parse_labels(items: &[String]) -> Result<BTreeMap<String, String>, Error> {
+    let mut out = BTreeMap::new();
+    for s in items {
+        let bad = |why: &str| Error::invalid(format!("label {}: {why}", quote(s)));
+        let (k, v) = s.split_once('=').ok_or_else(|| bad("want KEY=VALUE"))?;
+        if k.is_empty()
+            || k.len() > MAX_LABEL_CHARS
+            || !k
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'/'))
+        {
+            return Err(bad("key: want 1-128 of A-Z a-z 0-9 . _ - /"));
+        }
+        if v.len() > MAX_LABEL_CHARS || v.chars().any(char::is_control) {
+            return Err(bad("value: up to 128 printable characters"));
+        }
+        out.insert(k.to_string(), v.to_string());
+    }
+    if out.len() > MAX_LABELS {
+        return Err(Error::invalid(format!("more than {MAX_LABELS} labels")));
+    }
+    Ok(out)
+}
+
+// ---- pools and jails ----------------------------------------------------
+
+pub fn pools(c: &mut Conn) -> Result<Vec<Pool>, Error> {
+    let rows = c.query(
+        "SELECT p.name, p.port_lo, p.port_hi,
+                (SELECT count(*) FROM devices d WHERE d.pool = p.name)
+         FROM pools p ORDER BY p.name",
+        &[],
+    )?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let range = PortRange {
+                lo: r[1].int().unwrap_or(0) as u16,
+                hi: r[2].int().unwrap_or(0) as u16,
+            };
+            Pool {
+                name: text(r, 0),
+                ports: range.to_string(),
+                range,
+                devices: r[3].int().unwrap_or(0),
+            }
+        })
+        .collect())
+}
+
+pub fn pool_add(c: &mut Conn, name: &Name, range: PortRange) -> Result<(), Error> {
+    c.transaction(|c| {
+        for p in pools(c)? {
+            if p.name == name.as_str() {
+                if p.range == range {
+                    return Ok(()); // already there, same range: nothing to do
+                }
+                return Err(Error::invalid(format!(
+                    "pool {name} already exists with ports {}",
+                    p.range
+                ))
+                .into());
+            }
+            if p.range.overlaps(&range) {
+                return Err(Error::invalid(format!(
+                    "ports {range} overlap pool {} ({})",
+                    p.name, p.range
+                ))
+                .into());
+            }
+        }
+        c.exec(
+            "INSERT INTO pools (name, port_lo, port_hi, created) VALUES ($1, $2, $3, $4)",
+            &[
+                name.as_str().into(),
+                range.lo.into(),
+                range.hi.into(),
+                now().into(),
+            ],
+        )?;
+        audit(c, "pool-add", None, None, Some(&format!("{name} {range}")))?;
+        Ok(())
+    })
+}
+
+/// The pool named, or the only pool there is.
+fn resolve_pool(c: &mut Conn, name: Option<&Name>) -> Result<Pool, TxError> {
+    let all = pools(c)?;
+    match name {
+        Some(n) => all
+            .into_iter()
+            .find(|p| p.name == n.as_str())
+            .ok_or_else(|| Error::invalid(format!("unknown pool {n}")).into()),
+        None => match all.len() {
+            1 => Ok(all.into_iter().next().unwrap()),
+            0 => Err(Error::invalid("no pool yet: warden pool add NAME [--ports LO-HI]").into()),
+            _ => Err(Error::invalid(format!(
+                "several pools ({}): name one with --pool",
+                all.iter()
+                    .map(|p| p.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+            .into()),
+        },
+    }
+}
+
+pub struct NewJail {
+    pub name: Name,
+    pub address: HostPort,
+    pub host_key: PublicKey,
+    pub pool: Option<Name>,
+    pub user: String,
+}
+
+pub fn jail_add(c: &mut Conn, j: &NewJail) -> Result<Jail, Error> {
+    c.transaction(|c| {
+        let pool = resolve_pool(c, j.pool.as_ref())?;
+        let new = Jail {
+            name: j.name.to_string(),
+            pool: pool.name.clone(),
+            address: j.address.to_string(),
+            host_key: j.host_key.line(),
+            user: j.user.clone(),
+        };
+        if let Some(old) = jails(c)?.into_iter().find(|x| x.name == new.name) {
+            if old.pool == new.pool
+                && old.address == new.address
+                && old.host_key == new.host_key
+                && old.user == new.user
+            {
+                return Ok(old);
+            }
+            return Err(Error::invalid(format!(
+                "jail {} already exists (pool {}, address {})",
+                old.name, old.pool, old.address
+            ))
+            .into());
+        }
+        c.exec(
+            "INSERT INTO jails (name, pool, address, host_key, tunnel_user, created)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+            &[
+                new.name.clone().into(),
+                new.pool.clone().into(),
+                new.address.clone().into(),
+                new.host_key.clone().into(),
+                new.user.clone().into(),
+                now().into(),
+            ],
+        )?;
+        audit(
+            c,
+            "jail-add",
+            None,
+            None,
+            Some(&format!(
+                "{} pool={} address={}",
+                new.name, new.pool, new.address
+            )),
+        )?;
+        Ok(new)
+    })
+}
+
+/// Every jail, each pool's in the order they were added (the order devices try them).
+pub fn jails(c: &mut Conn) -> Result<Vec<Jail>, Error> {
+    let rows = c.query(
+        "SELECT name, pool, address, host_key, tunnel_user FROM jails ORDER BY pool, created, name",
+        &[],
+    )?;
+    Ok(rows
+        .iter()
+        .map(|r| Jail {
+            name: text(r, 0),
+            pool: text(r, 1),
+            address: text(r, 2),
+            host_key: text(r, 3),
+            user: text(r, 4),
+        })
+        .collect())
+}
+
+pub fn jail(c: &mut Conn, name: &Name) -> Result<Jail, Error> {
+    jails(c)?
+        .into_iter()
+        .find(|j| j.name == name.as_str())
+        .ok_or_else(|| Error::invalid(format!("unknown jail {name}")))
+}
+
+// ---- devices --------------------------------------------------------------
+
+/// What `enroll` (and each `import` row) asks for.
+#[derive(Clone, Debug)]
+pub struct NewDevice {
+    pub id: DeviceId,
+    pub key: PublicKey,
+    pub mac: Option<Mac>,
+    pub pool: Option<Name>,
+    pub target: Option<HostPort>,
+    pub labels: Option<BTreeMap<String, String>>,
+}
+
+/// What `enroll` did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Enrolled,
+    Unchanged,
+    Replaced,
+}
+
+fn device_row(c: &mut Conn, where_: &str, v: Value) -> Result<Option<Device>, DbErr> {
+    let rows = c.query(
+        &format!("SELECT {DEVICE_COLS} FROM devices WHERE {where_} = $1"),
+        &[v],
+    )?;
+    Ok(rows.first().map(device_from))
+}
+
+type DbErr = crate::db::DbError;
+
+/// The lowest free port of `range`, not in `used`.
+fn free_port(range: PortRange, used: &BTreeSet<u16>) -> Option<u16> {
+    (range.lo..=range.hi).find(|p| !used.contains(p))
+}
+
+fn used_ports(c: &mut Conn, pool: &str) -> Result<BTreeSet<u16>, DbErr> {
+    Ok(
+        c.query("SELECT port FROM devices WHERE pool = $1", &[pool.into()])?
+            .iter()
+            .filter_map(|r| r[0].int())
+            .map(|p| p as u16)
+            .collect(),
+    )
+}
+
+/// Serialises allocators of one pool on PostgreSQL (SQLite's `BEGIN
+/// IMMEDIATE` already holds the only write lock).
+fn lock_pool(c: &mut Conn, pool: &str) -> Result<(), DbErr> {
+    if c.is_postgres() {
+        c.query(
+            "SELECT name FROM pools WHERE name = $1 FOR UPDATE",
+            &[pool.into()],
+        )?;
+    }
+    Ok(())
+}
+
+fn insert_device(c: &mut Conn, d: &NewDevice, pool: &str, port: u16, at: i64) -> Result<(), DbErr> {
+    let labels = serde_json::to_string(&d.labels.clone().unwrap_or_default()).unwrap_or_default();
+    let target = d
+        .target
+        .as_ref()
+        .map_or(DEFAULT_TARGET.to_string(), |t| t.to_string());
+    c.exec(
+        "INSERT INTO devices (id, mac, key_type, key_base64, fingerprint, pool, port, target, labels, enrolled)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        &[
+            d.id.as_str().into(),
+            Value::opt_text(d.mac.as_ref().map(Mac::as_str)),
+            d.key.kind.clone().into(),
+            d.key.base64.clone().into(),
+            d.key.fingerprint.clone().into(),
+            pool.into(),
+            port.into(),
+            target.into(),
+            labels.into(),
+            at.into(),
+        ],
+    )?;
+    Ok(())
+}
+
+/// Why a device cannot be enrolled as asked, or `None` if it is already
+/// enrolled exactly so (idempotent), checked against what the registry holds.
+fn conflicts(
+    d: &NewDevice,
+    pool: &str,
+    by_id: Option<&Device>,
+    by_key: Option<&Device>,
+    by_mac: Option<&Device>,
+) -> Vec<String> {
+    let mut why = Vec::new();
+    if let Some(old) = by_id {
+        if old.fingerprint != d.key.fingerprint {
+            why.push(format!(
+                "device {} is enrolled with another key ({}); --replace re-keys it",
+                d.id, old.fingerprint
+            ));
+        }
+        if old.revoked {
+            why.push(format!(
+                "device {} was revoked; --replace re-enrols it",
+                d.id
+            ));
+        }
+        if old.pool != pool {
+            why.push(format!(
+                "device {} is in pool {}, not {pool}; --replace moves it",
+                d.id, old.pool
+            ));
+        }
+        if let Some(m) = &d.mac {
+            if old.mac.as_deref() != Some(m.as_str()) {
+                why.push(format!(
+                    "device {} has MAC {}; --replace changes it",
+                    d.id,
+                    old.mac.as_deref().unwrap_or("(none)")
+                ));
+            }
+        }
+        if let Some(t) = &d.target {
+            if old.target != t.to_string() {
+                why.push(format!(
+                    "device {} has target {}; --replace changes it",
+                    d.id, old.target
+                ));
+            }
+        }
+        if let Some(l) = &d.labels {
+            if !l.is_empty() && &old.labels != l {
+                why.push(format!(
+                    "device {} has other labels; --replace changes them",
+                    d.id
+                ));
+            }
+        }
+    }
+    if let Some(other) = by_key.filter(|o| o.id != d.id.as_str()) {
+        why.push(format!(
+            "key {} already belongs to device {}; --replace moves it",
+            d.key.fingerprint, other.id
+        ));
+    }
+    if let Some(other) = by_mac.filter(|o| o.id != d.id.as_str()) {
+        why.push(format!(
+            "MAC {} already belongs to device {}; --replace moves it",
+            other.mac.as_deref().unwrap_or(""),
+            other.id
+        ));
+    }
+    why
+}
+
+/// Enrols one device (or confirms it is enrolled exactly so).
+pub fn enroll(c: &mut Conn, d: &NewDevice, replace: bool) -> Result<(Device, Outcome), Error> {
+    c.transaction(|c| {
+        let pool = resolve_pool(c, d.pool.as_ref())?;
+        lock_pool(c, &pool.name)?;
+        let by_id = device_row(c, "id", d.id.as_str().into())?;
+        let by_key = device_row(c, "fingerprint", d.key.fingerprint.clone().into())?;
+        let by_mac = match &d.mac {
+            Some(m) => device_row(c, "mac", m.as_str().into())?,
+            None => None,
+        };
+        let why = conflicts(
+            d,
+            &pool.name,
+            by_id.as_ref(),
+            by_key.as_ref(),
+            by_mac.as_ref(),
+        );
+        if why.is_empty() {
+            if let Some(old) = by_id {
+                return Ok((old, Outcome::Unchanged));
+            }
+        } else if !replace {
+            return Err(Error::invalid(why.join("; ")).into());
+        }
+        let at = now();
+        let mut detail = Vec::new();
+        if let Some(other) = by_key.as_ref().filter(|o| o.id != d.id.as_str()) {
+            c.exec(
+                "DELETE FROM devices WHERE id = $1",
+                &[other.id.clone().into()],
+            )?;
+            detail.push(format!("key moved from device {}", other.id));
+            audit(
+                c,
+                "replace",
+                Some(&other.id),
+                None,
+                Some(&format!("key moved to device {}", d.id)),
+            )?;
+        }
+        if let Some(other) = by_mac.as_ref().filter(|o| o.id != d.id.as_str()) {
+            c.exec(
+                "UPDATE devices SET mac = NULL WHERE id = $1",
+                &[other.id.clone().into()],
+            )?;
+            detail.push(format!("MAC moved from device {}", other.id));
+        }
+        let outcome = match &by_id {
+            Some(old) => {
+                // Keep the port unless the device moves to another pool.
+                let port = if old.pool == pool.name {
+                    old.port
+                } else {
+                    let mut used = used_ports(c, &pool.name)?;
+                    used.remove(&old.port);
+                    free_port(pool.range, &used).ok_or_else(|| {
+                        Error::runtime(format!("pool {} is full ({})", pool.name, pool.range))
+                    })?
+                };
+                c.exec(
+                    "DELETE FROM devices WHERE id = $1",
+                    &[old.id.clone().into()],
+                )?;
+                let mut merged = d.clone();
+                if merged.mac.is_none() && by_mac.is_none() {
+                    merged.mac = old.mac.as_deref().and_then(|m| Mac::parse(m).ok());
+                }
+                if merged.target.is_none() {
+                    merged.target = HostPort::parse("target", &old.target, None).ok();
+                }
+                if merged.labels.as_ref().is_none_or(BTreeMap::is_empty) {
+                    merged.labels = Some(old.labels.clone());
+                }
+                insert_device(c, &merged, &pool.name, port, at)?;
+                detail.push(format!(
+                    "was {} port {} key {}",
+                    old.pool, old.port, old.fingerprint
+                ));
+                Outcome::Replaced
+            }
+            None => {
+                let used = used_ports(c, &pool.name)?;
+                let port = free_port(pool.range, &used).ok_or_else(|| {
+                    Error::runtime(format!(
+                        "pool {} is full: all {} ports of {} are taken",
+                        pool.name,
+                        pool.range.len(),
+                        pool.range
+                    ))
+                })?;
+                insert_device(c, d, &pool.name, port, at)?;
+                Outcome::Enrolled
+            }
+        };
+        let action = if outcome == Outcome::Replaced {
+            "replace"
+        } else {
+            "enroll"
+        };
+        detail.push(format!("key {}", d.key.fingerprint));
+        audit(
+            c,
+            action,
+            Some(d.id.as_str()),
+            None,
+            Some(&detail.join("; ")),
+        )?;
+        let dev = device_row(c, "id", d.id.as_str().into())?
+            .ok_or_else(|| Error::runtime("enrolled device vanished"))?;
+        Ok((dev, outcome))
+    })
+}
+
+/// One parsed row of an import file, with where it came from.
+pub struct ImportRow {
+    pub line: usize,
+    pub device: NewDevice,
+}
+
+/// Imports every row in one transaction, or nothing: rows already enrolled
+/// exactly so are skipped; any conflict names its row. Returns (new, unchanged).
+pub fn import(c: &mut Conn, file: &str, rows: &[ImportRow]) -> Result<(usize, usize), Error> {
+    c.transaction(|c| {
+        let mut by_id = BTreeMap::new();
+        let mut by_key = BTreeMap::new();
+        let mut by_mac = BTreeMap::new();
+        for r in c.query(&format!("SELECT {DEVICE_COLS} FROM devices"), &[])? {
+            let d = device_from(&r);
+            by_key.insert(d.fingerprint.clone(), d.clone());
+            if let Some(m) = &d.mac {
+                by_mac.insert(m.clone(), d.clone());
+            }
+            by_id.insert(d.id.clone(), d);
+        }
+        let all_pools = pools(c)?;
+        let mut used: BTreeMap<String, BTreeSet<u16>> = BTreeMap::new();
+        for d in by_id.values() {
+            used.entry(d.pool.clone()).or_default().insert(d.port);
+        }
+        let mut errors = Vec::new();
+        let mut plan = Vec::new();
+        let mut unchanged = 0;
+        for r in rows {
+            let d = &r.device;
+            let pool = match &d.pool {
+                Some(n) => all_pools.iter().find(|p| p.name == n.as_str()),
+                None if all_pools.len() == 1 => all_pools.first(),
+                None => None,
+            };
+            let Some(pool) = pool else {
+                errors.push(format!(
+                    "{file}:{}: {}",
+                    r.line,
+                    match &d.pool {
+                        Some(n) => format!("unknown pool {n}"),
+                        None => "no pool column and not exactly one pool".to_string(),
+                    }
+                ));
+                continue;
+            };
+            let why = conflicts(
+                d,
+                &pool.name,
+                by_id.get(d.id.as_str()),
+                by_key.get(&d.key.fingerprint),
+                d.mac.as_ref().and_then(|m| by_mac.get(m.as_str())),
+            );
+            if !why.is_empty() {
+                errors.push(format!("{file}:{}: {}", r.line, why.join("; ")));
+            } else if by_id.contains_key(d.id.as_str()) {
+                unchanged += 1;
+            } else {
+                plan.push((d, pool));
+            }
+        }
+        if !errors.is_empty() {
+            errors.push(format!(
+                "{file}: {} bad row(s); nothing imported",
+                errors.len()
+            ));
+            return Err(Error::invalid(errors.join("\n")).into());
+        }
+        let at = now();
+        for (d, pool) in &plan {
+            lock_pool(c, &pool.name)?;
+            let set = used.entry(pool.name.clone()).or_default();
+            let port = free_port(pool.range, set).ok_or_else(|| {
+                Error::runtime(format!(
+                    "{file}: pool {} is full ({} ports of {}); nothing imported",
+                    pool.name,
+                    pool.range.len(),
+                    pool.range
+                ))
+            })?;
+            set.insert(port);
+            insert_device(c, d, &pool.name, port, at)?;
+            audit(
+                c,
+                "import",
+                Some(d.id.as_str()),
+                None,
+                Some(&format!("key {} from {file}", d.key.fingerprint)),
+            )?;
+        }
+        Ok((plan.len(), unchanged))
+    })
+}
+
+pub fn revoke(c: &mut Conn, id: &DeviceId, reason: Option<&str>) -> Result<Device, Error> {
+    c.transaction(|c| {
+        let Some(d) = device_row(c, "id", id.as_str().into())? else {
+            return Err(Error::invalid(format!("unknown device {id}")).into());
+        };
+        if d.revoked {
+            return Ok(d);
+        }
+        c.exec(
+            "UPDATE devices SET revoked = $1 WHERE id = $2",
+            &[now().into(), id.as_str().into()],
+        )?;
+        audit(
+            c,
+            "revoke",
+            Some(id.as_str()),
+            reason,
+            Some(&format!("key {}", d.fingerprint)),
+        )?;
+        Ok(device_row(c, "id", id.as_str().into())?.unwrap_or(d))
+    })
+}
+
+/// A device by id or MAC.
+pub enum Which {
+    Id(DeviceId),
+    Mac(Mac),
+}
+
+pub fn show(c: &mut Conn, which: &Which) -> Result<Device, Error> {
+    let (col, v, shown) = match which {
+        Which::Id(id) => ("id", id.as_str(), format!("device {id}")),
+        Which::Mac(m) => ("mac", m.as_str(), format!("device with MAC {}", m.as_str())),
+    };
+    device_row(c, col, v.into())?.ok_or_else(|| Error::invalid(format!("unknown {shown}")))
+}
+
+pub fn devices(c: &mut Conn, pool: Option<&Name>) -> Result<Vec<Device>, Error> {
+    let rows = match pool {
+        Some(p) => c.query(
+            &format!("SELECT {DEVICE_COLS} FROM devices WHERE pool = $1 ORDER BY id"),
+            &[p.as_str().into()],
+        )?,
+        None => c.query(
+            &format!("SELECT {DEVICE_COLS} FROM devices ORDER BY id"),
+            &[],
+        )?,
+    };
+    Ok(rows.iter().map(device_from).collect())
+}
+
+// ---- the hot path: sshd's question ------------------------------------------
+
+/// What `authorized-keys` needs to answer for one fingerprint at one jail.
+pub struct Login {
+    pub jail: Jail,
+    pub device: Option<Device>,
+}
+
+pub fn login_lookup(c: &mut Conn, jail: &str, fingerprint: &str) -> Result<Login, Error> {
+    let rows = c.query(
+        "SELECT name, pool, address, host_key, tunnel_user FROM jails WHERE name = $1",
+        &[jail.into()],
+    )?;
+    let r = rows
+        .first()
+        .ok_or_else(|| Error::runtime(format!("unknown jail {}", quote(jail))))?;
+    let jail = Jail {
+        name: text(r, 0),
+        pool: text(r, 1),
+        address: text(r, 2),
+        host_key: text(r, 3),
+        user: text(r, 4),
+    };
+    let device = device_row(c, "fingerprint", fingerprint.into())?;
+    Ok(Login { jail, device })
+}
+
+/// Records a login, at most once per [`LAST_SEEN_WRITE_SECS`], and never
+/// waits for a lock to do it (a busy registry skips the write).
+pub fn touch_last_seen(c: &mut Conn, id: &str, at: i64) {
+    if let Conn::Sqlite { conn, .. } = c {
+        let _ = conn.busy_timeout(std::time::Duration::ZERO);
+    } else {
+        let _ = c.batch("SET lock_timeout = 100");
+    }
+    let _ = c.exec(
+        "UPDATE devices SET last_seen = $1 WHERE id = $2 AND (last_seen IS NULL OR last_seen < $3)",
+        &[at.into(), id.into(), (at - LAST_SEEN_WRITE_SECS).into()],
+    );
+}
+
+// ---- presence (watch) -------------------------------------------------------
+
+/// What one watch tick changed and found.
+#[derive(Debug, Default)]
+pub struct Tick {
+    pub came_online: Vec<String>,
+    pub went_offline: Vec<String>,
+    /// Revoked devices still holding their port here: (id, port).
+    pub revoked_holding: Vec<(String, u16)>,
+    /// Ports of the pool held here that belong to no device.
+    pub strays: Vec<u16>,
+}
+
+/// Records which devices of `jail`'s pool hold their port here now.
+pub fn record_presence(c: &mut Conn, jail: &Jail, held: &BTreeSet<u16>) -> Result<Tick, Error> {
+    c.transaction(|c| {
+        let at = now();
+        let mut tick = Tick::default();
+        let rows = c.query(
+            "SELECT id, port, revoked, online_jail, last_seen FROM devices WHERE pool = $1",
+            &[jail.pool.clone().into()],
+        )?;
+        let mut known = BTreeSet::new();
+        for r in &rows {
+            let id = text(r, 0);
+            let port = r[1].int().unwrap_or(0) as u16;
+            known.insert(port);
+            let revoked = r[2].int().is_some();
+            let here = r[3].text() == Some(jail.name.as_str());
+            let last_seen = r[4].int().unwrap_or(0);
+            let present = held.contains(&port);
+            if present && revoked {
+                tick.revoked_holding.push((id.clone(), port));
+            }
+            if present && !revoked && !here {
+                c.exec(
+                    "UPDATE devices SET online_jail = $1, online_since = $2, last_seen = $2, offline_since = NULL WHERE id = $3",
+                    &[jail.name.clone().into(), at.into(), id.clone().into()],
+                )?;
+                tick.came_online.push(id);
+            } else if present && !revoked && last_seen < at - LAST_SEEN_WRITE_SECS {
+                c.exec(
+                    "UPDATE devices SET last_seen = $1 WHERE id = $2",
+                    &[at.into(), id.clone().into()],
+                )?;
+            } else if here && (!present || revoked) {
+                c.exec(
+                    "UPDATE devices SET online_jail = NULL, offline_since = $1 WHERE id = $2",
+                    &[at.into(), id.clone().into()],
+                )?;
+                tick.went_offline.push(id);
+            }
+        }
+        tick.strays = held.difference(&known).copied().collect();
+        Ok(tick)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_known_dates() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(1_795_979_045), "2026-11-29T19:04:05Z");
+    }
+
+    #[test]
+    fn lowest_free_port() {
+        let r = PortRange { lo: 10, hi: 12 };
+        assert_eq!(free_port(r, &BTreeSet::new()), Some(10));
+        assert_eq!(free_port(r, &[10, 12].into()), Some(11));
+        assert_eq!(free_port(r, &[10, 11, 12].into()), None);
+    }
+
+    #[test]
+    fn labels() {
+        let l = parse_labels(&["site=berlin".into(), "hw=pi0".into()]).unwrap();
+        assert_eq!(l["site"], "berlin");
+        for bad in ["x", "=v", "a b=c", "k=v\n"] {
+            assert!(parse_labels(&[bad.into()]).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,256 @@
+//! What a jail's sshd asks warden: the drop-in that makes a stock OpenSSH a
+//! jail (`sshd-config`) and the answer to "may this key log in as this user
+//! here?" (`authorized-keys`, its `AuthorizedKeysCommand`).
+
+use crate::db::{Conn, DbUrl, Mode};
+use crate::error::Error;
+use crate::registry::{self, Jail};
+use crate::types::Name;
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// The account sshd runs `authorized-keys` as when `--command-user` is not given.
+pub const DEFAULT_COMMAND_USER: &str = "warden";
+/// The jail account operators log in as when `--operator-user` is not given.
+pub const DEFAULT_OPERATOR_USER: &str = "operator";
+/// Seconds between sshd's keepalives to a device, and how many may go
+/// unanswered: a dead device's listener is freed within their product.
+pub const CLIENT_ALIVE_INTERVAL_SECS: u32 = 15;
+pub const CLIENT_ALIVE_COUNT_MAX: u32 = 4;
+/// Seconds a connection may take to authenticate.
+pub const LOGIN_GRACE_SECS: u32 = 30;
+
+/// One word of an sshd command line: `%` doubled (sshd expands `%u`, `%f`),
+/// and quoted if it holds a space.
+fn sshd_word(s: &str) -> String {
+    let s = s.replace('%', "%%");
+    if s.contains([' ', '\t', '"', '\\']) {
+        format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+    } else {
+        s
+    }
+}
+
+/// `MaxStartups start:rate:full` for a pool of `devices`: after a jail restart
+/// every device reconnects at once, so unauthenticated connections are let
+/// queue in proportion to the fleet instead of OpenSSH's 10:30:100.
+pub fn max_startups(devices: u32) -> String {
+    let full = (devices / 4).clamp(100, 2000);
+    let start = (full / 4).max(10);
+    format!("{start}:30:{full}")
+}
+
+pub struct SshdConfigArgs<'a> {
+    pub jail: &'a Name,
+    pub command_user: &'a str,
+    pub tunnel_user: Option<&'a str>,
+    pub operator_user: &'a str,
+    pub binary: &'a Path,
+    pub db: &'a DbUrl,
+}
+
+fn check_user(what: &str, u: &str) -> Result<(), Error> {
+    let ok = !u.is_empty()
+        && u.len() <= 32
+        && u.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        && !u.starts_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(format!(
+            "{what} {}: not a user name",
+            crate::types::quote(u)
+        )))
+    }
+}
+
+/// The drop-in for `/etc/ssh/sshd_config.d/`.
+pub fn sshd_config(c: &mut Conn, a: &SshdConfigArgs) -> Result<String, Error> {
+    let jail = registry::jail(c, a.jail)?;
+    let tunnel = a.tunnel_user.unwrap_or(&jail.user);
+    check_user("--command-user", a.command_user)?;
+    check_user("--tunnel-user", tunnel)?;
+    check_user("--operator-user", a.operator_user)?;
+    if tunnel == a.operator_user {
+        return Err(Error::invalid(format!(
+            "--tunnel-user and --operator-user are both {tunnel}: devices and operators need separate accounts"
+        )));
+    }
+    if !a.binary.is_absolute() {
+        return Err(Error::invalid(format!(
+            "--binary {}: sshd needs an absolute path",
+            a.binary.display()
+        )));
+    }
+    if let DbUrl::Sqlite(p) = a.db {
+        if !p.is_absolute() {
+            return Err(Error::invalid(format!(
+                "--db {}: sshd runs the command from /, give an absolute path",
+                a.db
+            )));
+        }
+    }
+    let pool = registry::pools(c)?
+        .into_iter()
+        .find(|p| p.name == jail.pool)
+        .ok_or_else(|| Error::runtime(format!("jail {} names a missing pool", jail.name)))?;
+    let cmd = format!(
+        "{} --db {} authorized-keys --jail {} %u %f",
+        sshd_word(&a.binary.display().to_string()),
+        sshd_word(&a.db.to_string()),
+        sshd_word(&jail.name)
+    );
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        "# sshd_config drop-in for jail {name} (pool {pool}, ports {ports}), made by\n\
+         # `warden sshd-config --jail {name}`; regenerate rather than edit.\n\
+         # With a plain sshd_config (ListenAddress, HostKey) this makes a jail:\n\
+         # devices ({tunnel}) may hold their own reverse forward and nothing else,\n\
+         # operators ({op}) may open forwards to granted devices' ports and nothing\n\
+         # else, and nobody edits authorized_keys: sshd asks warden at each login.\n\
+         \n\
+         # Sized for a fleet: after a jail restart every device reconnects at once.\n\
+         MaxStartups {ms}\n\
+         LoginGraceTime {grace}\n\
+         # Logs each key's fingerprint and each forward: the jail's own audit trail.\n\
+         LogLevel VERBOSE\n",
+        name = jail.name,
+        pool = pool.name,
+        ports = pool.range,
+        op = a.operator_user,
+        ms = max_startups(pool.range.len()),
+        grace = LOGIN_GRACE_SECS,
+    );
+    let common = format!(
+        "\tAuthenticationMethods publickey\n\
+         \tPubkeyAuthentication yes\n\
+         \tPasswordAuthentication no\n\
+         \tKbdInteractiveAuthentication no\n\
+         \tAuthorizedKeysFile none\n\
+         \tAuthorizedKeysCommand {cmd}\n\
+         \tAuthorizedKeysCommandUser {cu}\n\
+         \tAllowAgentForwarding no\n\
+         \tAllowStreamLocalForwarding no\n\
+         \tX11Forwarding no\n\
+         \tPermitTunnel no\n\
+         \tPermitUserRC no\n\
+         \tGatewayPorts no\n\
+         \tPermitTTY no\n\
+         \tForceCommand /bin/false\n",
+        cu = a.command_user,
+    );
+    let _ = write!(
+        s,
+        "\n# Devices: each key line warden prints carries permitlisten for the\n\
+         # device's own port; `PermitOpen none` is the fence against direct-tcpip\n\
+         # (OpenSSH 9.2 refuses a key line holding permitopen=\"none\").\n\
+         Match User {tunnel}\n\
+         {common}\
+         \tAllowTcpForwarding remote\n\
+         \tPermitOpen none\n\
+         \tClientAliveInterval {ci}\n\
+         \tClientAliveCountMax {cm}\n\
+         \n\
+         # Operators: local forwards only, to loopback ports of this jail; each\n\
+         # key line narrows them to the granted devices' ports.\n\
+         Match User {op}\n\
+         {common}\
+         \tAllowTcpForwarding local\n\
+         \tPermitListen none\n\
+         \tPermitOpen localhost:* 127.0.0.1:*\n\
+         \n\
+         # Close the Match scope: settings after this file are global again.\n\
+         Match all\n",
+        op = a.operator_user,
+        ci = CLIENT_ALIVE_INTERVAL_SECS,
+        cm = CLIENT_ALIVE_COUNT_MAX,
+    );
+    Ok(s)
+}
+
+/// The key line for an enrolled device: its own forward and nothing else.
+pub fn device_key_line(port: u16, key: &str, id: &str) -> String {
+    format!(
+        "restrict,port-forwarding,permitlisten=\"localhost:{port}\",permitlisten=\"127.0.0.1:{port}\",command=\"/bin/false\" {key} warden:{id}"
+    )
+}
+
+/// sshd's question: may the key with `fingerprint` log in as `user` at jail
+/// `jail`? `Ok(Some(line))` only for a verified yes; `Ok(None)` with a reason
+/// for every no.
+pub fn authorize(
+    db: &DbUrl,
+    jail: &str,
+    user: &str,
+    fingerprint: &str,
+) -> Result<Result<String, String>, Error> {
+    if !fingerprint.starts_with("SHA256:") || fingerprint.len() > 64 {
+        return Ok(Err(format!(
+            "fingerprint {} is not SHA256:... (sshd's %f)",
+            crate::types::quote(fingerprint)
+        )));
+    }
+    let mut c = Conn::open(db, Mode::HotPath)?;
+    let login = registry::login_lookup(&mut c, jail, fingerprint)?;
+    let Jail {
+        pool,
+        user: tunnel_user,
+        ..
+    } = &login.jail;
+    let Some(d) = login.device else {
+        return Ok(Err(format!(
+            "key {fingerprint} is not enrolled (user {user}, jail {jail})"
+        )));
+    };
+    if user != tunnel_user {
+        return Ok(Err(format!(
+            "key {fingerprint} is device {}'s, which logs in as {tunnel_user}, not {user}",
+            d.id
+        )));
+    }
+    if d.revoked {
+        return Ok(Err(format!("device {} is revoked", d.id)));
+    }
+    if &d.pool != pool {
+        return Ok(Err(format!(
+            "device {} is in pool {}, jail {jail} serves pool {pool}",
+            d.id, d.pool
+        )));
+    }
+    // Verify rather than trust the row: the stored key must hash to the
+    // fingerprint sshd asked about, and be a key of the type it names.
+    let key = crate::types::PublicKey::parse("stored key", &d.key)
+        .map_err(|e| Error::runtime(format!("device {}: {e}", d.id)))?;
+    if key.fingerprint != fingerprint {
+        return Ok(Err(format!(
+            "device {}: stored key hashes to {}, not {fingerprint}",
+            d.id, key.fingerprint
+        )));
+    }
+    if d.port == 0 {
+        return Ok(Err(format!("device {} has no port", d.id)));
+    }
+    let line = device_key_line(d.port, &key.line(), &d.id);
+    registry::touch_last_seen(&mut c, &d.id, registry::now());
+    Ok(Ok(line))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_for_sshd() {
+        assert_eq!(sshd_word("/usr/bin/warden"), "/usr/bin/warden");
+        assert_eq!(sshd_word("/opt/my dir/warden"), "\"/opt/my dir/warden\"");
+        assert_eq!(sshd_word("a%b"), "a%%b");
+    }
+
+    #[test]
+    fn max_startups_grows_with_the_pool() {
+        assert_eq!(max_startups(10), "25:30:100");
+        assert_eq!(max_startups(10000), "500:30:2000");
+    }
+}

@@ -1,0 +1,342 @@
+//! `warden watch`: which devices hold their port on this jail, read from the
+//! kernel's own table of listening sockets, written to the registry; and the
+//! end of any sshd session that still holds a revoked device's port.
+
+use crate::db::{Conn, DbUrl, Mode};
+use crate::error::Error;
+use crate::registry::{self, Jail};
+use crate::types::{Name, PortRange};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The interval when `--interval` is not given (contract).
+pub const DEFAULT_INTERVAL_SECS: u64 = 5;
+/// Largest /proc/net/tcp{,6} read (a jail with 20,000 sockets is ~3 MB).
+pub const MAX_PROC_NET_BYTES: u64 = 64 << 20;
+
+/// A listening TCP socket: its port, owner uid and inode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Listener {
+    pub port: u16,
+    pub uid: u32,
+    pub inode: u64,
+}
+
+/// Parses `/proc/net/tcp` or `/proc/net/tcp6` text: loopback listeners only
+/// (sshd binds a device's forward on loopback; `GatewayPorts no`).
+pub fn parse_proc_net(text: &str) -> Vec<Listener> {
+    let mut out = Vec::new();
+    for line in text.lines().skip(1) {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() < 10 || f[3] != "0A" {
+            continue; // not LISTEN
+        }
+        let Some((addr, port)) = f[1].split_once(':') else {
+            continue;
+        };
+        let loopback = match addr.len() {
+            // 127.0.0.0/8, stored little-endian: the last byte pair is the first octet.
+            8 => addr.ends_with("7F"),
+            // ::1, or ::ffff:127.x.y.z.
+            32 => {
+                addr == "00000000000000000000000001000000"
+                    || (addr.starts_with("0000000000000000FFFF0000") && addr.ends_with("7F"))
+            }
+            _ => false,
+        };
+        let (Ok(port), Ok(uid), Ok(inode)) = (
+            u16::from_str_radix(port, 16),
+            f[7].parse::<u32>(),
+            f[9].parse::<u64>(),
+        ) else {
+            continue;
+        };
+        if loopback {
+            out.push(Listener { port, uid, inode });
+        }
+    }
+    out
+}
+
+fn read_capped(p: &Path) -> String {
+    use std::io::Read;
+    let mut s = String::new();
+    if let Ok(f) = std::fs::File::open(p) {
+        let _ = f.take(MAX_PROC_NET_BYTES).read_to_string(&mut s);
+    }
+    s
+}
+
+/// The uid of a local account, from `getent passwd` (NSS-aware), else `/etc/passwd`.
+pub fn uid_of(user: &str) -> Option<u32> {
+    let text = std::process::Command::new("getent")
+        .args(["passwd", user])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .or_else(|| std::fs::read_to_string("/etc/passwd").ok())?;
+    text.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.len() > 2 && f[0] == user)
+            .then(|| f[2].parse().ok())
+            .flatten()
+    })
+}
+
+fn parent_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses: fields start after the last ')'.
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+fn is_descendant(mut pid: u32, ancestor: u32) -> bool {
+    for _ in 0..64 {
+        if pid == ancestor {
+            return true;
+        }
+        match parent_of(pid) {
+            Some(p) if p > 1 => pid = p,
+            _ => return false,
+        }
+    }
+    false
+}
+
+/// Which process holds each socket inode of `inodes`, searching only the
+/// processes of `uid` (a device's sshd session runs as the tunnel user).
+fn holders(inodes: &BTreeSet<u64>, uid: u32) -> BTreeMap<u64, u32> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = BTreeMap::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for e in dir.flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if e.metadata().map(|m| m.uid()).ok() != Some(uid) {
+            continue;
+        }
+        let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+            continue;
+        };
+        for fd in fds.flatten() {
+            let Ok(target) = std::fs::read_link(fd.path()) else {
+                continue;
+            };
+            let t = target.to_string_lossy();
+            if let Some(n) = t
+                .strip_prefix("socket:[")
+                .and_then(|r| r.strip_suffix(']'))
+                .and_then(|n| n.parse::<u64>().ok())
+            {
+                if inodes.contains(&n) {
+                    out.insert(n, pid);
+                }
+            }
+        }
+    }
+    out
+}
+
+fn comm(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// One look at the kernel's listeners: the ports of `range` held on loopback
+/// by `uid` (and, with `sshd_pid`, by a descendant of that sshd), each with
+/// the pid holding it.
+pub fn held_ports(
+    range: PortRange,
+    uid: u32,
+    sshd_pid: Option<u32>,
+    proc_net: &[PathBuf],
+) -> BTreeMap<u16, u32> {
+    let mut listeners = Vec::new();
+    for p in proc_net {
+        listeners.extend(parse_proc_net(&read_capped(p)));
+    }
+    listeners.retain(|l| l.uid == uid && range.contains(l.port));
+    let inodes: BTreeSet<u64> = listeners.iter().map(|l| l.inode).collect();
+    let pids = holders(&inodes, uid);
+    let mut out = BTreeMap::new();
+    for l in listeners {
+        let Some(&pid) = pids.get(&l.inode) else {
+            continue; // its process is gone already
+        };
+        if let Some(root) = sshd_pid {
+            if !is_descendant(pid, root) {
+                continue; // another jail's sshd on this host
+            }
+        }
+        out.insert(l.port, pid);
+    }
+    out
+}
+
+pub struct WatchArgs<'a> {
+    pub db: &'a DbUrl,
+    pub jail: &'a Name,
+    pub interval: Duration,
+    /// The jail sshd's pid file, when several sshds share this host.
+    pub sshd_pid_file: Option<&'a Path>,
+    /// Stop after this many ticks (tests, cron); `None` runs forever.
+    pub ticks: Option<u64>,
+}
+
+fn log(msg: &str) {
+    eprintln!("{msg}");
+}
+
+/// Runs the watch loop.
+pub fn watch(a: &WatchArgs) -> Result<(), Error> {
+    let proc_net = [
+        PathBuf::from("/proc/net/tcp"),
+        PathBuf::from("/proc/net/tcp6"),
+    ];
+    let mut conn: Option<Conn> = None;
+    let mut n = 0u64;
+    let mut strays_told = BTreeSet::new();
+    loop {
+        let result = (|| -> Result<(), Error> {
+            if conn.is_none() {
+                conn = Some(Conn::open(a.db, Mode::Admin)?);
+            }
+            let c = conn.as_mut().expect("connected above");
+            let jail: Jail = registry::jail(c, a.jail)?;
+            let range = registry::pools(c)?
+                .into_iter()
+                .find(|p| p.name == jail.pool)
+                .map(|p| p.range)
+                .ok_or_else(|| {
+                    Error::runtime(format!("jail {} names a missing pool", jail.name))
+                })?;
+            let uid = uid_of(&jail.user).ok_or_else(|| {
+                Error::runtime(format!(
+                    "jail {}: no local account {}",
+                    jail.name, jail.user
+                ))
+            })?;
+            let sshd_pid = match a.sshd_pid_file {
+                Some(p) => Some(
+                    std::fs::read_to_string(p)
+                        .ok()
+                        .and_then(|s| s.trim().parse::<u32>().ok())
+                        .ok_or_else(|| {
+                            Error::runtime(format!("sshd pid file {}: unreadable", p.display()))
+                        })?,
+                ),
+                None => None,
+            };
+            let held = held_ports(range, uid, sshd_pid, &proc_net);
+            let ports: BTreeSet<u16> = held.keys().copied().collect();
+            let tick = registry::record_presence(c, &jail, &ports)?;
+            for id in &tick.came_online {
+                log(&format!("online: {id} at jail {}", jail.name));
+            }
+            for id in &tick.went_offline {
+                log(&format!("offline: {id} at jail {}", jail.name));
+            }
+            for p in &tick.strays {
+                if strays_told.insert(*p) {
+                    log(&format!(
+                        "port {p} of pool {} is held by {} but belongs to no device",
+                        jail.pool, jail.user
+                    ));
+                }
+            }
+            for (id, port) in &tick.revoked_holding {
+                end_session(c, id, *port, held.get(port).copied())?;
+            }
+            Ok(())
+        })();
+        if let Err(e) = result {
+            log(&format!("watch: {e}"));
+            conn = None; // reconnect next tick
+        }
+        n += 1;
+        if a.ticks.is_some_and(|t| n >= t) {
+            return Ok(());
+        }
+        std::thread::sleep(a.interval);
+    }
+}
+
+/// Ends the sshd session holding a revoked device's port (SIGTERM to the
+/// session's process, which sshd's monitor follows), and audits it.
+fn end_session(c: &mut Conn, id: &str, port: u16, pid: Option<u32>) -> Result<(), Error> {
+    let Some(pid) = pid else {
+        return Ok(());
+    };
+    let name = comm(pid);
+    if name != "sshd" {
+        log(&format!(
+            "revoked device {id}'s port {port} is held by pid {pid} ({name}), not sshd: left alone"
+        ));
+        return Ok(());
+    }
+    let ok = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .is_ok_and(|s| s.success());
+    if ok {
+        log(&format!(
+            "ended the session of revoked device {id} (port {port}, sshd pid {pid})"
+        ));
+        c.transaction(|c| {
+            registry::audit(
+                c,
+                "end-session",
+                Some(id),
+                Some("device revoked"),
+                Some(&format!("port {port} sshd pid {pid}")),
+            )
+        })?;
+    } else {
+        log(&format!(
+            "could not end the session of revoked device {id} (sshd pid {pid})"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proc_net_loopback_listeners() {
+        let v4 = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n\
+   0: 0100007F:2711 00000000:0000 0A 00000000:00000000 00:00000000 00000000   998        0 4242 1 0000000000000000 100 0 0 10 0\n\
+   1: 00000000:0016 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 17 1 0000000000000000 100 0 0 10 0\n\
+   2: 0100007F:2712 0100007F:D0C8 01 00000000:00000000 00:00000000 00000000   998        0 4243 1 0000000000000000 100 0 0 10 0\n";
+        assert_eq!(
+            parse_proc_net(v4),
+            vec![Listener {
+                port: 10001,
+                uid: 998,
+                inode: 4242
+            }]
+        );
+        let v6 = "  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n\
+   0: 00000000000000000000000001000000:2711 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000   998        0 77 1 0000000000000000 100 0 0 10 0\n\
+   1: 00000000000000000000000000000000:2712 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000   998        0 78 1 0000000000000000 100 0 0 10 0\n";
+        assert_eq!(
+            parse_proc_net(v6),
+            vec![Listener {
+                port: 10001,
+                uid: 998,
+                inode: 77
+            }]
+        );
+    }
+}
