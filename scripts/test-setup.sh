@@ -22,6 +22,11 @@ command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 command -v busybox >/dev/null 2>&1 || need+=(busybox)
 command -v dpkg-deb >/dev/null 2>&1 || need+=(dpkg)
 command -v ar >/dev/null 2>&1 || need+=(binutils)
+# warden's tests: a throw-away PostgreSQL cluster (initdb, pg_ctl, pg_dump),
+# the sqlite3 shell for registry dumps, runuser/setsid (util-linux).
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+command -v sqlite3 >/dev/null 2>&1 || need+=(sqlite3)
+command -v runuser >/dev/null 2>&1 || need+=(util-linux)
 if [ "${#need[@]}" -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
@@ -29,10 +34,14 @@ fi
 # sshd refuses to start without its privilege-separation directory.
 mkdir -p /run/sshd
 chmod 0755 /run/sshd
-user="${JAILBIRD_TEST_JAIL_USER:-jbtunnel}"
-if ! id "$user" >/dev/null 2>&1; then
-  useradd --system --no-create-home --home-dir /nonexistent --shell /bin/false "$user"
-fi
-# useradd leaves the password "!" (locked), and sshd without PAM refuses locked
-# accounts even for key logins; "*" means "no password" without the lock.
-usermod -p '*' "$user"
+# The jail accounts: devices (jbtunnel) and, for warden's tests, operators
+# (jbop); and warden, the unprivileged account sshd runs `warden
+# authorized-keys` as.
+for user in "${JAILBIRD_TEST_JAIL_USER:-jbtunnel}" jbop warden; do
+  if ! id "$user" >/dev/null 2>&1; then
+    useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /bin/false "$user"
+  fi
+  # useradd leaves the password "!" (locked), and sshd without PAM refuses locked
+  # accounts even for key logins; "*" means "no password" without the lock.
+  usermod -p '*' "$user"
+done

@@ -398,7 +398,7 @@ pub fn kill_group(pgid: u32) {
         .status();
 }
 
-fn start_sshd(cfg: &Path, log: &Path, netns: Option<&str>) -> Child {
+pub fn start_sshd(cfg: &Path, log: &Path, netns: Option<&str>) -> Child {
     let _ = std::fs::create_dir_all("/run/sshd");
     in_netns(netns, Command::new(sshd_path()))
         .arg("-D")
@@ -430,7 +430,12 @@ pub fn in_netns(netns: Option<&str>, cmd: Command) -> Command {
 
 /// Waits for sshd's "Server listening" line and, if `probe`, for the port to
 /// answer (a listener inside another namespace cannot be probed from here).
-fn wait_sshd_ready(mut child: Child, log: &Path, port: u16, probe: bool) -> Result<Child, String> {
+pub fn wait_sshd_ready(
+    mut child: Child,
+    log: &Path,
+    port: u16,
+    probe: bool,
+) -> Result<Child, String> {
     let deadline = Instant::now() + READY;
     loop {
         if let Ok(Some(status)) = child.try_wait() {
@@ -628,9 +633,28 @@ pub struct Agent {
     lines: Arc<Mutex<Vec<String>>>,
 }
 
+/// The agent cargo built: this package's binary, or, from another workspace
+/// member's tests (warden's), the `jailbird` beside that test binary.
+fn built_agent() -> String {
+    if let Some(p) = option_env!("CARGO_BIN_EXE_jailbird") {
+        return p.to_string();
+    }
+    let exe = std::env::current_exe().expect("test binary path");
+    let p = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps")
+        .join("jailbird");
+    assert!(
+        p.exists(),
+        "{} missing: build the agent first (cargo test --workspace builds it)",
+        p.display()
+    );
+    p.display().to_string()
+}
+
 pub fn agent_command() -> Command {
-    let bin = std::env::var("JAILBIRD_TEST_BIN")
-        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_jailbird").to_string());
+    let bin = std::env::var("JAILBIRD_TEST_BIN").unwrap_or_else(|_| built_agent());
     let runner = std::env::var("JAILBIRD_TEST_RUNNER").unwrap_or_default();
     let mut words = runner.split_whitespace();
     let mut cmd = match words.next() {

@@ -325,7 +325,9 @@ fn pg_value(row: &postgres::Row, i: usize) -> Result<Value, DbError> {
     use postgres::types::Type;
     let ty = row.columns()[i].type_().clone();
     let conv = |e: postgres::Error| DbError::Failed(e.to_string());
-    Ok(if ty == Type::INT8 {
+    Ok(if ty == Type::VOID {
+        Value::Null
+    } else if ty == Type::INT8 {
         row.try_get::<_, Option<i64>>(i)
             .map_err(conv)?
             .map_or(Value::Null, Value::Int)
@@ -625,7 +627,7 @@ impl Conn {
             if pg {
                 // One migrator at a time, even when 40 processes start at once
                 // on an empty database.
-                c.query("SELECT pg_advisory_xact_lock(7265617264656e)", &[])?;
+                c.query("SELECT pg_advisory_xact_lock(2026112901)", &[])?;
             }
             c.batch("CREATE TABLE IF NOT EXISTS warden_schema (version BIGINT NOT NULL)")?;
             let rows = c.query("SELECT max(version) FROM warden_schema", &[])?;

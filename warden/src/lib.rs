@@ -139,6 +139,15 @@ fn name(what: &str, s: &Option<String>) -> Result<Option<Name>, Error> {
     s.as_deref().map(|s| Name::parse(what, s)).transpose()
 }
 
+/// One line per bad row; the last says that nothing was imported.
+pub fn import_errors(mut errors: Vec<String>) -> Error {
+    let n = errors.len();
+    if let Some(last) = errors.last_mut() {
+        last.push_str(&format!(" ({n} bad row(s); nothing imported)"));
+    }
+    Error::invalid(errors.join("\n"))
+}
+
 /// Parses one import file: every bad row is named (`FILE:LINE: ...`).
 pub fn parse_import(file: &str, text: &str) -> Result<Vec<registry::ImportRow>, Error> {
     let mut rows = Vec::new();
@@ -202,11 +211,7 @@ pub fn parse_import(file: &str, text: &str) -> Result<Vec<registry::ImportRow>, 
         }
     }
     if !errors.is_empty() {
-        errors.push(format!(
-            "{file}: {} bad row(s); nothing imported",
-            errors.len()
-        ));
-        return Err(Error::invalid(errors.join("\n")));
+        return Err(import_errors(errors));
     }
     Ok(rows)
 }

@@ -695,11 +695,7 @@ pub fn import(c: &mut Conn, file: &str, rows: &[ImportRow]) -> Result<(usize, us
             }
         }
         if !errors.is_empty() {
-            errors.push(format!(
-                "{file}: {} bad row(s); nothing imported",
-                errors.len()
-            ));
-            return Err(Error::invalid(errors.join("\n")).into());
+            return Err(crate::import_errors(errors).into());
         }
         let at = now();
         for (d, pool) in &plan {
