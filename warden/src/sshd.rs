@@ -234,6 +234,8 @@ pub fn authorize(
     }
     let line = device_key_line(d.port, &key.line(), &d.id);
     registry::touch_last_seen(&mut c, &d.id, registry::now());
+    // Run by hand as root, the write above may have made WAL files root's.
+    c.fix_ownership();
     Ok(Ok(line))
 }
 

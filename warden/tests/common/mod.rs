@@ -432,7 +432,10 @@ impl Jail {
         split(self.ssh_cmd(key, user, extra).output().unwrap())
     }
 
+    /// `extra`: ssh options, then the remote command (if any) after a `--`.
     pub fn ssh_cmd(&self, key: &Path, user: &str, extra: &[&str]) -> Command {
+        let split_at = extra.iter().position(|a| *a == "--").unwrap_or(extra.len());
+        let (opts, command) = (&extra[..split_at], extra.get(split_at + 1..).unwrap_or(&[]));
         let mut c = Command::new("ssh");
         c.args([
             "-F",
@@ -452,8 +455,9 @@ impl Jail {
         .arg("-i")
         .arg(key)
         .args(["-p", &self.port.to_string()])
-        .args(extra)
+        .args(opts)
         .arg(format!("{user}@127.0.0.1"))
+        .args(command)
         .stdin(Stdio::null());
         c
     }

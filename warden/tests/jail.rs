@@ -1,0 +1,525 @@
+//! Jails made of stock OpenSSH plus `warden sshd-config`'s drop-in, with
+//! `warden authorized-keys` run by sshd as the unprivileged `warden` account:
+//! the real agent as the device (from the files `device-config` wrote), real
+//! `ssh` clients as attackers with enrolled and unenrolled keys.
+
+mod common;
+use common::*;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// A pool range of `n` ports below the ephemeral range (so no other test's
+/// free_port() lands in it), distinct per test process and per call.
+fn ports(n: u16) -> (u16, String) {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let slot = (std::process::id() as u16 % 200) * 50 + NEXT.fetch_add(n, Ordering::SeqCst);
+    let lo = 20000 + slot % 12000;
+    (lo, format!("{lo}-{}", lo + n - 1))
+}
+
+fn json(reg: &Registry, args: &[&str]) -> serde_json::Value {
+    serde_json::from_str(&reg.ok(args)).unwrap()
+}
+
+/// An enrolled device with its own identity, its config written by
+/// `device-config`, and the real agent running from those files.
+struct Device {
+    dir: TempDir,
+    port: u16,
+    agent: Option<Agent>,
+}
+
+fn enrol_device(reg: &Registry, id: &str, target_port: u16) -> Device {
+    let dir = TempDir::new("device");
+    let state = dir.path("identity");
+    let key = device_key(&state);
+    let target = format!("127.0.0.1:{target_port}");
+    reg.ok(&["enroll", id, "--key", &key, "--target", &target]);
+    let kh = dir.path("known_hosts");
+    reg.ok(&[
+        "device-config",
+        id,
+        "--out",
+        dir.0.to_str().unwrap(),
+        "--known-hosts-path",
+        kh.to_str().unwrap(),
+    ]);
+    let port = json(reg, &["show", id, "--json"])["port"].as_u64().unwrap() as u16;
+    Device {
+        dir,
+        port,
+        agent: None,
+    }
+}
+
+impl Device {
+    fn start(&mut self) -> &Agent {
+        let a = agent_from(&self.dir.0, &self.dir.path("identity"));
+        a.wait_log("tunnel up", READY);
+        self.agent = Some(a);
+        self.agent.as_ref().unwrap()
+    }
+}
+
+#[test]
+fn a_device_holds_its_own_port_and_nothing_else() {
+    require_root();
+    let reg = Registry::new(Kind::Sqlite);
+    let (lo, range) = ports(10);
+    reg.pool("p", &range);
+    let jail = Jail::start(&reg, "jail-a", "p");
+    let target = DeviceSshd::start();
+    let mut dev = enrol_device(&reg, "234DNJE4", target.port);
+    assert_eq!(dev.port, lo);
+    // The registry made by root stays usable by the account sshd runs the command as.
+    use std::os::unix::fs::MetadataExt;
+    let owner = std::fs::metadata(reg.sqlite_path()).unwrap().uid();
+    let warden_uid: u32 = run_ok(Command::new("id").args(["-u", COMMAND_USER]))
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        owner, warden_uid,
+        "registry.db not handed to {COMMAND_USER}"
+    );
+
+    // The device, from exactly the files device-config wrote.
+    let line = dev.start().wait_log("tunnel up", READY);
+    assert!(
+        line.contains(&format!("listen=localhost:{lo}")) || line.contains(&format!(":{lo}")),
+        "{line}"
+    );
+    let hello = target.operator_ssh(
+        &["-p", &lo.to_string()],
+        "127.0.0.1",
+        "echo through-the-jail",
+    );
+    assert_eq!(hello.trim(), "through-the-jail");
+
+    // An attacker holding an enrolled key (a neighbour device's).
+    let keys = TempDir::new("attacker");
+    let (nkey, npub) = key(&keys);
+    reg.ok(&["enroll", "neighbour", "--key", &npub]);
+    let nport = lo + 1;
+    let tunnel = tunnel_user();
+    // Control: the neighbour's own port works (so the refusals below are real).
+    let mut own = jail
+        .ssh_cmd(
+            &nkey,
+            &tunnel,
+            &[
+                "-N",
+                "-o",
+                "ExitOnForwardFailure=yes",
+                "-R",
+                &format!("{nport}:127.0.0.1:{}", target.port),
+            ],
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until(READY, "the neighbour's own forward", || {
+        port_answers(nport).then_some(())
+    });
+    let _ = own.kill();
+    let _ = own.wait();
+    // ... but not the device's port, nor any other port of the pool.
+    for p in [lo, lo + 5] {
+        let (code, _, err) = jail.ssh(
+            &nkey,
+            &tunnel,
+            &[
+                "-N",
+                "-o",
+                "ExitOnForwardFailure=yes",
+                "-R",
+                &format!("{p}:127.0.0.1:22"),
+            ],
+        );
+        assert_eq!(code, 255, "-R {p} was not refused: {err}");
+        assert!(err.contains("remote port forwarding failed"), "{err}");
+    }
+    // No direct-tcpip anywhere (`ssh -W`): the Match block's PermitOpen none.
+    let (code, _, err) = jail.ssh(
+        &nkey,
+        &tunnel,
+        &["-W", &format!("127.0.0.1:{}", target.port)],
+    );
+    assert_ne!(code, 0);
+    assert!(
+        [
+            "administratively prohibited",
+            "open failed",
+            "stdio forwarding failed"
+        ]
+        .iter()
+        .any(|m| err.contains(m)),
+        "{err}"
+    );
+    // No shell, exec or pty.
+    let (code, out, err) = jail.ssh(&nkey, &tunnel, &["--", "echo", "pwned"]);
+    assert_eq!((code, out.as_str()), (1, ""), "exec ran: {err}");
+    let (code, out, err) = jail.ssh(&nkey, &tunnel, &["-tt", "--", "echo", "pwned"]);
+    assert!(
+        !out.contains("pwned") && code != 0,
+        "pty/exec: {code} {out} {err}"
+    );
+    assert!(err.contains("PTY allocation request failed"), "{err}");
+    // A device key cannot log in as the operator account.
+    let (code, _, err) = jail.ssh(&nkey, OPERATOR_USER, &["--", "true"]);
+    assert_eq!(code, 255, "device key logged in as {OPERATOR_USER}: {err}");
+    // An unenrolled key cannot log in.
+    let (stranger, _) = key(&keys);
+    let (code, _, err) = jail.ssh(&stranger, &tunnel, &["--", "true"]);
+    assert_eq!(code, 255, "{err}");
+    assert!(err.contains("Permission denied"), "{err}");
+    // A revoked key cannot log in (it could a moment ago: exit 1 is /bin/false).
+    let (code, _, _) = jail.ssh(&nkey, &tunnel, &["--", "true"]);
+    assert_eq!(code, 1);
+    reg.ok(&["revoke", "neighbour", "--reason", "test"]);
+    let (code, _, err) = jail.ssh(&nkey, &tunnel, &["--", "true"]);
+    assert_eq!(code, 255, "revoked key logged in: {err}");
+    // sshd ran the command as the unprivileged account.
+    let log = jail.log();
+    assert!(!log.contains("Unsafe AuthorizedKeysCommand"), "{log}");
+}
+
+#[test]
+fn openssh_refuses_a_key_line_with_permitopen_none() {
+    // Why the drop-in fences direct-tcpip with `PermitOpen none` in the Match
+    // block: OpenSSH 9.2 finds `permitopen="none"` in a key line invalid and
+    // refuses the key outright.
+    require_root();
+    let dir = TempDir::new("permitopen");
+    let (k, public) = key(&dir);
+    let listen = free_port();
+    let good = format!("restrict,port-forwarding,permitlisten=\"localhost:{listen}\" {public}");
+    let bad = format!(
+        "restrict,port-forwarding,permitopen=\"none\",permitlisten=\"localhost:{listen}\" {public}"
+    );
+    for (line, want) in [(good, 1), (bad, 255)] {
+        let jail = agent::Jail::start(agent::JailOpts::new(listen, &line));
+        let out = Command::new("ssh")
+            .args([
+                "-F",
+                "/dev/null",
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "StrictHostKeyChecking=no",
+            ])
+            .args([
+                "-o",
+                "UserKnownHostsFile=/dev/null",
+                "-o",
+                "IdentitiesOnly=yes",
+                "-i",
+            ])
+            .arg(&k)
+            .args(["-p", &jail.port.to_string()])
+            .arg(format!("{}@127.0.0.1", jail.user))
+            .arg("true")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(want),
+            "{line}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn authorized_keys_fails_closed() {
+    require_root();
+    let reg = Registry::new(Kind::Sqlite);
+    let (_, range) = ports(4);
+    reg.pool("p", &range);
+    let jail = Jail::start(&reg, "jail-a", "p");
+    let keys = TempDir::new("fc");
+    let (k, public) = key(&keys);
+    reg.ok(&["enroll", "d1", "--key", &public]);
+    let fp = json(&reg, &["show", "d1", "--json"])["fingerprint"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let tunnel = tunnel_user();
+    let ak = |db: &str, jail: &str, user: &str, fp: &str| {
+        split(
+            Command::new(warden_bin())
+                .args(["--db", db, "authorized-keys", "--jail", jail, user, fp])
+                .output()
+                .unwrap(),
+        )
+    };
+    // The verified yes: one line, restricted to the device's own port.
+    let (code, out, _) = ak(&reg.url, "jail-a", &tunnel, &fp);
+    assert_eq!(code, 0);
+    assert_eq!(out.lines().count(), 1);
+    assert!(
+        out.starts_with("restrict,port-forwarding,permitlisten=\"localhost:"),
+        "{out}"
+    );
+    // Every no: exit 0, nothing on stdout, a reason on stderr.
+    let gone = free_port();
+    let cases = [
+        (
+            reg.url.clone(),
+            "jail-a",
+            OPERATOR_USER.to_string(),
+            fp.clone(),
+            "not",
+        ),
+        (
+            reg.url.clone(),
+            "jail-b",
+            tunnel.clone(),
+            fp.clone(),
+            "unknown jail",
+        ),
+        (
+            reg.url.clone(),
+            "jail-a",
+            tunnel.clone(),
+            "SHA256:AAAA".into(),
+            "not enrolled",
+        ),
+        (
+            reg.url.clone(),
+            "jail-a",
+            tunnel.clone(),
+            "MD5:xx".into(),
+            "fingerprint",
+        ),
+        (
+            "sqlite:///nonexistent/registry.db".into(),
+            "jail-a",
+            tunnel.clone(),
+            fp.clone(),
+            "does not exist",
+        ),
+        (
+            format!("postgres://postgres@127.0.0.1:{gone}/x"),
+            "jail-a",
+            tunnel.clone(),
+            fp.clone(),
+            "unreachable",
+        ),
+        (
+            "bogus://x".into(),
+            "jail-a",
+            tunnel.clone(),
+            fp.clone(),
+            "--db",
+        ),
+    ];
+    for (db, j, u, f, why) in &cases {
+        let (code, out, err) = ak(db, j, u, f);
+        assert_eq!((code, out.as_str()), (0, ""), "{db} {j} {u} {f}: {err}");
+        assert!(err.contains(why), "{db} {j} {u} {f}: {err:?} lacks {why:?}");
+    }
+    // Through sshd: a registry the command cannot read means no login ...
+    let (code, _, _) = jail.ssh(&k, &tunnel, &["--", "true"]);
+    assert_eq!(
+        code,
+        1,
+        "an enrolled device should authenticate: {}",
+        jail.log()
+    );
+    let regdir = reg.dir.path("reg");
+    run_ok(Command::new("chmod").arg("000").arg(&regdir));
+    let (code, _, err) = jail.ssh(&k, &tunnel, &["--", "true"]);
+    run_ok(Command::new("chmod").arg("0750").arg(&regdir));
+    assert_eq!(code, 255, "logged in without a readable registry: {err}");
+    // ... and a readable one lets it in again.
+    let (code, _, _) = jail.ssh(&k, &tunnel, &["--", "true"]);
+    assert_eq!(code, 1);
+}
+
+#[test]
+fn watch_records_presence_and_ends_a_revoked_session() {
+    // On PostgreSQL: sshd's AuthorizedKeysCommand and watch against the server.
+    require_root();
+    let reg = Registry::new(Kind::Postgres);
+    let (lo, range) = ports(4);
+    reg.pool("p", &range);
+    let jail = Jail::start(&reg, "jail-a", "p");
+    let target = DeviceSshd::start();
+    let mut dev = enrol_device(&reg, "d1", target.port);
+    dev.start();
+    watch_once(&reg, &jail);
+    let v = json(&reg, &["show", "d1", "--json"]);
+    assert_eq!(v["online"], "jail-a", "{v}");
+    assert!(v["last_seen"].is_string(), "{v}");
+    // The agent goes away: offline within a watch interval.
+    let mut agent = dev.agent.take().unwrap();
+    agent.signal("TERM");
+    agent.wait_exit(READY);
+    wait_until(READY, "listener released", || {
+        (!port_answers(lo)).then_some(())
+    });
+    watch_once(&reg, &jail);
+    let v = json(&reg, &["show", "d1", "--json"]);
+    assert!(v["online"].is_null(), "{v}");
+    assert!(reg.ok(&["ls", "--offline"]).contains("d1"));
+    // Back online; then revoked while connected: watch ends its session.
+    dev.start();
+    let mut watch = reg
+        .warden_cmd(&[
+            "watch",
+            "--jail",
+            "jail-a",
+            "--interval",
+            "1",
+            "--sshd-pid-file",
+            jail.pid_file().to_str().unwrap(),
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until(READY, "watch sees d1 online", || {
+        (json(&reg, &["show", "d1", "--json"])["online"] == "jail-a").then_some(())
+    });
+    assert!(port_answers(lo));
+    reg.ok(&["revoke", "d1", "--reason", "stolen"]);
+    wait_until(Duration::from_secs(15), "revoked session ended", || {
+        (!port_answers(lo)).then_some(())
+    });
+    let agent = dev.agent.as_ref().unwrap();
+    // Its reconnects are refused at authentication: the port stays closed.
+    agent.wait_log("refused key", READY);
+    assert!(!port_answers(lo));
+    let _ = watch.kill();
+    let out = watch.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        log.contains("ended the session of revoked device d1"),
+        "{log}"
+    );
+    assert!(
+        reg.dump().contains("end-session"),
+        "no audit row for the ended session"
+    );
+}
+
+#[test]
+fn failover_to_the_second_jail_at_the_same_port() {
+    require_root();
+    let reg = Registry::new(Kind::Sqlite);
+    let (lo, range) = ports(4);
+    reg.pool("p", &range);
+    let mut a = Jail::start(&reg, "jail-a", "p");
+    let b = Jail::start(&reg, "jail-b", "p");
+    let target = DeviceSshd::start();
+    let mut dev = enrol_device(&reg, "d1", target.port);
+    let env = std::fs::read_to_string(dev.dir.path("jailbird.env")).unwrap();
+    assert!(
+        env.contains(&format!(
+            "JAILBIRD_DESTINATION={t}@127.0.0.1:{},{t}@127.0.0.1:{}\n",
+            a.port,
+            b.port,
+            t = tunnel_user()
+        )),
+        "{env}"
+    );
+    let kh = std::fs::read_to_string(dev.dir.path("known_hosts")).unwrap();
+    let host_key: Vec<&str> = a.host_key_line.split_whitespace().take(2).collect();
+    assert!(
+        kh.contains(&format!("[127.0.0.1]:{} {}\n", a.port, host_key.join(" "))),
+        "{kh}"
+    );
+    // The first jail is down: the device comes up on the second, same port.
+    a.kill();
+    let line = dev.start().wait_log("tunnel up", READY);
+    assert!(
+        line.contains(&format!("jail=127.0.0.1:{}", b.port)),
+        "{line}"
+    );
+    assert!(line.contains(&lo.to_string()), "{line}");
+    let hello = target.operator_ssh(&["-p", &lo.to_string()], "127.0.0.1", "echo via-b");
+    assert_eq!(hello.trim(), "via-b");
+    // Each jail's watch counts only its own sshd's listeners.
+    watch_once(&reg, &a);
+    assert!(json(&reg, &["show", "d1", "--json"])["online"].is_null());
+    watch_once(&reg, &b);
+    assert_eq!(json(&reg, &["show", "d1", "--json"])["online"], "jail-b");
+    let ls = reg.ok(&["ls"]);
+    assert!(
+        ls.lines()
+            .any(|l| l.starts_with("d1 ") && l.contains("online") && l.contains("jail-b")),
+        "{ls}"
+    );
+}
+
+#[test]
+fn the_drop_in_sets_what_sshd_applies() {
+    // sshd -T: the settings sshd would apply to each account, with the
+    // drop-in included first as Debian's sshd_config does, followed by
+    // global settings that must stay global (the drop-in closes its Match).
+    require_root();
+    let reg = Registry::new(Kind::Sqlite);
+    let (_, range) = ports(2);
+    reg.pool("p", &range);
+    let jail = Jail::start(&reg, "jail-a", "p");
+    let main = jail.dir.path("debian_sshd_config");
+    std::fs::write(
+        &main,
+        format!(
+            "Include {}\nHostKey {}\nX11Forwarding yes\nAllowTcpForwarding yes\n",
+            jail.dir.path("warden.conf").display(),
+            jail.dir.path("ssh_host_ed25519_key").display()
+        ),
+    )
+    .unwrap();
+    let effective = |user: &str| {
+        run_ok(
+            Command::new(agent::sshd_path())
+                .arg("-T")
+                .arg("-f")
+                .arg(&main)
+                .arg("-C")
+                .arg(format!("user={user},host=h,addr=127.0.0.1")),
+        )
+    };
+    let has = |text: &str, line: &str| text.lines().any(|l| l == line);
+    let t = effective(&tunnel_user());
+    for want in [
+        "allowtcpforwarding remote",
+        "permitopen none",
+        "permittty no",
+        "forcecommand /bin/false",
+        "authorizedkeysfile none",
+        "authorizedkeyscommanduser warden",
+        "x11forwarding no",
+        "allowagentforwarding no",
+        "passwordauthentication no",
+    ] {
+        assert!(has(&t, want), "tunnel user lacks {want:?}:\n{t}");
+    }
+    assert!(
+        t.contains(&format!(
+            "authorizedkeyscommand {} --db {} authorized-keys --jail jail-a %u %f",
+            warden_bin().display(),
+            reg.url
+        )),
+        "{t}"
+    );
+    let o = effective(OPERATOR_USER);
+    for want in [
+        "allowtcpforwarding local",
+        "permitlisten none",
+        "permittty no",
+        "forcecommand /bin/false",
+    ] {
+        assert!(has(&o, want), "operator lacks {want:?}:\n{o}");
+    }
+    let other = effective("someone-else");
+    assert!(
+        has(&other, "x11forwarding yes") && has(&other, "allowtcpforwarding yes"),
+        "the drop-in leaked its Match scope:\n{other}"
+    );
+}
