@@ -7,4 +7,5 @@ if [ "$(id -u)" = 0 ]; then
 else
   sudo scripts/test-setup.sh
 fi
-cargo test --all-targets "$@"
+# The workspace: the agent and warden (warden's tests run the agent binary too).
+cargo test --workspace --all-targets "$@"

@@ -464,6 +464,20 @@ impl Conn {
         conn.busy_timeout(busy)
             .and_then(|_| conn.pragma_update(None, "foreign_keys", "ON"))
             .map_err(|e| Error::runtime(format!("registry {}: {e}", path.display())))?;
+        if mode == Mode::HotPath {
+            // One process per SSH login: its close must not checkpoint the WAL
+            // into the database and fsync (the last connection to close does,
+            // by default); an administrative command or the WAL's own
+            // auto-checkpoint does that. The throttled last-seen write needs no
+            // fsync of its own (WAL + NORMAL survives a crash of the process;
+            // a power cut may lose the newest timestamp, nothing else).
+            conn.set_db_config(
+                rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+                true,
+            )
+            .and_then(|_| conn.pragma_update(None, "synchronous", "NORMAL"))
+            .map_err(|e| Error::runtime(format!("registry {}: {e}", path.display())))?;
+        }
         if mode == Mode::Admin {
             // WAL: readers (every SSH login) never wait for a writer. The mode
             // is stored in the file, so it is set once, here.
