@@ -353,9 +353,14 @@ fn pg_password(cfg: &postgres::Config) -> Option<String> {
     if let Ok(p) = std::env::var("PGPASSWORD") {
         return Some(p);
     }
+    // sshd runs AuthorizedKeysCommand with a bare environment: fall back to
+    // the account's home directory from passwd.
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .or_else(|| passwd_entry(unsafe_free_euid()).map(|(_, h)| PathBuf::from(h)));
     let file = std::env::var_os("PGPASSFILE")
         .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".pgpass")))?;
+        .or_else(|| home.map(|h| h.join(".pgpass")))?;
     let text = std::fs::read_to_string(file).ok()?;
     let host = match cfg.get_hosts().first() {
         Some(postgres::config::Host::Tcp(h)) => h.clone(),
@@ -392,10 +397,10 @@ impl Conn {
                 let mut cfg: postgres::Config = u
                     .parse()
                     .map_err(|e| Error::invalid(format!("--db {u}: {e}")))?;
-                if cfg.get_password().is_none() {
-                    if let Some(p) = pg_password(&cfg) {
-                        cfg.password(p);
-                    }
+                if cfg.get_password().is_none()
+                    && let Some(p) = pg_password(&cfg)
+                {
+                    cfg.password(p);
                 }
                 cfg.connect_timeout(match mode {
                     Mode::Admin => Duration::from_secs(10),
@@ -438,14 +443,14 @@ impl Conn {
         let mut flags = F::SQLITE_OPEN_READ_WRITE | F::SQLITE_OPEN_NO_MUTEX;
         if mode == Mode::Admin {
             let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
-            if let Some(dir) = dir {
-                if !dir.is_dir() {
-                    return Err(Error::runtime(format!(
-                        "registry directory {} does not exist (create it owned by the command user, e.g. install -d -o warden -g warden -m 0750 {})",
-                        dir.display(),
-                        dir.display()
-                    )));
-                }
+            if let Some(dir) = dir
+                && !dir.is_dir()
+            {
+                return Err(Error::runtime(format!(
+                    "registry directory {} does not exist (create it owned by the command user, e.g. install -d -o warden -g warden -m 0750 {})",
+                    dir.display(),
+                    dir.display()
+                )));
             }
             flags |= F::SQLITE_OPEN_CREATE;
         } else if !path.exists() {
@@ -693,13 +698,28 @@ impl Conn {
             let mut p = path.as_os_str().to_owned();
             p.push(suffix);
             let p = PathBuf::from(p);
-            if let Ok(m) = std::fs::metadata(&p) {
-                if m.uid() != dm.uid() || m.gid() != dm.gid() {
-                    let _ = std::os::unix::fs::chown(&p, Some(dm.uid()), Some(dm.gid()));
-                }
+            if let Ok(m) = std::fs::metadata(&p)
+                && (m.uid() != dm.uid() || m.gid() != dm.gid())
+            {
+                let _ = std::os::unix::fs::chown(&p, Some(dm.uid()), Some(dm.gid()));
             }
         }
     }
+}
+
+/// The passwd entry (name, home) of `uid`, from `getent` (NSS-aware) or /etc/passwd.
+pub fn passwd_entry(uid: u32) -> Option<(String, String)> {
+    let text = std::process::Command::new("getent")
+        .args(["passwd", &uid.to_string()])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .or_else(|| std::fs::read_to_string("/etc/passwd").ok())?;
+    text.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.len() > 5 && f[2] == uid.to_string()).then(|| (f[0].to_string(), f[5].to_string()))
+    })
 }
 
 /// The effective uid, read from /proc (no unsafe call needed).

@@ -385,13 +385,12 @@ pub fn run(cli: &Cli) -> Result<String, Error> {
             let pool = name("pool", &a.pool)?;
             let want = registry::parse_labels(&a.labels)?;
             let mut c = Conn::open(&db, Mode::Admin)?;
-            if let Some(p) = &pool {
-                if !registry::pools(&mut c)?
+            if let Some(p) = &pool
+                && !registry::pools(&mut c)?
                     .iter()
                     .any(|x| x.name == p.as_str())
-                {
-                    return Err(Error::invalid(format!("unknown pool {p}")));
-                }
+            {
+                return Err(Error::invalid(format!("unknown pool {p}")));
             }
             let ds: Vec<Device> = registry::devices(&mut c, pool.as_ref())?
                 .into_iter()
@@ -417,10 +416,10 @@ pub fn run(cli: &Cli) -> Result<String, Error> {
         }
         Cmd::Revoke { id, reason } => {
             let id = DeviceId::parse(id)?;
-            if let Some(r) = reason {
-                if r.chars().any(char::is_control) || r.len() > 512 {
-                    return Err(Error::invalid("--reason: up to 512 printable characters"));
-                }
+            if let Some(r) = reason
+                && (r.chars().any(char::is_control) || r.len() > 512)
+            {
+                return Err(Error::invalid("--reason: up to 512 printable characters"));
             }
             let mut c = Conn::open(&db, Mode::Admin)?;
             let d = registry::revoke(&mut c, &id, reason.as_deref())?;

@@ -55,7 +55,10 @@ pub fn actor() -> (String, String) {
         .ok()
         .filter(|s| !s.is_empty())
         .or_else(|| std::env::var("USER").ok().filter(|s| !s.is_empty()))
-        .unwrap_or_else(|| format!("uid:{}", crate::db::unsafe_free_euid()));
+        .unwrap_or_else(|| {
+            let uid = crate::db::unsafe_free_euid();
+            crate::db::passwd_entry(uid).map_or_else(|| format!("uid:{uid}"), |(name, _)| name)
+        });
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .unwrap_or_default();
@@ -476,30 +479,31 @@ fn conflicts(
                 d.id, old.pool
             ));
         }
-        if let Some(m) = &d.mac {
-            if old.mac.as_deref() != Some(m.as_str()) {
-                why.push(format!(
-                    "device {} has MAC {}; --replace changes it",
-                    d.id,
-                    old.mac.as_deref().unwrap_or("(none)")
-                ));
-            }
+        if let Some(m) = &d.mac
+            && old.mac.as_deref() != Some(m.as_str())
+        {
+            why.push(format!(
+                "device {} has MAC {}; --replace changes it",
+                d.id,
+                old.mac.as_deref().unwrap_or("(none)")
+            ));
         }
-        if let Some(t) = &d.target {
-            if old.target != t.to_string() {
-                why.push(format!(
-                    "device {} has target {}; --replace changes it",
-                    d.id, old.target
-                ));
-            }
+        if let Some(t) = &d.target
+            && old.target != t.to_string()
+        {
+            why.push(format!(
+                "device {} has target {}; --replace changes it",
+                d.id, old.target
+            ));
         }
-        if let Some(l) = &d.labels {
-            if !l.is_empty() && &old.labels != l {
-                why.push(format!(
-                    "device {} has other labels; --replace changes them",
-                    d.id
-                ));
-            }
+        if let Some(l) = &d.labels
+            && !l.is_empty()
+            && &old.labels != l
+        {
+            why.push(format!(
+                "device {} has other labels; --replace changes them",
+                d.id
+            ));
         }
     }
     if let Some(other) = by_key.filter(|o| o.id != d.id.as_str()) {
@@ -605,7 +609,7 @@ pub fn enroll(c: &mut Conn, d: &NewDevice, replace: bool) -> Result<(Device, Out
                     Error::runtime(format!(
                         "pool {} is full: all {} ports of {} are taken",
                         pool.name,
-                        pool.range.len(),
+                        pool.range.size(),
                         pool.range
                     ))
                 })?;
@@ -705,7 +709,7 @@ pub fn import(c: &mut Conn, file: &str, rows: &[ImportRow]) -> Result<(usize, us
                 Error::runtime(format!(
                     "{file}: pool {} is full ({} ports of {}); nothing imported",
                     pool.name,
-                    pool.range.len(),
+                    pool.range.size(),
                     pool.range
                 ))
             })?;

@@ -83,13 +83,13 @@ pub fn sshd_config(c: &mut Conn, a: &SshdConfigArgs) -> Result<String, Error> {
             a.binary.display()
         )));
     }
-    if let DbUrl::Sqlite(p) = a.db {
-        if !p.is_absolute() {
-            return Err(Error::invalid(format!(
-                "--db {}: sshd runs the command from /, give an absolute path",
-                a.db
-            )));
-        }
+    if let DbUrl::Sqlite(p) = a.db
+        && !p.is_absolute()
+    {
+        return Err(Error::invalid(format!(
+            "--db {}: sshd runs the command from /, give an absolute path",
+            a.db
+        )));
     }
     let pool = registry::pools(c)?
         .into_iter()
@@ -120,7 +120,7 @@ pub fn sshd_config(c: &mut Conn, a: &SshdConfigArgs) -> Result<String, Error> {
         pool = pool.name,
         ports = pool.range,
         op = a.operator_user,
-        ms = max_startups(pool.range.len()),
+        ms = max_startups(pool.range.size()),
         grace = LOGIN_GRACE_SECS,
     );
     let common = format!(

@@ -165,7 +165,7 @@ impl PortRange {
     pub fn contains(&self, p: u16) -> bool {
         (self.lo..=self.hi).contains(&p)
     }
-    pub fn len(&self) -> u32 {
+    pub fn size(&self) -> u32 {
         u32::from(self.hi) - u32::from(self.lo) + 1
     }
 }
@@ -381,7 +381,7 @@ mod tests {
         let a = PortRange::parse("10000-10009").unwrap();
         assert!(a.overlaps(&PortRange::parse("10009-10020").unwrap()));
         assert!(!a.overlaps(&PortRange::parse("10010-10020").unwrap()));
-        assert_eq!(a.len(), 10);
+        assert_eq!(a.size(), 10);
     }
 
     #[test]

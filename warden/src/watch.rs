@@ -136,10 +136,9 @@ fn holders(inodes: &BTreeSet<u64>, uid: u32) -> BTreeMap<u64, u32> {
                 .strip_prefix("socket:[")
                 .and_then(|r| r.strip_suffix(']'))
                 .and_then(|n| n.parse::<u64>().ok())
+                && inodes.contains(&n)
             {
-                if inodes.contains(&n) {
-                    out.insert(n, pid);
-                }
+                out.insert(n, pid);
             }
         }
     }
@@ -173,10 +172,10 @@ pub fn held_ports(
         let Some(&pid) = pids.get(&l.inode) else {
             continue; // its process is gone already
         };
-        if let Some(root) = sshd_pid {
-            if !is_descendant(pid, root) {
-                continue; // another jail's sshd on this host
-            }
+        if let Some(root) = sshd_pid
+            && !is_descendant(pid, root)
+        {
+            continue; // another jail's sshd on this host
         }
         out.insert(l.port, pid);
     }
@@ -278,7 +277,8 @@ fn end_session(c: &mut Conn, id: &str, port: u16, pid: Option<u32>) -> Result<()
         return Ok(());
     };
     let name = comm(pid);
-    if name != "sshd" {
+    // OpenSSH 9.8 and later run each session as `sshd-session`.
+    if name != "sshd" && name != "sshd-session" {
         log(&format!(
             "revoked device {id}'s port {port} is held by pid {pid} ({name}), not sshd: left alone"
         ));

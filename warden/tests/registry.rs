@@ -506,3 +506,60 @@ fn a_full_range_is_a_runtime_error(kind: Kind) {
     assert!(err.contains("pool tiny is full"), "{err}");
     assert_eq!(before, reg.dump());
 }
+
+#[test]
+fn postgres_password_comes_from_pgpassword_or_pgpass_never_the_url() {
+    let reg = Registry::new(Kind::Postgres);
+    let c = pg();
+    let db = reg.url.rsplit('/').next().unwrap().to_string();
+    let mut admin = c.client(&db);
+    admin
+        .batch_execute(
+            "DO $$ BEGIN CREATE ROLE warden_pw LOGIN PASSWORD 's3cret-pw'; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+             GRANT ALL ON SCHEMA public TO warden_pw;",
+        )
+        .unwrap();
+    let url = format!("postgres://warden_pw@127.0.0.1:{}/{db}", c.port);
+    let run = |envs: &[(&str, &str)]| {
+        let mut cmd = std::process::Command::new(warden_bin());
+        cmd.env_remove("PGPASSWORD")
+            .env_remove("PGPASSFILE")
+            .env("HOME", "/nonexistent");
+        cmd.envs(envs.iter().copied()).args([
+            "--db",
+            &url,
+            "pool",
+            "add",
+            "pw",
+            "--ports",
+            "40000-40009",
+        ]);
+        split(cmd.output().unwrap())
+    };
+    // No password anywhere: refused by the server, one line, exit 1.
+    let (code, _, err) = run(&[]);
+    assert_eq!((code, err.lines().count()), (1, 1), "{err}");
+    // A wrong one: same.
+    let (code, _, err) = run(&[("PGPASSWORD", "wrong")]);
+    assert_eq!(code, 1, "{err}");
+    assert!(!err.contains("wrong"), "password echoed: {err}");
+    // From PGPASSWORD.
+    let (code, _, err) = run(&[("PGPASSWORD", "s3cret-pw")]);
+    assert_eq!(code, 0, "{err}");
+    // From a .pgpass file (PGPASSFILE), host:port:db:user:password.
+    let dir = TempDir::new("pgpass");
+    let f = dir.path("pgpass");
+    std::fs::write(
+        &f,
+        format!("# comment\n127.0.0.1:{}:*:warden_pw:s3cret-pw\n", c.port),
+    )
+    .unwrap();
+    let (code, out, err) = {
+        let mut cmd = std::process::Command::new(warden_bin());
+        cmd.env_remove("PGPASSWORD").env("PGPASSFILE", &f);
+        cmd.args(["--db", &url, "pool", "ls"]);
+        split(cmd.output().unwrap())
+    };
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("pw ") && out.contains("40000-40009"), "{out}");
+}

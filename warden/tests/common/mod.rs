@@ -10,6 +10,7 @@
 #[path = "../../../tests/common/mod.rs"]
 pub mod agent;
 
+#[allow(unused_imports)]
 pub use agent::{
     Agent, DeviceSshd, READY, TempDir, free_port, keygen, kill_group, port_answers, run_ok,
     wait_until,
@@ -68,6 +69,7 @@ pub fn warden_bin() -> PathBuf {
 
 /// Runs `cleanup` (a shell command) once this test process has exited, even
 /// if it panicked or was killed.
+#[allow(clippy::zombie_processes)] // detached on purpose: it outlives this process
 fn reap_when_gone(cleanup: &str) {
     let me = std::process::id();
     Command::new("setsid")
@@ -134,6 +136,15 @@ pub fn pg() -> &'static PgCluster {
                 .args(["-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync", "-D"])
                 .arg(dir.join("data")),
         );
+        // One role must give a password (PGPASSWORD / .pgpass tests); the
+        // rest of the cluster trusts loopback.
+        std::fs::write(
+            dir.join("data/pg_hba.conf"),
+            "host all warden_pw 127.0.0.1/32 scram-sha-256\n\
+             local all all trust\n\
+             host all all 127.0.0.1/32 trust\n",
+        )
+        .unwrap();
         reap_when_gone(&format!(
             "runuser -u postgres -- {} -D {} -m immediate stop; rm -rf {}",
             bin.join("pg_ctl").display(),
