@@ -4,9 +4,15 @@
 //! re-parses a string.
 
 use crate::cli::{Args, Verb, env};
-use crate::hostkey::{TrustSources, parse_key_line};
+use crate::hostkey::TrustSources;
 use crate::limits::MAX_JAILS;
-use std::fmt;
+use crate::spec::{
+    self, MAX_ALIVE_COUNT, bad, bracket, parse_port, parse_secs, parse_strict, parse_yes_no,
+    split_host_port, unbracket, valid_host,
+};
+pub use crate::spec::{
+    ConfigError, Jail, LocalForward, RemoteForward, expand_socket_path, parse_destination,
+};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -76,17 +82,20 @@ pub mod defaults {
     pub const ALIVE_INTERVAL_SECS: u64 = number(
         option_env!("JAILBIRD_DEFAULT_SERVER_ALIVE_INTERVAL"),
         10,
-        86_400,
+        crate::spec::MAX_OPTION_SECS,
     );
     /// ServerAliveCountMax (`JAILBIRD_DEFAULT_SERVER_ALIVE_COUNT_MAX`).
     pub const ALIVE_COUNT_MAX: u32 = number(
         option_env!("JAILBIRD_DEFAULT_SERVER_ALIVE_COUNT_MAX"),
         3,
-        1000,
+        crate::spec::MAX_ALIVE_COUNT,
     ) as u32;
     /// ConnectTimeout, seconds (`JAILBIRD_DEFAULT_CONNECT_TIMEOUT`).
-    pub const CONNECT_TIMEOUT_SECS: u64 =
-        number(option_env!("JAILBIRD_DEFAULT_CONNECT_TIMEOUT"), 15, 86_400);
+    pub const CONNECT_TIMEOUT_SECS: u64 = number(
+        option_env!("JAILBIRD_DEFAULT_CONNECT_TIMEOUT"),
+        15,
+        crate::spec::MAX_OPTION_SECS,
+    );
     /// Forward target when only a tunnel port is configured (the autossh container's SSH_TUNNEL_PORT).
     pub const TARGET_HOST: &str = "127.0.0.1";
     /// Forward target port when only a tunnel port is configured.
@@ -202,84 +211,6 @@ pub const SUPPORTED_CIPHERS: &[&str] = &[
     "aes256-gcm@openssh.com",
     "aes128-gcm@openssh.com",
 ];
-
-/// A configuration problem: one line naming the option and what was wrong.
-#[derive(Debug, PartialEq, Eq)]
-pub struct ConfigError(pub String);
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for ConfigError {}
-
-fn bad(msg: impl Into<String>) -> ConfigError {
-    ConfigError(msg.into())
-}
-
-/// One jail sshd to connect to.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Jail {
-    pub user: String,
-    pub host: String,
-    pub port: u16,
-}
-
-impl fmt::Display for Jail {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.host.contains(':') {
-            write!(f, "[{}]:{}", self.host, self.port)
-        } else {
-            write!(f, "{}:{}", self.host, self.port)
-        }
-    }
-}
-
-/// `-R [BIND:]PORT:TARGET_HOST:TARGET_PORT`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RemoteForward {
-    /// A unix socket path on the jail (`-R /path.sock:host:port`); `%h` and `%i`
-    /// are expanded once the device key is known (see `expand_socket_path`).
-    pub socket: Option<String>,
-    /// Address the jail binds; `None` sends `localhost`, as OpenSSH does.
-    pub bind: Option<String>,
-    pub port: u16,
-    pub target_host: String,
-    pub target_port: u16,
-}
-
-impl RemoteForward {
-    /// The bind address sent in the `tcpip-forward` request.
-    pub fn bind_address(&self) -> &str {
-        self.bind.as_deref().unwrap_or("localhost")
-    }
-}
-
-/// `-L [BIND:]PORT:HOST:HOSTPORT`: the agent listens on BIND:PORT and opens a
-/// `direct-tcpip` channel to HOST:HOSTPORT through the jail per connection.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LocalForward {
-    /// Local address to listen on (`127.0.0.1` unless given; `*` is every interface).
-    pub bind: String,
-    /// Local port; 0 lets the kernel pick (reported in the `tunnel up` line).
-    pub port: u16,
-    /// Where the jail connects, as the jail resolves it.
-    pub host: String,
-    pub host_port: u16,
-}
-
-impl LocalForward {
-    /// The address to bind, with `*` meaning every IPv4 interface.
-    pub fn bind_address(&self) -> &str {
-        if self.bind == "*" {
-            "0.0.0.0"
-        } else {
-            &self.bind
-        }
-    }
-}
 
 /// The tunnel's shape.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -459,11 +390,14 @@ fn build_run(
     state_path: PathBuf,
     key: KeySource,
 ) -> Result<RunConfig, ConfigError> {
-    // -o options: flags first, then JAILBIRD_* / SSH_* fill what is unset.
+    // Precedence, for every option: flag (incl. `-o`) > JAILBIRD_* > SSH_*
+    // variables and SSH_OPTIONS > the compiled-in default. `o` holds the -o
+    // flags, `so` the words of SSH_OPTIONS; each value is looked up in that order.
     let mut o = Options::default();
     for opt in &args.options {
         o.apply(opt, "-o")?;
     }
+    let mut so = Options::default();
     if let Some(extra) = var(env::SSH_OPTIONS) {
         let mut words = extra.split_whitespace();
         while let Some(w) = words.next() {
@@ -472,7 +406,7 @@ fn build_run(
             } else {
                 w.strip_prefix("-o").unwrap_or(w)
             };
-            if let Err(e) = o.apply_if_unset(opt, env::SSH_OPTIONS) {
+            if let Err(e) = so.apply_if_unset(opt, env::SSH_OPTIONS) {
                 log::warn!("{e}; ignored");
             }
         }
@@ -495,14 +429,10 @@ fn build_run(
             bad("no jail given: name DESTINATION, or set JAILBIRD_DESTINATION or SSH_REMOTE_HOST (or build with JAILBIRD_DEFAULT_DESTINATION)")
         })?;
     let mut jails = heapless::Vec::new();
-    for entry in dest.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        let jail = parse_destination(entry, &default_user, default_port)?;
+    for jail in spec::parse_destinations(&dest, &default_user, default_port)? {
         jails
             .push(jail)
             .map_err(|_| bad(format!("more than {MAX_JAILS} jails in {dest:?}")))?;
-    }
-    if jails.is_empty() {
-        return Err(bad(format!("destination {dest:?} names no jail")));
     }
 
     let local_mode = var(env::SSH_MODE).is_some_and(|m| m.trim() == "-L");
@@ -572,56 +502,62 @@ fn build_run(
     };
 
     let known_hosts = pick(
-        args.known_hosts,
+        args.known_hosts.or(o.user_known_hosts),
         &[env::KNOWN_HOSTS, env::SSH_KNOWN_HOSTS_FILE],
     )
-    .or(o.user_known_hosts.clone())
+    .or(so.user_known_hosts)
     .or_else(|| defaults::KNOWN_HOSTS.map(Into::into))
     .map(PathBuf::from);
     let host_key =
         pick(args.host_key, &[env::HOST_KEY]).or_else(|| defaults::HOST_KEY.map(Into::into));
     let pinned = match host_key {
-        Some(k) => Some(parse_key_line(&k).ok_or_else(|| {
-            bad(format!(
-                "--host-key {k:?}: expected \"TYPE BASE64\" of an OpenSSH public key"
-            ))
-        })?),
+        Some(k) => Some(parse_host_key(&k, "--host-key")?),
         None => None,
     };
-    let opt =
-        |val: Option<String>, names: &[&str], what: &str| -> Result<Option<u64>, ConfigError> {
-            match val.or_else(|| names.iter().find_map(|n| var(n))) {
-                Some(v) => parse_secs(&v, what).map(Some),
-                None => Ok(None),
-            }
-        };
+    let opt = |flag: Option<String>,
+               names: &[&str],
+               ssh_options: Option<String>,
+               what: &str|
+     -> Result<Option<u64>, ConfigError> {
+        match pick(flag, names).or(ssh_options) {
+            Some(v) => parse_secs(&v, what).map(Some),
+            None => Ok(None),
+        }
+    };
     let interval = opt(
         o.alive_interval,
         &[env::SERVER_ALIVE_INTERVAL, env::SSH_SERVER_ALIVE_INTERVAL],
+        so.alive_interval,
         "ServerAliveInterval",
     )?
     .unwrap_or(defaults::ALIVE_INTERVAL_SECS);
     let count = opt(
         o.alive_count,
         &[env::SERVER_ALIVE_COUNT_MAX, env::SSH_SERVER_ALIVE_COUNT_MAX],
+        so.alive_count,
         "ServerAliveCountMax",
     )?
     .unwrap_or(defaults::ALIVE_COUNT_MAX.into());
-    if count == 0 || count > 1000 {
+    if count == 0 || count > MAX_ALIVE_COUNT {
         return Err(bad(format!(
-            "ServerAliveCountMax={count}: expected 1..=1000"
+            "ServerAliveCountMax={count}: expected 1..={MAX_ALIVE_COUNT}"
         )));
     }
-    let connect = opt(o.connect_timeout, &[env::CONNECT_TIMEOUT], "ConnectTimeout")?
-        .unwrap_or(defaults::CONNECT_TIMEOUT_SECS);
+    let connect = opt(
+        o.connect_timeout,
+        &[env::CONNECT_TIMEOUT],
+        so.connect_timeout,
+        "ConnectTimeout",
+    )?
+    .unwrap_or(defaults::CONNECT_TIMEOUT_SECS);
     if connect == 0 {
         return Err(bad("ConnectTimeout=0: expected at least 1 second"));
     }
-    let strict = match o.strict.or_else(|| var(env::STRICT_HOST_KEY_CHECKING)) {
+    let strict = match pick(o.strict, &[env::STRICT_HOST_KEY_CHECKING]).or(so.strict) {
         Some(v) => parse_strict(&v)?,
         None => parse_strict(defaults::STRICT_HOST_KEY_CHECKING)?,
     };
-    let unlink = match o.unlink.or_else(|| var(env::STREAM_LOCAL_BIND_UNLINK)) {
+    let unlink = match pick(o.unlink, &[env::STREAM_LOCAL_BIND_UNLINK]).or(so.unlink) {
         Some(v) => parse_yes_no(&v, "StreamLocalBindUnlink")?,
         None => false,
     };
@@ -632,7 +568,7 @@ fn build_run(
             "no way to check the jail's host key: give --known-hosts, --host-key, or -o StrictHostKeyChecking=accept-new",
         ));
     }
-    let ciphers = parse_ciphers(o.ciphers.or_else(|| var(env::CIPHERS)).as_deref())?;
+    let ciphers = parse_ciphers(pick(o.ciphers, &[env::CIPHERS]).or(so.ciphers).as_deref())?;
     let status_file = match args.status_file.clone().or_else(|| var(env::STATUS_FILE)) {
         Some(p) => PathBuf::from(p),
         // tmpfs, never flash: systemd's RuntimeDirectory= if the unit has one.
@@ -746,255 +682,42 @@ fn parse_ciphers(list: Option<&str>) -> Result<heapless::Vec<&'static str, 4>, C
     Ok(out)
 }
 
-fn parse_port(s: &str, what: &str) -> Result<u16, ConfigError> {
-    s.trim()
-        .parse::<u16>()
-        .map_err(|_| bad(format!("{what} {s:?}: expected a port number 0-65535")))
-}
-
-fn parse_secs(s: &str, what: &str) -> Result<u64, ConfigError> {
-    s.trim()
-        .parse::<u64>()
-        .ok()
-        .filter(|n| *n <= 86_400)
-        .ok_or_else(|| bad(format!("{what}={s:?}: expected whole seconds 0-86400")))
-}
-
-fn parse_yes_no(s: &str, what: &str) -> Result<bool, ConfigError> {
-    match s.trim().to_ascii_lowercase().as_str() {
-        "yes" | "true" | "1" => Ok(true),
-        "no" | "false" | "0" => Ok(false),
-        _ => Err(bad(format!("{what}={s:?}: expected yes or no"))),
-    }
-}
-
-/// `true` for accept-new.
-fn parse_strict(s: &str) -> Result<bool, ConfigError> {
-    match s.trim().to_ascii_lowercase().as_str() {
-        "yes" | "true" => Ok(false),
-        "accept-new" => Ok(true),
-        "no" | "off" | "false" | "ask" => Err(bad(format!(
-            "StrictHostKeyChecking={s}: not supported (jailbird never trusts an unchecked host key); use yes or accept-new"
-        ))),
-        _ => Err(bad(format!(
-            "StrictHostKeyChecking={s:?}: expected yes or accept-new"
-        ))),
-    }
-}
-
-/// Splits `HOST:PORT` or `[V6]:PORT` at the last colon outside brackets.
-fn split_host_port(s: &str) -> Option<(&str, &str)> {
-    if let Some(rest) = s.strip_prefix('[') {
-        let (h, p) = rest.split_once(']')?;
-        return Some((h, p.strip_prefix(':')?));
-    }
-    let (h, p) = s.rsplit_once(':')?;
-    (!h.contains(':')).then_some((h, p))
-}
-
-/// Parses `[USER@]HOST`, `[USER@]HOST:PORT` or `[USER@][V6ADDR]:PORT`.
-pub fn parse_destination(
-    s: &str,
-    default_user: &str,
-    default_port: u16,
-) -> Result<Jail, ConfigError> {
-    let (user, hostport) = match s.rsplit_once('@') {
-        Some((u, h)) => (u, h),
-        None => (default_user, s),
-    };
-    let valid_user = !user.is_empty()
-        && user
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
-    if !valid_user {
-        return Err(bad(format!("destination {s:?}: bad user name {user:?}")));
-    }
-    let (host, port) = if hostport.starts_with('[') || hostport.matches(':').count() == 1 {
-        let (h, p) = split_host_port(hostport).ok_or_else(|| {
-            bad(format!(
-                "destination {s:?}: expected HOST:PORT or [V6ADDR]:PORT"
-            ))
-        })?;
-        (h, parse_port(p, &format!("destination {s:?}: port"))?)
-    } else {
-        (hostport, default_port)
-    };
-    if !valid_host(host) {
-        return Err(bad(format!("destination {s:?}: bad host name {host:?}")));
-    }
-    if port == 0 {
-        return Err(bad(format!("destination {s:?}: port 0")));
-    }
-    Ok(Jail {
-        user: user.into(),
-        host: host.into(),
-        port,
-    })
-}
-
-fn valid_host(h: &str) -> bool {
-    !h.is_empty()
-        && h.len() <= 253
-        && h.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b".-_:%".contains(&b))
-}
-
-/// Splits a forward spec at colons outside `[...]`.
-fn spec_fields<'a>(s: &'a str, flag: &str) -> Result<heapless::Vec<&'a str, 4>, ConfigError> {
-    let mut out = heapless::Vec::new();
-    let (mut depth, mut start) = (0u8, 0);
-    for (i, c) in s.char_indices() {
-        match c {
-            '[' => depth = depth.saturating_add(1),
-            ']' => depth = depth.saturating_sub(1),
-            ':' if depth == 0 => {
-                out.push(&s[start..i])
-                    .map_err(|_| bad(format!("{flag} {s:?}: too many ':' fields")))?;
-                start = i + 1;
-            }
-            _ => {}
-        }
-    }
-    out.push(&s[start..])
-        .map_err(|_| bad(format!("{flag} {s:?}: too many ':' fields")))?;
-    Ok(out)
-}
-
-/// Puts an IPv6 address in brackets for a `host:port` spec.
-fn bracket(s: &str) -> String {
-    if s.contains(':') && !s.starts_with('[') {
-        format!("[{s}]")
-    } else {
-        s.into()
-    }
-}
-
-fn unbracket(s: &str) -> &str {
-    s.strip_prefix('[')
-        .and_then(|x| x.strip_suffix(']'))
-        .unwrap_or(s)
-}
-
-/// Parses `-R /remote/path.sock:TARGET_HOST:TARGET_PORT`.
-#[cfg(feature = "streamlocal")]
-fn parse_socket_forward(s: &str) -> Result<RemoteForward, ConfigError> {
-    let mut it = s.rsplitn(3, ':');
-    let (Some(port), Some(host), Some(path)) = (it.next(), it.next(), it.next()) else {
-        return Err(bad(format!(
-            "-R {s:?}: expected /remote/path.sock:TARGET_HOST:TARGET_PORT"
-        )));
-    };
-    let target_host = unbracket(host);
-    if !valid_host(target_host) {
-        return Err(bad(format!("-R {s:?}: bad target host {target_host:?}")));
-    }
-    let target_port = parse_port(port, &format!("-R {s:?}: target port"))?;
-    if target_port == 0 || path.len() > 100 || path.contains(['\0', '\n']) {
-        return Err(bad(format!("-R {s:?}: bad socket path or target port")));
-    }
-    Ok(RemoteForward {
-        socket: Some(path.into()),
-        bind: None,
-        port: 0,
-        target_host: target_host.into(),
-        target_port,
-    })
-}
-
-#[cfg(not(feature = "streamlocal"))]
-fn parse_socket_forward(s: &str) -> Result<RemoteForward, ConfigError> {
-    Err(bad(format!(
-        "-R {s:?}: unix-socket forwards are not built into this jailbird (feature streamlocal)"
-    )))
-}
-
-/// Expands `%h` (this device's hostname) and `%i` (its device id: the first 16
-/// hex digits of the SHA-256 of its public key) in a socket path.
-pub fn expand_socket_path(template: &str, hostname: &str, device_id: &str) -> String {
-    template.replace("%h", hostname).replace("%i", device_id)
-}
-
-/// Parses `-R [BIND:]PORT:TARGET_HOST:TARGET_PORT`.
+/// `-R` with this build's capabilities: the syntax is [`spec::parse_remote_forward`]'s.
 pub fn parse_remote_forward(s: &str) -> Result<RemoteForward, ConfigError> {
-    if s.starts_with('/') {
-        return parse_socket_forward(s);
+    if s.starts_with('/') && !cfg!(feature = "streamlocal") {
+        return Err(bad(format!(
+            "-R {s:?}: unix-socket forwards are not built into this jailbird (feature streamlocal)"
+        )));
     }
-    let f = spec_fields(s, "-R")?;
-    let (bind, rest) = match f.len() {
-        3 => (None, &f[..]),
-        4 => (Some(unbracket(f[0])), &f[1..]),
-        _ => {
-            return Err(bad(format!(
-                "-R {s:?}: expected [BIND:]PORT:TARGET_HOST:TARGET_PORT"
-            )));
-        }
-    };
-    let bind = match bind {
-        Some("") | None => None,
-        Some(b) if b == "*" || valid_host(b) => Some(b.to_string()),
-        Some(b) => return Err(bad(format!("-R {s:?}: bad bind address {b:?}"))),
-    };
-    let port = parse_port(rest[0], &format!("-R {s:?}: listen port"))?;
-    let target_host = unbracket(rest[1]);
-    if !valid_host(target_host) {
-        return Err(bad(format!("-R {s:?}: bad target host {target_host:?}")));
-    }
-    let target_port = parse_port(rest[2], &format!("-R {s:?}: target port"))?;
-    if target_port == 0 {
-        return Err(bad(format!("-R {s:?}: target port 0")));
-    }
-    Ok(RemoteForward {
-        socket: None,
-        bind,
-        port,
-        target_host: target_host.into(),
-        target_port,
-    })
+    spec::parse_remote_forward(s)
 }
 
-/// Parses `-L [BIND:]PORT:HOST:HOSTPORT`.
-#[cfg(feature = "local-forward")]
+/// `-L` with this build's capabilities: the syntax is [`spec::parse_local_forward`]'s.
 pub fn parse_local_forward(s: &str) -> Result<LocalForward, ConfigError> {
-    let f = spec_fields(s, "-L")?;
-    let (bind, rest) = match f.len() {
-        3 => (None, &f[..]),
-        4 => (Some(unbracket(f[0])), &f[1..]),
-        _ => {
-            return Err(bad(format!("-L {s:?}: expected [BIND:]PORT:HOST:HOSTPORT")));
-        }
-    };
-    let bind = match bind {
-        None | Some("") | Some("localhost") => "127.0.0.1".to_string(),
-        Some("*") => "*".to_string(),
-        Some(b) if b.parse::<std::net::IpAddr>().is_ok() => b.to_string(),
-        Some(b) => {
-            return Err(bad(format!(
-                "-L {s:?}: bind address {b:?} must be an IP address, localhost or *"
-            )));
-        }
-    };
-    let port = parse_port(rest[0], &format!("-L {s:?}: listen port"))?;
-    let host = unbracket(rest[1]);
-    if !valid_host(host) {
-        return Err(bad(format!("-L {s:?}: bad host {host:?}")));
+    if !cfg!(feature = "local-forward") {
+        return Err(bad(format!(
+            "-L {s:?}: local forwards are not built into this jailbird (feature local-forward)"
+        )));
     }
-    let host_port = parse_port(rest[2], &format!("-L {s:?}: host port"))?;
-    if host_port == 0 {
-        return Err(bad(format!("-L {s:?}: host port 0")));
-    }
-    Ok(LocalForward {
-        bind,
-        port,
-        host: host.into(),
-        host_port,
-    })
+    spec::parse_local_forward(s)
 }
 
-#[cfg(not(feature = "local-forward"))]
-pub fn parse_local_forward(s: &str) -> Result<LocalForward, ConfigError> {
-    Err(bad(format!(
-        "-L {s:?}: local forwards are not built into this jailbird (feature local-forward)"
-    )))
+/// `--host-key` with this build's key types: the syntax is [`spec::parse_host_key`]'s.
+pub fn parse_host_key(s: &str, what: &str) -> Result<Vec<u8>, ConfigError> {
+    let ty = s.split_ascii_whitespace().next().unwrap_or("");
+    let built_in = |f: &str| match f {
+        "rsa" => cfg!(feature = "rsa"),
+        "nistp384-521" => cfg!(feature = "nistp384-521"),
+        _ => false,
+    };
+    if let Ok(Some(f)) = spec::key_type_feature(ty)
+        && !built_in(f)
+    {
+        return Err(bad(format!(
+            "{what}: a {ty} host key needs the cargo feature {f}, not built into this jailbird"
+        )));
+    }
+    spec::parse_host_key(s, what)
 }
 
 #[cfg(test)]
@@ -1002,6 +725,148 @@ mod tests {
     use super::*;
     use crate::cli::parse;
     use std::collections::HashMap;
+
+    /// One source of a value: words added to the command line, or a variable.
+    #[derive(Clone, Copy)]
+    enum Src {
+        Flag(&'static str),
+        Var(&'static str, &'static str),
+    }
+
+    /// For every option, its sources from strongest to weakest and the value
+    /// each gives: applying sources k.. must give source k's value (flag >
+    /// JAILBIRD_* > SSH_* / SSH_OPTIONS), and none gives the default.
+    #[test]
+    fn precedence_is_one_order_for_every_option() {
+        use Src::{Flag, Var};
+        type Get = fn(&RunConfig) -> String;
+        type Row = (&'static str, Vec<(Src, &'static str)>, &'static str, Get);
+        let table: Vec<Row> = vec![
+            (
+                "ServerAliveInterval",
+                vec![
+                    (Flag("-o ServerAliveInterval=1"), "1"),
+                    (Var(env::SERVER_ALIVE_INTERVAL, "2"), "2"),
+                    (Var(env::SSH_SERVER_ALIVE_INTERVAL, "3"), "3"),
+                    (Var(env::SSH_OPTIONS, "-o ServerAliveInterval=4"), "4"),
+                ],
+                "10",
+                |c| c.alive_interval.map_or(0, |d| d.as_secs()).to_string(),
+            ),
+            (
+                "ServerAliveCountMax",
+                vec![
+                    (Flag("-o ServerAliveCountMax=5"), "5"),
+                    (Var(env::SERVER_ALIVE_COUNT_MAX, "6"), "6"),
+                    (Var(env::SSH_SERVER_ALIVE_COUNT_MAX, "7"), "7"),
+                    (Var(env::SSH_OPTIONS, "-oServerAliveCountMax=8"), "8"),
+                ],
+                "3",
+                |c| c.alive_count_max.to_string(),
+            ),
+            (
+                "ConnectTimeout",
+                vec![
+                    (Flag("-o ConnectTimeout=1"), "1"),
+                    (Var(env::CONNECT_TIMEOUT, "2"), "2"),
+                    (Var(env::SSH_OPTIONS, "-o ConnectTimeout=4"), "4"),
+                ],
+                "15",
+                |c| c.connect_timeout.as_secs().to_string(),
+            ),
+            (
+                "StrictHostKeyChecking",
+                vec![
+                    (Flag("-o StrictHostKeyChecking=yes"), "false"),
+                    (Var(env::STRICT_HOST_KEY_CHECKING, "accept-new"), "true"),
+                    (
+                        Var(env::SSH_OPTIONS, "-o StrictHostKeyChecking=yes"),
+                        "false",
+                    ),
+                ],
+                "false",
+                |c| c.trust.accept_new.to_string(),
+            ),
+            (
+                "StreamLocalBindUnlink",
+                vec![
+                    (Flag("-o StreamLocalBindUnlink=no"), "false"),
+                    (Var(env::STREAM_LOCAL_BIND_UNLINK, "yes"), "true"),
+                    (
+                        Var(env::SSH_OPTIONS, "-o StreamLocalBindUnlink=no"),
+                        "false",
+                    ),
+                ],
+                "false",
+                |c| c.stream_local_bind_unlink.to_string(),
+            ),
+            (
+                "Ciphers",
+                vec![
+                    (
+                        Flag("-o Ciphers=aes128-gcm@openssh.com"),
+                        "aes128-gcm@openssh.com",
+                    ),
+                    (
+                        Var(env::CIPHERS, "aes256-gcm@openssh.com"),
+                        "aes256-gcm@openssh.com",
+                    ),
+                    (
+                        Var(env::SSH_OPTIONS, "-o Ciphers=chacha20-poly1305@openssh.com"),
+                        "chacha20-poly1305@openssh.com",
+                    ),
+                ],
+                defaults::CIPHERS[0],
+                |c| c.ciphers[0].to_string(),
+            ),
+            (
+                "known_hosts",
+                vec![
+                    (Flag("--known-hosts /a"), "/a"),
+                    (Flag("-o UserKnownHostsFile=/b"), "/b"),
+                    (Var(env::KNOWN_HOSTS, "/c"), "/c"),
+                    (Var(env::SSH_KNOWN_HOSTS_FILE, "/d"), "/d"),
+                    (Var(env::SSH_OPTIONS, "-o UserKnownHostsFile=/e"), "/e"),
+                ],
+                "none",
+                |c| {
+                    c.trust
+                        .known_hosts
+                        .as_ref()
+                        .map_or("none".into(), |p| p.display().to_string())
+                },
+            ),
+            (
+                "jail port",
+                vec![
+                    (Flag("-p 1"), "1"),
+                    (Var(env::PORT, "2"), "2"),
+                    (Var(env::SSH_REMOTE_PORT, "3"), "3"),
+                ],
+                "22",
+                |c| c.jails[0].port.to_string(),
+            ),
+        ];
+        for (name, sources, default, get) in &table {
+            for k in 0..=sources.len() {
+                let mut cmd = String::from("run");
+                let mut vars: Vec<(&str, &str)> = Vec::new();
+                for (src, _) in &sources[k..] {
+                    match src {
+                        Flag(words) => {
+                            cmd.push(' ');
+                            cmd.push_str(words);
+                        }
+                        Var(n, v) => vars.push((n, v)),
+                    }
+                }
+                cmd.push_str(" -R 2022:127.0.0.1:22 tunuser@jail");
+                let c = run(&cmd, &vars).unwrap_or_else(|e| panic!("{name}: {cmd} {vars:?}: {e}"));
+                let want = sources.get(k).map_or(*default, |(_, v)| *v);
+                assert_eq!(get(&c), want, "{name}: sources from #{k}: {cmd} {vars:?}");
+            }
+        }
+    }
 
     fn run(cmd: &str, env: &[(&str, &str)]) -> Result<RunConfig, ConfigError> {
         let env: HashMap<String, String> = env

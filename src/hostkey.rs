@@ -39,15 +39,9 @@ pub fn blob_fingerprint(blob: &[u8]) -> String {
 }
 
 /// Parses `"TYPE BASE64 [comment]"` into the key's wire blob, checking that the
-/// type named matches the type inside the blob.
+/// type named matches the type inside the blob (the parser of `spec.rs`).
 pub fn parse_key_line(s: &str) -> Option<Vec<u8>> {
-    let mut it = s.split_ascii_whitespace();
-    let ty = it.next()?;
-    let blob = Base64::decode_vec(it.next()?).ok()?;
-    // The blob starts with its own type as an SSH string.
-    let len = u32::from_be_bytes(blob.get(..4)?.try_into().ok()?) as usize;
-    // checked: `4 + len` overflows a 32-bit usize (ARMv6/v7) for len near u32::MAX.
-    (blob.get(4..4usize.checked_add(len)?)? == ty.as_bytes()).then_some(blob)
+    crate::spec::parse_key_line(s)
 }
 
 /// The name known_hosts files use for a jail: `host`, or `[host]:port` off port 22.

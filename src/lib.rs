@@ -25,5 +25,6 @@ pub mod identity;
 pub mod limits;
 pub mod session;
 pub mod shutdown;
+pub mod spec;
 pub mod status;
 pub mod supervisor;

@@ -89,8 +89,14 @@ pub const MAX_KNOWN_HOSTS_BYTES: u64 = 1024 * 1024;
 pub const MAX_IDENTITY_FILE_BYTES: u64 = 64 * 1024;
 /// Directory entries looked at when sweeping the identity file's stale temp files.
 pub const MAX_DIR_SCAN_ENTRIES: usize = 4096;
-/// Jails in a comma-separated destination list.
-pub const MAX_JAILS: usize = 8;
+/// The bounds of configuration values live with their parsers in `spec.rs`
+/// (which build.rs includes, so it cannot reach this file): jails in a
+/// destination list, option seconds, ServerAliveCountMax, host name, socket
+/// path and default-path lengths.
+pub use crate::spec::{
+    MAX_ALIVE_COUNT, MAX_HOST_BYTES, MAX_JAILS, MAX_OPTION_SECS, MAX_PATH_BYTES,
+    MAX_SOCKET_PATH_BYTES,
+};
 
 /// Time allowed to open the TCP connection to the forward target.
 pub const TARGET_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
