@@ -49,11 +49,7 @@ pub struct Jail {
 
 impl fmt::Display for Jail {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.host.contains(':') {
-            write!(f, "[{}]:{}", self.host, self.port)
-        } else {
-            write!(f, "{}:{}", self.host, self.port)
-        }
+        write!(f, "{}:{}", bracket(&self.host), self.port)
     }
 }
 

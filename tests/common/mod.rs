@@ -499,22 +499,36 @@ impl DeviceSshd {
     }
 }
 
+/// A real `ssh` client that trusts nothing it is not told, asks nothing, and
+/// authenticates with `key` only: add the route, destination and command.
+pub fn ssh_client(key: &Path) -> Command {
+    let mut c = Command::new("ssh");
+    c.args([
+        "-F",
+        "/dev/null",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "IdentitiesOnly=yes",
+    ])
+    .args([
+        "-o",
+        "StrictHostKeyChecking=no",
+        "-o",
+        "UserKnownHostsFile=/dev/null",
+    ])
+    .arg("-i")
+    .arg(key)
+    .stdin(Stdio::null());
+    c
+}
+
 impl DeviceSshd {
     /// Runs `command` on this device as the operator with a real `ssh` client,
     /// reaching it through `route` (e.g. `["-p", "PORT"]` for the jail's port, or
     /// `["-o", "ProxyCommand=nc -U SOCKET"]`) and `host`. Returns stdout.
     pub fn operator_ssh(&self, route: &[&str], host: &str, command: &str) -> String {
-        let out = Command::new("ssh")
-            .args([
-                "-F",
-                "/dev/null",
-                "-o",
-                "BatchMode=yes",
-                "-o",
-                "StrictHostKeyChecking=no",
-            ])
-            .args(["-o", "UserKnownHostsFile=/dev/null", "-i"])
-            .arg(&self.client_key)
+        let out = ssh_client(&self.client_key)
             .args(route)
             .arg(format!("{}@{host}", device_user()))
             .arg(command)

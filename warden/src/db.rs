@@ -357,7 +357,7 @@ fn pg_password(cfg: &postgres::Config) -> Option<String> {
     // the account's home directory from passwd.
     let home = std::env::var_os("HOME")
         .map(PathBuf::from)
-        .or_else(|| passwd_entry(unsafe_free_euid()).map(|(_, h)| PathBuf::from(h)));
+        .or_else(|| account(&unsafe_free_euid().to_string()).map(|a| PathBuf::from(a.home)));
     let file = std::env::var_os("PGPASSFILE")
         .map(PathBuf::from)
         .or_else(|| home.map(|h| h.join(".pgpass")))?;
@@ -707,10 +707,18 @@ impl Conn {
     }
 }
 
-/// The passwd entry (name, home) of `uid`, from `getent` (NSS-aware) or /etc/passwd.
-pub fn passwd_entry(uid: u32) -> Option<(String, String)> {
+/// A local account: (name, uid, home).
+pub struct Account {
+    pub name: String,
+    pub uid: u32,
+    pub home: String,
+}
+
+/// The passwd entry for a user name or a numeric uid, from `getent` (NSS-aware)
+/// or /etc/passwd.
+pub fn account(name_or_uid: &str) -> Option<Account> {
     let text = std::process::Command::new("getent")
-        .args(["passwd", &uid.to_string()])
+        .args(["passwd", name_or_uid])
         .output()
         .ok()
         .filter(|o| o.status.success())
@@ -718,7 +726,11 @@ pub fn passwd_entry(uid: u32) -> Option<(String, String)> {
         .or_else(|| std::fs::read_to_string("/etc/passwd").ok())?;
     text.lines().find_map(|l| {
         let f: Vec<&str> = l.split(':').collect();
-        (f.len() > 5 && f[2] == uid.to_string()).then(|| (f[0].to_string(), f[5].to_string()))
+        (f.len() > 5 && (f[0] == name_or_uid || f[2] == name_or_uid)).then(|| Account {
+            name: f[0].to_string(),
+            uid: f[2].parse().unwrap_or(u32::MAX),
+            home: f[5].to_string(),
+        })
     })
 }
 

@@ -57,7 +57,7 @@ pub fn actor() -> (String, String) {
         .or_else(|| std::env::var("USER").ok().filter(|s| !s.is_empty()))
         .unwrap_or_else(|| {
             let uid = crate::db::unsafe_free_euid();
-            crate::db::passwd_entry(uid).map_or_else(|| format!("uid:{uid}"), |(name, _)| name)
+            crate::db::account(&uid.to_string()).map_or_else(|| format!("uid:{uid}"), |a| a.name)
         });
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())

@@ -68,21 +68,9 @@ fn read_capped(p: &Path) -> String {
     s
 }
 
-/// The uid of a local account, from `getent passwd` (NSS-aware), else `/etc/passwd`.
+/// The uid of a local account.
 pub fn uid_of(user: &str) -> Option<u32> {
-    let text = std::process::Command::new("getent")
-        .args(["passwd", user])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-        .or_else(|| std::fs::read_to_string("/etc/passwd").ok())?;
-    text.lines().find_map(|l| {
-        let f: Vec<&str> = l.split(':').collect();
-        (f.len() > 2 && f[0] == user)
-            .then(|| f[2].parse().ok())
-            .flatten()
-    })
+    crate::db::account(user).map(|a| a.uid)
 }
 
 fn parent_of(pid: u32) -> Option<u32> {

@@ -64,11 +64,7 @@ impl Device {
 
 #[test]
 fn a_device_holds_its_own_port_and_nothing_else() {
-    require_root();
-    let reg = Registry::new(Kind::Sqlite);
-    let (lo, range) = ports(10);
-    reg.pool("p", &range);
-    let jail = Jail::start(&reg, "jail-a", "p");
+    let (reg, lo, jail) = registry_and_jail(Kind::Sqlite, 10);
     let target = DeviceSshd::start();
     let mut dev = enrol_device(&reg, "234DNJE4", target.port);
     assert_eq!(dev.port, lo);
@@ -201,27 +197,10 @@ fn openssh_refuses_a_key_line_with_permitopen_none() {
     );
     for (line, want) in [(good, 1), (bad, 255)] {
         let jail = agent::Jail::start(agent::JailOpts::new(listen, &line));
-        let out = Command::new("ssh")
-            .args([
-                "-F",
-                "/dev/null",
-                "-o",
-                "BatchMode=yes",
-                "-o",
-                "StrictHostKeyChecking=no",
-            ])
-            .args([
-                "-o",
-                "UserKnownHostsFile=/dev/null",
-                "-o",
-                "IdentitiesOnly=yes",
-                "-i",
-            ])
-            .arg(&k)
+        let out = agent::ssh_client(&k)
             .args(["-p", &jail.port.to_string()])
             .arg(format!("{}@127.0.0.1", jail.user))
             .arg("true")
-            .stdin(Stdio::null())
             .output()
             .unwrap();
         assert_eq!(
@@ -235,11 +214,7 @@ fn openssh_refuses_a_key_line_with_permitopen_none() {
 
 #[test]
 fn authorized_keys_fails_closed() {
-    require_root();
-    let reg = Registry::new(Kind::Sqlite);
-    let (_, range) = ports(4);
-    reg.pool("p", &range);
-    let jail = Jail::start(&reg, "jail-a", "p");
+    let (reg, _, jail) = registry_and_jail(Kind::Sqlite, 4);
     let keys = TempDir::new("fc");
     let (k, public) = key(&keys);
     reg.ok(&["enroll", "d1", "--key", &public]);
@@ -343,11 +318,7 @@ fn authorized_keys_fails_closed() {
 #[test]
 fn watch_records_presence_and_ends_a_revoked_session() {
     // On PostgreSQL: sshd's AuthorizedKeysCommand and watch against the server.
-    require_root();
-    let reg = Registry::new(Kind::Postgres);
-    let (lo, range) = ports(4);
-    reg.pool("p", &range);
-    let jail = Jail::start(&reg, "jail-a", "p");
+    let (reg, lo, jail) = registry_and_jail(Kind::Postgres, 4);
     let target = DeviceSshd::start();
     let mut dev = enrol_device(&reg, "d1", target.port);
     dev.start();
@@ -408,11 +379,7 @@ fn watch_records_presence_and_ends_a_revoked_session() {
 
 #[test]
 fn failover_to_the_second_jail_at_the_same_port() {
-    require_root();
-    let reg = Registry::new(Kind::Sqlite);
-    let (lo, range) = ports(4);
-    reg.pool("p", &range);
-    let mut a = Jail::start(&reg, "jail-a", "p");
+    let (reg, lo, mut a) = registry_and_jail(Kind::Sqlite, 4);
     let b = Jail::start(&reg, "jail-b", "p");
     let target = DeviceSshd::start();
     let mut dev = enrol_device(&reg, "d1", target.port);
@@ -460,11 +427,7 @@ fn the_drop_in_sets_what_sshd_applies() {
     // sshd -T: the settings sshd would apply to each account, with the
     // drop-in included first as Debian's sshd_config does, followed by
     // global settings that must stay global (the drop-in closes its Match).
-    require_root();
-    let reg = Registry::new(Kind::Sqlite);
-    let (_, range) = ports(2);
-    reg.pool("p", &range);
-    let jail = Jail::start(&reg, "jail-a", "p");
+    let (reg, _, jail) = registry_and_jail(Kind::Sqlite, 2);
     let main = jail.dir.path("debian_sshd_config");
     std::fs::write(
         &main,
@@ -522,4 +485,15 @@ fn the_drop_in_sets_what_sshd_applies() {
         has(&other, "x11forwarding yes") && has(&other, "allowtcpforwarding yes"),
         "the drop-in leaked its Match scope:\n{other}"
     );
+}
+
+/// A registry on `kind` with pool "p" of `n` ports and its jail "jail-a":
+/// (registry, the pool's first port, the jail).
+fn registry_and_jail(kind: Kind, n: u16) -> (Registry, u16, Jail) {
+    require_root();
+    let reg = Registry::new(kind);
+    let (lo, range) = ports(n);
+    reg.pool("p", &range);
+    let jail = Jail::start(&reg, "jail-a", "p");
+    (reg, lo, jail)
 }

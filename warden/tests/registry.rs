@@ -135,10 +135,7 @@ fn bad_input_is_one_line_and_changes_nothing(kind: Kind) {
     let before = reg.dump();
     let cases: Vec<(Vec<String>, i32, &str)> = vec![
         (
-            vec!["enroll", "B", "--key", "ssh-ed25519 AAAA!!"]
-                .into_iter()
-                .map(String::from)
-                .collect(),
+            args(&["enroll", "B", "--key", "ssh-ed25519 AAAA!!"]),
             2,
             "--key",
         ),
@@ -233,31 +230,18 @@ fn bad_input_is_one_line_and_changes_nothing(kind: Kind) {
             "--target",
         ),
         (
-            vec!["pool", "add", "p2", "--ports", "20000-19000"]
-                .into_iter()
-                .map(String::from)
-                .collect(),
+            args(&["pool", "add", "p2", "--ports", "20000-19000"]),
             2,
             "LO is above HI",
         ),
         (
-            vec!["pool", "add", "p2", "--ports", "10050-10150"]
-                .into_iter()
-                .map(String::from)
-                .collect(),
+            args(&["pool", "add", "p2", "--ports", "10050-10150"]),
             2,
             "overlap pool default",
         ),
+        (args(&["pool", "add", "p/2"]), 2, "pool name"),
         (
-            vec!["pool", "add", "p/2"]
-                .into_iter()
-                .map(String::from)
-                .collect(),
-            2,
-            "pool name",
-        ),
-        (
-            vec![
+            args(&[
                 "jail",
                 "add",
                 "j",
@@ -265,15 +249,12 @@ fn bad_input_is_one_line_and_changes_nothing(kind: Kind) {
                 "h:99999",
                 "--host-key",
                 &k1,
-            ]
-            .into_iter()
-            .map(String::from)
-            .collect(),
+            ]),
             2,
             "--address",
         ),
         (
-            vec![
+            args(&[
                 "jail",
                 "add",
                 "j",
@@ -281,15 +262,12 @@ fn bad_input_is_one_line_and_changes_nothing(kind: Kind) {
                 "h",
                 "--host-key",
                 "ssh-ed25519 x",
-            ]
-            .into_iter()
-            .map(String::from)
-            .collect(),
+            ]),
             2,
             "--host-key",
         ),
         (
-            vec![
+            args(&[
                 "jail",
                 "add",
                 "j",
@@ -299,79 +277,35 @@ fn bad_input_is_one_line_and_changes_nothing(kind: Kind) {
                 &k1,
                 "--pool",
                 "nope",
-            ]
-            .into_iter()
-            .map(String::from)
-            .collect(),
+            ]),
             2,
             "unknown pool",
         ),
+        (args(&["show", "NOPE"]), 2, "unknown device NOPE"),
         (
-            vec!["show", "NOPE"].into_iter().map(String::from).collect(),
-            2,
-            "unknown device NOPE",
-        ),
-        (
-            vec!["show", "--mac", "92:be:bf:83:6e:b4"]
-                .into_iter()
-                .map(String::from)
-                .collect(),
+            args(&["show", "--mac", "92:be:bf:83:6e:b4"]),
             2,
             "unknown device with MAC",
         ),
+        (args(&["revoke", "NOPE"]), 2, "unknown device NOPE"),
         (
-            vec!["revoke", "NOPE"]
-                .into_iter()
-                .map(String::from)
-                .collect(),
+            args(&["device-config", "NOPE", "--out", "/tmp"]),
             2,
             "unknown device NOPE",
         ),
         (
-            vec!["device-config", "NOPE", "--out", "/tmp"]
-                .into_iter()
-                .map(String::from)
-                .collect(),
-            2,
-            "unknown device NOPE",
-        ),
-        (
-            vec!["device-config", "A", "--out", "/tmp"]
-                .into_iter()
-                .map(String::from)
-                .collect(),
+            args(&["device-config", "A", "--out", "/tmp"]),
             2,
             "has no jail",
         ),
-        (
-            vec!["ls", "--pool", "nope"]
-                .into_iter()
-                .map(String::from)
-                .collect(),
-            2,
-            "unknown pool",
-        ),
-        (
-            vec!["sshd-config", "--jail", "nope"]
-                .into_iter()
-                .map(String::from)
-                .collect(),
-            2,
-            "unknown jail",
-        ),
+        (args(&["ls", "--pool", "nope"]), 2, "unknown pool"),
+        (args(&["sshd-config", "--jail", "nope"]), 2, "unknown jail"),
         (
             vec!["import".into(), csv.display().to_string()],
             2,
             "bad.csv:3:",
         ),
-        (
-            vec!["enroll", "--bogus"]
-                .into_iter()
-                .map(String::from)
-                .collect(),
-            2,
-            "--bogus",
-        ),
+        (args(&["enroll", "--bogus"]), 2, "--bogus"),
     ];
     for (args, want_code, needle) in &cases {
         let a: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -562,4 +496,8 @@ fn postgres_password_comes_from_pgpassword_or_pgpass_never_the_url() {
     };
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("pw ") && out.contains("40000-40009"), "{out}");
+}
+
+fn args(words: &[&str]) -> Vec<String> {
+    words.iter().map(|w| w.to_string()).collect()
 }

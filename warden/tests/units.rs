@@ -10,9 +10,10 @@
 //! A missing tool fails the test with the package to install (CI installs
 //! them: shellcheck, systemd).
 
+mod common;
+use common::TempDir;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 const BIN: &str = env!("CARGO_BIN_EXE_warden");
 const UNIT: &str = "board/jail-host/warden-watch@.service";
@@ -66,29 +67,6 @@ fn ok(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// A temporary directory, removed on drop.
-struct Temp(PathBuf);
-
-impl Temp {
-    fn new(tag: &str) -> Temp {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let p = std::env::temp_dir().join(format!(
-            "warden-units-{tag}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        ));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        Temp(p)
-    }
-}
-
-impl Drop for Temp {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// Every `Key=value` assignment of `section` (`[Service]`), in order, as
 /// systemd parses them: comments (`#`, `;`) skipped, spaces around `=` and
 /// at the ends trimmed. (The unit uses no line continuations.)
@@ -136,7 +114,7 @@ fn truthy(v: &str) -> bool {
 
 /// The unit as an instance for jail `jail-a`, in a temp dir, with ExecStart
 /// pointing at this build (verify insists the executable exists).
-fn instance(t: &Temp) -> String {
+fn instance(t: &TempDir) -> String {
     let unit = read(UNIT);
     assert!(unit.contains(INSTALLED), "unit does not run {INSTALLED}");
     let name = "warden-watch@jail-a.service";
@@ -147,7 +125,7 @@ fn instance(t: &Temp) -> String {
 #[test]
 fn watch_unit_verifies() {
     need("systemd-analyze", "systemd");
-    let t = Temp::new("verify");
+    let t = TempDir::new("verify");
     let unit = instance(&t);
     let out = output(
         Command::new("systemd-analyze")
@@ -166,7 +144,7 @@ fn watch_unit_verifies() {
 #[test]
 fn watch_unit_exposure_stays_low() {
     need("systemd-analyze", "systemd");
-    let t = Temp::new("security");
+    let t = TempDir::new("security");
     let unit = instance(&t);
     // 2.1 "OK" today (the three capabilities, no IP allow list, UMask 0027);
     // fail if a change takes it past 2.5.
@@ -357,7 +335,7 @@ fn env_file_names_a_registry_warden_opens() {
 
     // Through the environment alone (as the unit passes it), the file's URL
     // with its directory moved to a temp dir makes and opens the registry.
-    let t = Temp::new("env");
+    let t = TempDir::new("env");
     let moved = db.replace("/var/lib/warden", t.0.to_str().unwrap());
     assert_ne!(&moved, db, "{db} is not under /var/lib/warden");
     let warden = |args: &[&str], db: &str| {

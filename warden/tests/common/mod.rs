@@ -447,29 +447,12 @@ impl Jail {
     pub fn ssh_cmd(&self, key: &Path, user: &str, extra: &[&str]) -> Command {
         let split_at = extra.iter().position(|a| *a == "--").unwrap_or(extra.len());
         let (opts, command) = (&extra[..split_at], extra.get(split_at + 1..).unwrap_or(&[]));
-        let mut c = Command::new("ssh");
-        c.args([
-            "-F",
-            "/dev/null",
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "IdentitiesOnly=yes",
-        ])
-        .args([
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-        ])
-        .args(["-o", "ConnectTimeout=10", "-o", "LogLevel=ERROR"])
-        .arg("-i")
-        .arg(key)
-        .args(["-p", &self.port.to_string()])
-        .args(opts)
-        .arg(format!("{user}@127.0.0.1"))
-        .args(command)
-        .stdin(Stdio::null());
+        let mut c = agent::ssh_client(key);
+        c.args(["-o", "ConnectTimeout=10", "-o", "LogLevel=ERROR"])
+            .args(["-p", &self.port.to_string()])
+            .args(opts)
+            .arg(format!("{user}@127.0.0.1"))
+            .args(command);
         c
     }
 }
