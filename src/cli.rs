@@ -18,7 +18,7 @@ run options:
   --identity-file PATH     use an existing unencrypted OpenSSH private key instead
   --known-hosts PATH       OpenSSH known_hosts file with the jail's key
   --host-key \"TYPE BASE64\" pin the jail's host key
-  --status-file PATH       where `tunnel up` details go (default $RUNTIME_DIRECTORY/status or /tmp/jailbird.status)
+  --status-file PATH       where `tunnel up` details go (default $RUNTIME_DIRECTORY/status, else none)
   -o ServerAliveInterval=N | ServerAliveCountMax=N | ConnectTimeout=N
   -o StrictHostKeyChecking=yes|accept-new | StreamLocalBindUnlink=yes|no
 environment: JAILBIRD_* for each option, and the autossh container's SSH_* names;

@@ -251,8 +251,9 @@ pub struct RunConfig {
     pub alive_count_max: u32,
     pub connect_timeout: Duration,
     pub stream_local_bind_unlink: bool,
-    /// Where the state of the tunnel (jail, listen address with the allocated port) is written.
-    pub status_file: PathBuf,
+    /// Where the state of the tunnel (jail, listen address with the allocated
+    /// port) is written; `None`: nowhere.
+    pub status_file: Option<PathBuf>,
     /// Cipher preference, most preferred first (names from [`SUPPORTED_CIPHERS`]).
     pub ciphers: heapless::Vec<&'static str, 4>,
 }
@@ -569,14 +570,14 @@ fn build_run(
         ));
     }
     let ciphers = parse_ciphers(pick(o.ciphers, &[env::CIPHERS]).or(so.ciphers).as_deref())?;
-    let status_file = match args.status_file.clone().or_else(|| var(env::STATUS_FILE)) {
-        Some(p) => PathBuf::from(p),
-        // tmpfs, never flash: systemd's RuntimeDirectory= if the unit has one.
-        None => match var("RUNTIME_DIRECTORY") {
-            Some(d) => PathBuf::from(d).join("status"),
-            None => PathBuf::from("/tmp/jailbird.status"),
-        },
-    };
+    // tmpfs, never flash: systemd's RuntimeDirectory= if the unit has one;
+    // never a guessable name in a world-writable /tmp.
+    let status_file = args
+        .status_file
+        .clone()
+        .or_else(|| var(env::STATUS_FILE))
+        .map(PathBuf::from)
+        .or_else(|| var("RUNTIME_DIRECTORY").map(|d| PathBuf::from(d).join("status")));
     Ok(RunConfig {
         status_file,
         ciphers,
@@ -736,6 +737,24 @@ mod tests {
     /// For every option, its sources from strongest to weakest and the value
     /// each gives: applying sources k.. must give source k's value (flag >
     /// JAILBIRD_* > SSH_* / SSH_OPTIONS), and none gives the default.
+    #[test]
+    fn the_status_file_is_never_in_tmp_by_default() {
+        let c = run("run -R 2022:127.0.0.1:22 jail", &[]).unwrap();
+        assert_eq!(c.status_file, None);
+        let c = run(
+            "run -R 2022:127.0.0.1:22 jail",
+            &[("RUNTIME_DIRECTORY", "/run/jailbird")],
+        )
+        .unwrap();
+        assert_eq!(c.status_file, Some(PathBuf::from("/run/jailbird/status")));
+        let c = run(
+            "run --status-file /run/x -R 2022:127.0.0.1:22 jail",
+            &[("RUNTIME_DIRECTORY", "/run/jailbird")],
+        )
+        .unwrap();
+        assert_eq!(c.status_file, Some(PathBuf::from("/run/x")));
+    }
+
     #[test]
     fn precedence_is_one_order_for_every_option() {
         use Src::{Flag, Var};

@@ -35,7 +35,6 @@ pub struct Ctx {
     /// jail connects to for `-L`.
     pub target: Target,
     pub connect_timeout: Duration,
-    pub status_file: std::path::PathBuf,
 }
 
 /// The russh client configuration for these keepalive settings.
@@ -415,44 +414,76 @@ async fn dial(jail: &Jail, deadline: Instant) -> Result<TcpStream, Failure> {
 /// Saves a key pinned on first use; returns an error line if it could not be stored.
 pub type PinSaver<'a> = &'a mut dyn FnMut(&Jail, [u8; 32]) -> Result<(), String>;
 
-/// One attempt: connect, authenticate, request the forward, serve until the
-/// link ends or `shutdown` fires.
-pub async fn run_once(
+/// A tunnel that is up: what it reports, and what serving it needs.
+pub struct Link {
+    handle: Handle<Client>,
+    incoming: mpsc::Receiver<Incoming>,
+    pub up: Up,
+}
+
+/// What an established tunnel is: typed, never parsed back out of a string.
+#[derive(Clone, Debug)]
+pub struct Up {
+    /// `ADDR:PORT` the jail listens on (`-R`), the socket path, or the local
+    /// listen address (`-L`).
+    pub listen: String,
+    /// The port the jail (or, for `-L`, this device) listens on; 0 for a socket.
+    pub port: u32,
+    /// Negotiated cipher.
+    pub cipher: &'static str,
+}
+
+/// Connects, authenticates and requests the forward. `Err(None)`: `shutdown`
+/// fired first.
+pub async fn connect(
     ctx: &Ctx,
     jail: &Jail,
     state_pin: Option<[u8; 32]>,
     save_pin: PinSaver<'_>,
     shutdown: &mut Shutdown,
     local: Option<&TcpListener>,
-) -> Attempt {
-    let (tx, mut rx) = mpsc::channel(MAX_CHANNELS);
+) -> Result<Link, Option<Failure>> {
+    let (tx, incoming) = mpsc::channel(MAX_CHANNELS);
     let setup = establish(ctx, jail, state_pin, save_pin, tx);
-    let (mut handle, mut listen, cipher) = tokio::select! {
-        r = setup => match r {
-            Ok(v) => v,
-            Err(f) => return Attempt { up_for: None, failure: Some(f) },
-        },
-        _ = shutdown.wait() => return Attempt { up_for: None, failure: None },
+    let (handle, mut up) = tokio::select! {
+        r = setup => r.map_err(Some)?,
+        _ = shutdown.wait() => return Err(None),
         never = forward::refuse_while_down(local) => match never {},
     };
     if let Some(a) = local.and_then(|l| l.local_addr().ok()) {
-        listen = a.to_string();
+        up.listen = a.to_string();
+        up.port = u32::from(a.port());
     }
+    Ok(Link {
+        handle,
+        incoming,
+        up,
+    })
+}
+
+/// Serves an established tunnel until the link ends or `shutdown` fires.
+pub async fn serve(
+    ctx: &Ctx,
+    jail: &Jail,
+    link: Link,
+    shutdown: &mut Shutdown,
+    local: Option<&TcpListener>,
+) -> Attempt {
+    let Link {
+        mut handle,
+        incoming: mut rx,
+        up,
+    } = link;
     let opener = handle.channel_opener();
     // -L connections take their slots here; -R channels take theirs in Client::admit.
     let local_permits = Arc::new(Semaphore::new(MAX_CHANNELS));
     let up_at = Instant::now();
-    let port = listen
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(0);
-    let target = format!("{}:{}", ctx.target.host, ctx.target.port);
-    crate::status::up(&ctx.status_file, &jail.to_string(), &listen, port, &target);
     log::info!(
-        "tunnel up jail={jail} listen={listen} target={}:{} cipher={cipher}",
+        "tunnel up jail={jail} listen={} target={}:{} cipher={}",
+        up.listen,
         ctx.target.host,
-        ctx.target.port
+        ctx.target.port,
+        up.cipher
     );
 
     let mut tasks = JoinSet::new();
@@ -516,10 +547,6 @@ pub async fn run_once(
         }
     }
     tasks.abort_all();
-    match &failure {
-        Some(f) => crate::status::down(&ctx.status_file, &f.to_string()),
-        None => crate::status::remove(&ctx.status_file),
-    }
     Attempt {
         up_for: Some(up_at.elapsed()),
         failure,
@@ -532,7 +559,7 @@ async fn establish(
     state_pin: Option<[u8; 32]>,
     save_pin: PinSaver<'_>,
     incoming: mpsc::Sender<Incoming>,
-) -> Result<(Handle<Client>, String, &'static str), Failure> {
+) -> Result<(Handle<Client>, Up), Failure> {
     let deadline = Instant::now() + ctx.connect_timeout;
     let stream = dial(jail, deadline).await?;
     let check = Arc::new(Mutex::new(KeyCheck::default()));
@@ -622,7 +649,14 @@ async fn establish(
 
     let f = match &ctx.forward {
         // -L: nothing to ask for; channels are opened per local connection.
-        Forward::Local(_) => return Ok((handle, String::new(), taken.cipher)),
+        Forward::Local(_) => {
+            let up = Up {
+                listen: String::new(),
+                port: 0,
+                cipher: taken.cipher,
+            };
+            return Ok((handle, up));
+        }
         Forward::Remote(f) => f,
     };
     if let Some(path) = &f.socket {
@@ -632,7 +666,14 @@ async fn establish(
         )
         .await
         {
-            Ok(Ok(())) => Ok((handle, path.clone(), taken.cipher)),
+            Ok(Ok(())) => Ok((
+                handle,
+                Up {
+                    listen: path.clone(),
+                    port: 0,
+                    cipher: taken.cipher,
+                },
+            )),
             Ok(Err(russh::Error::RequestDenied)) => Err(Failure::ForwardRefused(format!(
                 "jail {jail} refused the forward of {path}: a stale socket is there (the jail needs StreamLocalBindUnlink yes), its directory is not writable by {}, or AllowStreamLocalForwarding is off",
                 jail.user
@@ -659,7 +700,15 @@ async fn establish(
             } else {
                 u32::from(f.port)
             };
-            Ok((handle, format!("{}:{port}", f.bind_address()), taken.cipher))
+            let listen = format!("{}:{port}", f.bind_address());
+            Ok((
+                handle,
+                Up {
+                    listen,
+                    port,
+                    cipher: taken.cipher,
+                },
+            ))
         }
         Ok(Err(russh::Error::RequestDenied)) => Err(Failure::ForwardRefused(format!(
             "jail {jail} refused the forward of {spec}: usually its old session still holds the port (until ClientAliveInterval x ClientAliveCountMax evicts it), or the port is not permitted for this key (PermitListen / permitlisten)"

@@ -10,6 +10,7 @@ use crate::identity;
 use crate::limits::HEALTHY_RESET;
 use crate::session::{self, Ctx};
 use crate::shutdown::Shutdown;
+use crate::status;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
@@ -66,8 +67,10 @@ pub async fn run(cfg: RunConfig, mut shutdown: Shutdown) -> Result<(), String> {
         forward,
         target,
         connect_timeout: cfg.connect_timeout,
-        status_file: cfg.status_file.clone(),
     };
+    // The owner of the tunnel's lifecycle writes its record, for every outcome.
+    let status = cfg.status_file.as_deref();
+    let target = format!("{}:{}", ctx.target.host, ctx.target.port);
     let rng = ring::rand::SystemRandom::new();
     let mut backoff = Backoff::default();
     let mut next = 0usize;
@@ -96,7 +99,7 @@ pub async fn run(cfg: RunConfig, mut shutdown: Shutdown) -> Result<(), String> {
             state = Some(s);
             r
         };
-        let attempt = session::run_once(
+        let attempt = match session::connect(
             &ctx,
             jail,
             state_pin,
@@ -104,11 +107,29 @@ pub async fn run(cfg: RunConfig, mut shutdown: Shutdown) -> Result<(), String> {
             &mut shutdown,
             local.as_ref(),
         )
-        .await;
+        .await
+        {
+            Ok(link) => {
+                let up = status::Up {
+                    jail: &jail.to_string(),
+                    listen: &link.up.listen,
+                    port: link.up.port,
+                    target: &target,
+                };
+                status::up(status, &up);
+                session::serve(&ctx, jail, link, &mut shutdown, local.as_ref()).await
+            }
+            Err(failure) => session::Attempt {
+                up_for: None,
+                failure,
+            },
+        };
         let Some(failure) = attempt.failure else {
+            status::remove(status);
             log::info!("tunnel closed");
             return Ok(());
         };
+        status::down(status, &failure.to_string());
         if attempt.up_for.is_some_and(|d| d >= HEALTHY_RESET) {
             backoff.reset();
         }
@@ -119,6 +140,7 @@ pub async fn run(cfg: RunConfig, mut shutdown: Shutdown) -> Result<(), String> {
             _ = tokio::time::sleep(delay) => {}
             never = forward::refuse_while_down(local.as_ref()) => match never {},
             _ = shutdown.wait() => {
+                status::remove(status);
                 log::info!("tunnel closed");
                 return Ok(());
             }
