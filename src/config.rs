@@ -328,6 +328,17 @@ pub fn build(args: Args, getenv: &dyn Fn(&str) -> Option<String>) -> Result<Comm
             "--listen, --open and --comment are only for `jailbird authorize`",
         ));
     }
+    for (flag, v) in [
+        ("--comment", &args.comment),
+        ("--listen", &args.listen),
+        ("--open", &args.open),
+    ] {
+        if let Some(v) = v.as_deref()
+            && v.chars().any(char::is_control)
+        {
+            return Err(bad(format!("{flag} {v:?}: holds a control character")));
+        }
+    }
     match verb {
         Verb::Help => Ok(Command::Help),
         Verb::Version => Ok(Command::Version),
@@ -737,6 +748,22 @@ mod tests {
     /// For every option, its sources from strongest to weakest and the value
     /// each gives: applying sources k.. must give source k's value (flag >
     /// JAILBIRD_* > SSH_* / SSH_OPTIONS), and none gives the default.
+    #[test]
+    fn authorize_refuses_control_characters() {
+        for (flag, v) in [
+            ("--comment", "a\nb"),
+            ("--listen", "2022\r"),
+            ("--open", "h:22\u{1b}"),
+        ] {
+            let args = parse(["authorize", flag, v].map(std::ffi::OsString::from)).unwrap();
+            let e = build(args, &|_| None).unwrap_err().to_string();
+            assert!(
+                e.contains("control character") && !e.contains('\n'),
+                "{flag}: {e}"
+            );
+        }
+    }
+
     #[test]
     fn the_status_file_is_never_in_tmp_by_default() {
         let c = run("run -R 2022:127.0.0.1:22 jail", &[]).unwrap();

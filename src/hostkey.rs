@@ -152,7 +152,8 @@ fn hashed_matches(hashed: &str, name: &str) -> bool {
         return false;
     };
     let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, &salt);
-    ring::hmac::verify(&key, name.as_bytes(), &hash).is_ok()
+    // ssh(1) lowercases the host name before hashing it (`ssh-keygen -H` does too).
+    ring::hmac::verify(&key, name.to_ascii_lowercase().as_bytes(), &hash).is_ok()
 }
 
 /// Case-insensitive glob with `*` and `?`, linear time (no backtracking blow-up).
@@ -213,6 +214,23 @@ mod tests {
         assert_eq!(
             check_known_hosts_text(&text, "other", 22, &blob(ED)),
             Verdict::Unknown
+        );
+    }
+
+    #[test]
+    fn hashed_entries_match_whatever_the_case_of_the_name_dialled() {
+        // ssh-keygen -H hashes the lowercased name; ssh lowercases before looking.
+        let salt = b"salt-0987654321fedcba";
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, salt);
+        let tag = ring::hmac::sign(&key, b"jail.example");
+        let line = format!(
+            "|1|{}|{} {ED}",
+            Base64::encode_string(salt),
+            Base64::encode_string(tag.as_ref())
+        );
+        assert_eq!(
+            check_known_hosts_text(&line, "JAIL.Example", 22, &blob(ED)),
+            Verdict::Trusted
         );
     }
 

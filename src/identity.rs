@@ -372,7 +372,9 @@ pub fn hostname() -> String {
     for p in ["/proc/sys/kernel/hostname", "/etc/hostname"] {
         if let Ok(s) = std::fs::read_to_string(p) {
             let s = s.trim();
-            if !s.is_empty() && s.len() <= 253 {
+            // Only a name that is safe in a key comment and a socket path
+            // (`%h`): a hostile or broken hostname falls back to "device".
+            if crate::spec::valid_user(s) && s.len() <= crate::spec::MAX_HOST_BYTES {
                 return s.to_string();
             }
         }

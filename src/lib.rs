@@ -23,6 +23,7 @@ pub mod forward;
 pub mod hostkey;
 pub mod identity;
 pub mod limits;
+pub mod logging;
 pub mod session;
 pub mod shutdown;
 pub mod spec;

@@ -15,10 +15,7 @@ fn main() -> ExitCode {
     let log_filter = env("JAILBIRD_LOG")
         .or_else(|| env("RUST_LOG"))
         .unwrap_or_else(|| "info".into());
-    env_logger::Builder::new()
-        .parse_filters(&log_filter)
-        .format_target(false)
-        .init();
+    jailbird::logging::init(&log_filter, env("JOURNAL_STREAM").is_some());
 
     let command = cli::parse(std::env::args_os().skip(1))
         .map_err(config::ConfigError)

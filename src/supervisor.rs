@@ -25,11 +25,14 @@ pub async fn run(cfg: RunConfig, mut shutdown: Shutdown) -> Result<(), String> {
         Forward::Remote(r) => {
             if let Some(t) = &r.socket {
                 let id = identity::device_id(key.public_key());
-                r.socket = Some(crate::config::expand_socket_path(
-                    t,
-                    &identity::hostname(),
-                    &id,
-                ));
+                let path = crate::config::expand_socket_path(t, &identity::hostname(), &id);
+                if !crate::spec::valid_socket_path(&path) {
+                    return Err(format!(
+                        "-R {t:?}: expands to {path:?}, longer than {} bytes or not a usable socket path",
+                        crate::spec::MAX_SOCKET_PATH_BYTES
+                    ));
+                }
+                r.socket = Some(path);
             }
             Target {
                 host: r.target_host.clone(),

@@ -267,6 +267,9 @@ fn systemd_unit_verifies_and_is_hardened() {
         "PrivateTmp=yes",
         "CapabilityBoundingSet=",
         "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX",
+        "LimitCORE=0",
+        "MemoryMax=64M",
+        "TasksMax=16",
     ] {
         assert!(unit.lines().any(|l| l == line), "unit lacks {line:?}");
     }

@@ -1,6 +1,7 @@
 //! The status file: written by the supervisor for every outcome (up, down with
 //! the reason of each failed attempt, removed at exit, also from backoff), and
-//! never redirected by a symlink planted where it is written.
+//! never redirected by a symlink planted where it is written; and the log
+//! lines systemd reads.
 
 mod common;
 use common::*;
@@ -83,4 +84,18 @@ fn a_planted_symlink_cannot_redirect_the_status_file() {
         .filter(|n| n.contains(".tmp"))
         .collect();
     assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn under_systemd_lines_carry_sd_daemon_priorities() {
+    let mut s = Setup::new();
+    let echo = Echo::start();
+    let args = s.run_args(echo.port);
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let agent = Agent::spawn(&refs, &[("JOURNAL_STREAM", "8:4242")]);
+    let up = agent.wait_log("tunnel up", READY);
+    assert!(up.starts_with("<6>tunnel up jail="), "{up}");
+    s.jail.kill();
+    let warn = agent.wait_log("retrying in", READY);
+    assert!(warn.starts_with("<4>"), "{warn}");
 }
