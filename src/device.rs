@@ -48,11 +48,10 @@ impl DeviceKey {
 pub fn load_openssh_key(path: &Path) -> Result<PrivateKey, String> {
     let what = |e: &dyn std::fmt::Display| format!("identity file {}: {e}", path.display());
     let mut text = String::new();
-    std::fs::File::open(path)
-        .and_then(|f| {
-            f.take(MAX_IDENTITY_FILE_BYTES + 1)
-                .read_to_string(&mut text)
-        })
+    let file = std::fs::File::open(path).map_err(|e| what(&e))?;
+    identity::check_protected(&file).map_err(|e| what(&e))?;
+    file.take(MAX_IDENTITY_FILE_BYTES + 1)
+        .read_to_string(&mut text)
         .map_err(|e| what(&e))?;
     if text.len() as u64 > MAX_IDENTITY_FILE_BYTES {
         return Err(what(&format!(

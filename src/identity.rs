@@ -99,6 +99,8 @@ pub enum StateError {
     NoRandom,
     PinName(String),
     PinsFull,
+    /// Readable by group or others, or owned by another user (as OpenSSH refuses).
+    Unprotected(String),
 }
 
 impl fmt::Display for StateError {
@@ -122,6 +124,7 @@ impl fmt::Display for StateError {
                 "jail name {n:?} is longer than {MAX_PIN_NAME_BYTES} bytes"
             ),
             StateError::PinsFull => write!(f, "already holds {MAX_PINNED_HOSTS} pinned jail keys"),
+            StateError::Unprotected(why) => write!(f, "UNPROTECTED PRIVATE KEY FILE: {why}"),
         }
     }
 }
@@ -244,7 +247,43 @@ pub fn load(path: &Path) -> Result<Option<State>, FileError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(err(StateError::Io(e))),
     };
+    check_protected(&file).map_err(err)?;
     decode(&mut StdIo(file)).map(Some).map_err(err)
+}
+
+/// Refuses a private key file that others could read or that belongs to
+/// another user (root's is accepted), as OpenSSH does. Checks the open file,
+/// so a path swapped after the check is not the one read.
+pub fn check_protected(file: &std::fs::File) -> Result<(), StateError> {
+    use std::os::unix::fs::MetadataExt;
+    let m = file.metadata().map_err(StateError::Io)?;
+    let mode = m.mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(StateError::Unprotected(format!(
+            "mode {mode:04o} lets group or others read it; chmod 600 it"
+        )));
+    }
+    if let Some(euid) = effective_uid()
+        && m.uid() != euid
+        && m.uid() != 0
+    {
+        return Err(StateError::Unprotected(format!(
+            "owned by uid {}, not by this user (uid {euid})",
+            m.uid()
+        )));
+    }
+    Ok(())
+}
+
+/// The effective uid, from /proc (no unsafe call); `None` without /proc.
+fn effective_uid() -> Option<u32> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    s.lines()
+        .find_map(|l| l.strip_prefix("Uid:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
 }
 
 /// Loads the state at `path`, creating a fresh identity if the file is absent.

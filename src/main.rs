@@ -11,6 +11,7 @@ use std::process::ExitCode;
 static ALLOCATOR: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
 
 fn main() -> ExitCode {
+    no_core_dumps();
     let env = |k: &str| std::env::var(k).ok();
     let log_filter = env("JAILBIRD_LOG")
         .or_else(|| env("RUST_LOG"))
@@ -64,4 +65,19 @@ fn execute(command: Command) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// No core dump may carry the device key: the process is not dumpable (which
+/// also keeps other users' ptrace and /proc/PID/mem out) and its core limit is 0.
+fn no_core_dumps() {
+    let zero = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: two syscalls with constant arguments and a valid pointer to a
+    // local; a failure only leaves the system's defaults in place.
+    unsafe {
+        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+        libc::setrlimit(libc::RLIMIT_CORE, &zero);
+    }
 }

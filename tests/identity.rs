@@ -334,3 +334,50 @@ fn read_only_or_full_filesystem_is_a_clear_error_not_a_panic() {
         .collect();
     assert_eq!(left, vec![std::ffi::OsString::from("filler")]);
 }
+
+#[test]
+fn a_key_file_others_can_read_is_refused_and_left_alone() {
+    let dir = TempDir::new("unprotected");
+    let state = dir.path("identity").display().to_string();
+    let (s, _, err) = jailbird(&["key", "--state", &state]);
+    assert!(s.success(), "{err}");
+    let (ossh, _) = keygen(&dir, "openssh_key");
+    for (flag, path) in [
+        ("--state", state.clone()),
+        ("--identity-file", ossh.display().to_string()),
+    ] {
+        let before = std::fs::read(&path).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let (s, out, err) = jailbird(&["key", flag, &path]);
+        assert_eq!(s.code(), Some(2), "{flag} 0644 accepted: {out}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.contains("UNPROTECTED PRIVATE KEY FILE") && err.contains(&path),
+            "{err}"
+        );
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            before,
+            "{flag}: file changed"
+        );
+        // Back to 0600: accepted again (so the refusal above is about the mode).
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let (s, _, err) = jailbird(&["key", flag, &path]);
+        assert!(s.success(), "{flag} 0600: {err}");
+    }
+}
+
+#[test]
+fn the_agent_never_dumps_core() {
+    let s = Setup::new();
+    let echo = Echo::start();
+    let agent = s.spawn_agent(echo.port, &[]);
+    agent.wait_log("tunnel up", READY);
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", agent.child.id())).unwrap();
+    let core = limits
+        .lines()
+        .find(|l| l.starts_with("Max core file size"))
+        .unwrap();
+    let f: Vec<&str> = core.split_whitespace().collect();
+    assert_eq!((f[4], f[5]), ("0", "0"), "{core}");
+}
