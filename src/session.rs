@@ -17,6 +17,7 @@ use russh::client::{self, ChannelOpenHandle, Handle, Msg, Session};
 use russh::keys::{PrivateKey, PrivateKeyWithHashAlg, PublicKeyOrCertificate};
 use russh::{Channel, ChannelOpenFailure, Disconnect};
 use std::fmt;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -136,8 +137,24 @@ struct Client {
     check: Arc<Mutex<KeyCheck>>,
     incoming: mpsc::Sender<Incoming>,
     permits: Arc<Semaphore>,
+    /// The forward asked of the jail: the only one whose channels are taken.
+    expect: Arc<Expected>,
+}
+
+/// The forward this agent asked the jail for.
+struct Expected {
     /// False for `-L`: nothing was asked of the jail, so no channel it opens is wanted.
     reverse: bool,
+    /// The listen port; 0 until the jail has allocated one for `-R 0`.
+    port: AtomicU32,
+    /// The socket path of a `-R /path.sock:...` forward.
+    socket: Option<String>,
+}
+
+/// What a forwarded channel says it came in on.
+enum Via<'a> {
+    Port(u32),
+    Socket(&'a str),
 }
 
 impl Client {
@@ -165,11 +182,30 @@ impl Client {
 
     /// Takes one of the MAX_CHANNELS slots for a forwarded connection and hands
     /// it to the session loop, or refuses it (the tunnel stays up either way).
-    async fn admit(&mut self, channel: Channel<Msg>, origin: String, reply: ChannelOpenHandle) {
-        if !self.reverse {
-            log::warn!(
-                "jail opened a forwarded channel from {origin} but this tunnel is -L: refused"
-            );
+    async fn admit(
+        &mut self,
+        channel: Channel<Msg>,
+        via: Via<'_>,
+        origin: String,
+        reply: ChannelOpenHandle,
+    ) {
+        let refuse = if !self.expect.reverse {
+            Some("this tunnel is -L".to_string())
+        } else {
+            let want = self.expect.port.load(Ordering::Relaxed);
+            match via {
+                Via::Port(p) if self.expect.socket.is_some() || (want != 0 && p != want) => {
+                    Some(format!("it names port {p}, not the forwarded port {want}"))
+                }
+                Via::Socket(path) if self.expect.socket.as_deref() != Some(path) => Some(format!(
+                    "it names socket {}, not the forwarded one",
+                    path.escape_debug()
+                )),
+                _ => None,
+            }
+        };
+        if let Some(why) = refuse {
+            log::warn!("jail opened a forwarded channel from {origin} but {why}: refused");
             reply
                 .reject(ChannelOpenFailure::AdministrativelyProhibited)
                 .await;
@@ -308,7 +344,8 @@ impl client::Handler for Client {
             "jail opened forwarded-tcpip for {}:{connected_port} from {origin}",
             connected_address.escape_debug()
         );
-        self.admit(channel, origin, reply).await;
+        self.admit(channel, Via::Port(connected_port), origin, reply)
+            .await;
         Ok(())
     }
 
@@ -321,7 +358,8 @@ impl client::Handler for Client {
     ) -> Result<(), Self::Error> {
         if cfg!(feature = "streamlocal") {
             let origin = format!("unix socket {}", socket_path.escape_debug());
-            self.admit(channel, origin, reply).await;
+            self.admit(channel, Via::Socket(socket_path), origin, reply)
+                .await;
             Ok(())
         } else {
             Self::refuse_channel("forwarded-streamlocal", reply).await
@@ -563,6 +601,18 @@ async fn establish(
     let deadline = Instant::now() + ctx.connect_timeout;
     let stream = dial(jail, deadline).await?;
     let check = Arc::new(Mutex::new(KeyCheck::default()));
+    let expect = Arc::new(match &ctx.forward {
+        Forward::Remote(f) => Expected {
+            reverse: true,
+            port: AtomicU32::new(u32::from(f.port)),
+            socket: f.socket.clone(),
+        },
+        Forward::Local(_) => Expected {
+            reverse: false,
+            port: AtomicU32::new(0),
+            socket: None,
+        },
+    });
     let handler = Client {
         jail: jail.clone(),
         trust: ctx.trust.clone(),
@@ -570,7 +620,7 @@ async fn establish(
         check: check.clone(),
         incoming,
         permits: Arc::new(Semaphore::new(MAX_CHANNELS)),
-        reverse: matches!(ctx.forward, Forward::Remote(_)),
+        expect: expect.clone(),
     };
     let connected = timeout_at(
         deadline,
@@ -700,6 +750,7 @@ async fn establish(
             } else {
                 u32::from(f.port)
             };
+            expect.port.store(port, Ordering::Relaxed);
             let listen = format!("{}:{port}", f.bind_address());
             Ok((
                 handle,

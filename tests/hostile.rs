@@ -572,7 +572,7 @@ fn channel_flood_is_capped_and_the_tunnel_survives_it() {
 // ---------------------------------------------------------------------------
 
 #[test]
-fn a_channel_naming_another_host_still_goes_to_the_configured_target() {
+fn a_channel_goes_to_the_configured_target_and_only_for_the_forwarded_port() {
     let dev = Device::new();
     let key = host_key();
     let hk = host_key_arg(&key);
@@ -583,38 +583,44 @@ fn a_channel_naming_another_host_still_goes_to_the_configured_target() {
     agent.wait_log("tunnel up", READY);
     let handle = jail.granted();
     let decoy_port = u32::from(decoy.port);
+    let listen = u32::from(dev.listen);
 
-    // connected_address/port are what the jail claims the connection came in
-    // on; a confused agent might dial them. Originators are junk.
-    let asks: [(&str, u32, &str, u32); 4] = [
-        ("127.0.0.1", decoy_port, "10.9.8.7", 1),
-        ("localhost", decoy_port, "", 0),
-        ("127.0.0.1", decoy_port, "::1%lo\r\n\0", u32::MAX),
-        ("", 0, "127.0.0.1", decoy_port),
+    // connected_address is what the jail claims the connection came in on; a
+    // confused agent might dial it. Originators are junk. The port is the
+    // forwarded one, so each is served, and only by the configured target.
+    let served: [(&str, &str, u32); 3] = [
+        ("127.0.0.1", "10.9.8.7", 1),
+        ("", "", 0),
+        ("decoy.example", "::1%lo\r\n\0", u32::MAX),
     ];
     let rt = runtime();
-    for (i, (addr, port, orig, orig_port)) in asks.into_iter().enumerate() {
+    for (i, (addr, orig, orig_port)) in served.into_iter().enumerate() {
         let data = pattern(32 * 1024, 10 + i as u64);
         let back = rt.block_on(async {
             let ch = handle
-                .channel_open_forwarded_tcpip(addr, port, orig, orig_port)
+                .channel_open_forwarded_tcpip(addr, listen, orig, orig_port)
                 .await
-                .unwrap_or_else(|e| panic!("channel naming {addr:?}:{port} refused: {e:?}"));
+                .unwrap_or_else(|e| panic!("channel naming {addr:?}:{listen} refused: {e:?}"));
             roundtrip(ch, &data).await
         });
         // Dialled the decoy instead: "decoy\n" comes back, not the data.
-        let back = back.unwrap_or_else(|e| panic!("channel naming {addr:?}:{port}: {e}"));
+        let back = back.unwrap_or_else(|e| panic!("channel naming {addr:?}:{listen}: {e}"));
         assert_eq!(
             sha256(&back),
             sha256(&data),
-            "channel naming {addr:?}:{port} did not reach the echo target"
+            "channel naming {addr:?}:{listen} did not reach the echo target"
         );
     }
-    // Each channel was one connection to the configured target and none to the
-    // decoy (an agent that dialled connected_address:port, even in addition to
-    // the target, counts here).
-    assert_eq!(target.accepted(), asks.len());
+    // A channel for a port the agent never asked to forward is refused.
+    for (addr, port) in [("127.0.0.1", decoy_port), ("localhost", 0), ("localhost", listen + 1)] {
+        let r = rt.block_on(handle.channel_open_forwarded_tcpip(addr, port, "10.0.0.1", 4242));
+        assert!(r.is_err(), "a channel for port {port} was accepted");
+    }
+    // Each served channel was one connection to the configured target, none to
+    // the decoy (an agent that dialled connected_address:port counts here).
+    assert_eq!(target.accepted(), served.len());
     assert_eq!(decoy.accepted(), 0, "the agent connected to the decoy");
+    assert_eq!(agent.count("not the forwarded port"), 3);
     assert_eq!(agent.count("tunnel up"), 1);
     assert_no_panic(&agent);
 }
