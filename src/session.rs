@@ -57,6 +57,9 @@ pub fn ssh_config(
     if !names.is_empty() {
         preferred.cipher = names.into();
     }
+    // Never `ssh-rsa` host-key signatures (SHA-1), only rsa-sha2-256/512, as
+    // OpenSSH since 8.8 (matters for `rsa` builds).
+    preferred.key = no_sha1_rsa(&preferred.key).into();
     let mut c = client::Config {
         preferred,
         client_id: russh::SshId::Standard(
@@ -74,6 +77,14 @@ pub fn ssh_config(
         c.inactivity_timeout = Some(i * alive_count_max + Duration::from_millis(500));
     }
     c
+}
+
+/// Host-key algorithms without `ssh-rsa` (RSA with SHA-1 signatures).
+fn no_sha1_rsa(algs: &[russh::keys::Algorithm]) -> Vec<russh::keys::Algorithm> {
+    algs.iter()
+        .filter(|a| !matches!(a, russh::keys::Algorithm::Rsa { hash: None }))
+        .cloned()
+        .collect()
 }
 
 /// Why an attempt failed; each message is one line an operator can act on.
@@ -771,5 +782,27 @@ async fn establish(
             "jail {jail} did not answer the forward request for {spec} within {}s",
             FORWARD_REPLY_TIMEOUT.as_secs()
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use russh::keys::{Algorithm, HashAlg};
+
+    #[test]
+    fn sha1_rsa_host_keys_are_never_offered() {
+        assert!(
+            russh::Preferred::DEFAULT
+                .key
+                .contains(&Algorithm::Rsa { hash: None }),
+            "russh's default changed: this test no longer shows anything"
+        );
+        let c = ssh_config(None, 3, &[]);
+        assert!(!c.preferred.key.contains(&Algorithm::Rsa { hash: None }));
+        assert!(c.preferred.key.contains(&Algorithm::Rsa {
+            hash: Some(HashAlg::Sha256)
+        }));
+        assert!(c.preferred.key.contains(&Algorithm::Ed25519));
     }
 }

@@ -612,7 +612,11 @@ fn a_channel_goes_to_the_configured_target_and_only_for_the_forwarded_port() {
         );
     }
     // A channel for a port the agent never asked to forward is refused.
-    for (addr, port) in [("127.0.0.1", decoy_port), ("localhost", 0), ("localhost", listen + 1)] {
+    for (addr, port) in [
+        ("127.0.0.1", decoy_port),
+        ("localhost", 0),
+        ("localhost", listen + 1),
+    ] {
         let r = rt.block_on(handle.channel_open_forwarded_tcpip(addr, port, "10.0.0.1", 4242));
         assert!(r.is_err(), "a channel for port {port} was accepted");
     }
