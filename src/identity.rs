@@ -286,6 +286,44 @@ fn effective_uid() -> Option<u32> {
         .ok()
 }
 
+/// Pins `jail`'s host key into the state file shared by every agent using
+/// `path`: under an exclusive lock on `path.lock` it re-reads the file, keeps
+/// the other agents' pins, replaces this jail's, and writes the result
+/// durably (the pin is trusted only after this returns). Returns the state
+/// now on disk. Without a file yet (an `--identity-file` agent), one is made.
+pub fn save_pin(path: &Path, jail: &str, sha256: [u8; 32]) -> Result<State, FileError> {
+    let err = |action, error| FileError {
+        path: path.into(),
+        action,
+        error,
+    };
+    let mut lock_path = path.as_os_str().to_owned();
+    lock_path.push(".lock");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&lock_path)
+        .map_err(|e| err("cannot lock", StateError::Io(e)))?;
+    lock.lock()
+        .map_err(|e| err("cannot lock", StateError::Io(e)))?;
+    let (mut state, replace) = match load(path)? {
+        Some(s) => (s, true),
+        None => (
+            State::generate().map_err(|e| err("cannot create", e))?,
+            false,
+        ),
+    };
+    state.pins.retain(|p| p.jail.as_str() != jail);
+    state
+        .add_pin(jail, sha256)
+        .map_err(|e| err("cannot pin", e))?;
+    write_atomic(path, &state, replace)?;
+    drop(lock);
+    Ok(state)
+}
+
 /// Loads the state at `path`, creating a fresh identity if the file is absent.
 /// Returns the state and whether it was created now.
 pub fn load_or_create(path: &Path) -> Result<(State, bool), FileError> {

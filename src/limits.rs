@@ -78,9 +78,9 @@ pub const MAX_PACKET_BYTES: u32 = 32 * 1024;
 pub const CHANNEL_QUEUE_MSGS: usize = 256;
 
 /// Largest state (identity) file we read; a larger file is refused, never truncated.
-pub const MAX_STATE_FILE_BYTES: usize = 1024;
+pub const MAX_STATE_FILE_BYTES: usize = 2048;
 /// Jail host keys pinned by `StrictHostKeyChecking=accept-new` in the state file.
-pub const MAX_PINNED_HOSTS: usize = 4;
+pub const MAX_PINNED_HOSTS: usize = MAX_JAILS;
 /// Longest `host:port` name a pin is stored under.
 pub const MAX_PIN_NAME_BYTES: usize = 96;
 /// Largest known_hosts file read.

@@ -84,23 +84,11 @@ pub async fn run(cfg: RunConfig, mut shutdown: Shutdown) -> Result<(), String> {
             .and_then(|s| s.pin_for(&jail.to_string()))
             .map(|p| p.sha256);
         let mut save_pin = |jail: &crate::config::Jail, sha: [u8; 32]| -> Result<(), String> {
-            let (mut s, replace) = match state.take() {
-                Some(s) => (s, true),
-                None => (
-                    identity::State::generate().map_err(|e| e.to_string())?,
-                    false,
-                ),
-            };
-            let name = jail.to_string();
-            s.pins.retain(|p| p.jail.as_str() != name);
-            let r = s
-                .add_pin(&name, sha)
-                .map_err(|e| e.to_string())
-                .and_then(|()| {
-                    identity::write_atomic(&cfg.state_path, &s, replace).map_err(|e| e.to_string())
-                });
-            state = Some(s);
-            r
+            // Merged under a lock with what other agents sharing the file pinned.
+            let saved = identity::save_pin(&cfg.state_path, &jail.to_string(), sha)
+                .map_err(|e| e.to_string())?;
+            state = Some(saved);
+            Ok(())
         };
         let attempt = match session::connect(
             &ctx,

@@ -381,3 +381,54 @@ fn the_agent_never_dumps_core() {
     let f: Vec<&str> = core.split_whitespace().collect();
     assert_eq!((f[4], f[5]), ("0", "0"), "{core}");
 }
+
+#[test]
+fn agents_sharing_a_state_file_keep_each_others_pins() {
+    // Two agents, one state file, accept-new, each to its own jail, started
+    // together: both load the file before either pins. Each pin is merged
+    // under a lock with what is on disk, so neither overwrites the other.
+    let (dir, state, listen_a, line_a) = authorized_device("pins");
+    let listen_b = free_port();
+    let (s, line_b, err) = jailbird(&[
+        "authorize",
+        "--state",
+        &state,
+        "--listen",
+        &listen_b.to_string(),
+    ]);
+    assert!(s.success(), "{err}");
+    let jail_a = Jail::start(JailOpts::new(listen_a, &line_a));
+    let jail_b = Jail::start(JailOpts::new(listen_b, &line_b));
+    let echo = Echo::start();
+    let run = |jail: &Jail, listen: u16| {
+        let fwd = format!("{listen}:127.0.0.1:{}", echo.port);
+        Agent::spawn(
+            &[
+                "run",
+                "--state",
+                &state,
+                "-o",
+                "StrictHostKeyChecking=accept-new",
+                "-R",
+                &fwd,
+                &jail.destination(),
+            ],
+            &[],
+        )
+    };
+    let a = run(&jail_a, listen_a);
+    let b = run(&jail_b, listen_b);
+    a.wait_log("tunnel up", READY);
+    b.wait_log("tunnel up", READY);
+    let bytes = std::fs::read(&state).unwrap();
+    let st = jailbird::identity::decode_bytes(&bytes).unwrap();
+    let names: Vec<&str> = st.pins.iter().map(|p| p.jail.as_str()).collect();
+    for j in [&jail_a, &jail_b] {
+        let name = format!("127.0.0.1:{}", j.port);
+        assert!(
+            names.contains(&name.as_str()),
+            "pin for {name} lost: {names:?}"
+        );
+    }
+    drop(dir);
+}
