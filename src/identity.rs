@@ -541,7 +541,7 @@ mod tests {
             Err(StateError::Version(9))
         ));
         assert!(matches!(
-            decode_bytes(&[0u8; 2000]),
+            decode_bytes(&[0u8; MAX_STATE_FILE_BYTES + 1]),
             Err(StateError::TooLarge)
         ));
     }
