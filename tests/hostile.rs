@@ -624,7 +624,7 @@ fn a_channel_goes_to_the_configured_target_and_only_for_the_forwarded_port() {
     // the decoy (an agent that dialled connected_address:port counts here).
     assert_eq!(target.accepted(), served.len());
     assert_eq!(decoy.accepted(), 0, "the agent connected to the decoy");
-    assert_eq!(agent.count("not the forwarded port"), 3);
+    agent.wait_log_n("not the forwarded port", 3, READY);
     assert_eq!(agent.count("tunnel up"), 1);
     assert_no_panic(&agent);
 }
