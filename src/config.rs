@@ -16,194 +16,8 @@ pub use crate::spec::{
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// Compiled-in defaults. A firmware build sets them with `JAILBIRD_DEFAULT_*`
-/// in the environment of `cargo build` (checked by `build.rs`, which fails the
-/// build on a malformed value), so the image's binary runs with no flags at all;
-/// flags and the environment still win. `jailbird info` prints them.
-pub mod defaults {
-    /// A build-time string; empty counts as unset, as an empty variable does at run time.
-    const fn text(v: Option<&'static str>) -> Option<&'static str> {
-        match v {
-            Some(s) if !s.is_empty() => Some(s),
-            _ => None,
-        }
-    }
-
-    /// A build-time whole number no larger than `max`, or `default` if unset.
-    /// build.rs names the variable of a malformed value; this is only a backstop.
-    const fn number(v: Option<&'static str>, default: u64, max: u64) -> u64 {
-        let Some(s) = text(v) else { return default };
-        let (bytes, mut n, mut i) = (s.as_bytes(), 0u64, 0);
-        while i < bytes.len() {
-            let d = bytes[i];
-            assert!(
-                d.is_ascii_digit() && n <= max,
-                "a JAILBIRD_DEFAULT_* number is malformed (see build.rs)"
-            );
-            n = n * 10 + (d - b'0') as u64;
-            i += 1;
-        }
-        assert!(
-            n <= max,
-            "a JAILBIRD_DEFAULT_* number is out of range (see build.rs)"
-        );
-        n
-    }
-
-    /// Jails to connect to, `[USER@]HOST[:PORT][,...]` (`JAILBIRD_DEFAULT_DESTINATION`).
-    pub const DESTINATION: Option<&str> = text(option_env!("JAILBIRD_DEFAULT_DESTINATION"));
-    /// Jail sshd port where a destination names none (`JAILBIRD_DEFAULT_PORT`).
-    pub const JAIL_PORT: u16 = number(option_env!("JAILBIRD_DEFAULT_PORT"), 22, 65535) as u16;
-    /// User on the jail where a destination names none (`JAILBIRD_DEFAULT_USER`).
-    pub const USER: &str = match text(option_env!("JAILBIRD_DEFAULT_USER")) {
-        Some(u) => u,
-        None => "tunuser",
-    };
-    /// `-R` spec when none is given (`JAILBIRD_DEFAULT_REMOTE_FORWARD`).
-    pub const REMOTE_FORWARD: Option<&str> = text(option_env!("JAILBIRD_DEFAULT_REMOTE_FORWARD"));
-    /// `-L` spec when none is given (`JAILBIRD_DEFAULT_LOCAL_FORWARD`).
-    pub const LOCAL_FORWARD: Option<&str> = text(option_env!("JAILBIRD_DEFAULT_LOCAL_FORWARD"));
-    /// Identity file path (`JAILBIRD_DEFAULT_STATE`).
-    pub const STATE_PATH: &str = match text(option_env!("JAILBIRD_DEFAULT_STATE")) {
-        Some(p) => p,
-        None => "/var/lib/jailbird/identity",
-    };
-    /// known_hosts file (`JAILBIRD_DEFAULT_KNOWN_HOSTS`).
-    pub const KNOWN_HOSTS: Option<&str> = text(option_env!("JAILBIRD_DEFAULT_KNOWN_HOSTS"));
-    /// Pinned jail host key, "TYPE BASE64" (`JAILBIRD_DEFAULT_HOST_KEY`).
-    pub const HOST_KEY: Option<&str> = text(option_env!("JAILBIRD_DEFAULT_HOST_KEY"));
-    /// `yes` or `accept-new` (`JAILBIRD_DEFAULT_STRICT_HOST_KEY_CHECKING`).
-    pub const STRICT_HOST_KEY_CHECKING: &str =
-        match text(option_env!("JAILBIRD_DEFAULT_STRICT_HOST_KEY_CHECKING")) {
-            Some(v) => v,
-            None => "yes",
-        };
-    /// ServerAliveInterval, seconds; 0 = off (`JAILBIRD_DEFAULT_SERVER_ALIVE_INTERVAL`).
-    pub const ALIVE_INTERVAL_SECS: u64 = number(
-        option_env!("JAILBIRD_DEFAULT_SERVER_ALIVE_INTERVAL"),
-        10,
-        crate::spec::MAX_OPTION_SECS,
-    );
-    /// ServerAliveCountMax (`JAILBIRD_DEFAULT_SERVER_ALIVE_COUNT_MAX`).
-    pub const ALIVE_COUNT_MAX: u32 = number(
-        option_env!("JAILBIRD_DEFAULT_SERVER_ALIVE_COUNT_MAX"),
-        3,
-        crate::spec::MAX_ALIVE_COUNT,
-    ) as u32;
-    /// ConnectTimeout, seconds (`JAILBIRD_DEFAULT_CONNECT_TIMEOUT`).
-    pub const CONNECT_TIMEOUT_SECS: u64 = number(
-        option_env!("JAILBIRD_DEFAULT_CONNECT_TIMEOUT"),
-        15,
-        crate::spec::MAX_OPTION_SECS,
-    );
-    /// Forward target when only a tunnel port is configured (the autossh container's SSH_TUNNEL_PORT).
-    pub const TARGET_HOST: &str = "127.0.0.1";
-    /// Forward target port when only a tunnel port is configured.
-    pub const TARGET_PORT: u16 = 22;
-    /// Cipher preference. x86_64 and aarch64 have AES instructions, where ring's
-    /// AES-GCM beats ChaCha20-Poly1305; ARMv6/ARMv7 do not, so ChaCha20 leads there.
-    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-    pub const CIPHERS: &[&str] = &[
-        "aes256-gcm@openssh.com",
-        "chacha20-poly1305@openssh.com",
-        "aes128-gcm@openssh.com",
-    ];
-    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-    pub const CIPHERS: &[&str] = &[
-        "chacha20-poly1305@openssh.com",
-        "aes256-gcm@openssh.com",
-        "aes128-gcm@openssh.com",
-    ];
-
-    /// Cargo features this binary can have, and whether it was built with each.
-    pub const FEATURES: &[(&str, bool)] = &[
-        ("dlmalloc", cfg!(feature = "dlmalloc")),
-        ("streamlocal", cfg!(feature = "streamlocal")),
-        ("local-forward", cfg!(feature = "local-forward")),
-        ("rsa", cfg!(feature = "rsa")),
-        ("nistp384-521", cfg!(feature = "nistp384-521")),
-    ];
-
-    /// What this binary was built with, for `jailbird info` and `--version`: the
-    /// version, target, cargo features, limits and every compiled-in default,
-    /// each default under the name of the build-time variable that sets it.
-    pub fn build_info() -> String {
-        use crate::limits;
-        let on: Vec<&str> = FEATURES.iter().filter(|f| f.1).map(|f| f.0).collect();
-        let off: Vec<&str> = FEATURES.iter().filter(|f| !f.1).map(|f| f.0).collect();
-        let mut s = format!(
-            "jailbird {}\ntarget: {}\nfeatures: {} (not built in: {})\n",
-            env!("CARGO_PKG_VERSION"),
-            env!("JAILBIRD_BUILD_TARGET"),
-            on.join(" "),
-            off.join(" "),
-        );
-        s += &format!(
-            "limits: MAX_CHANNELS={} COPY_BUF_BYTES={} WINDOW_BYTES={} MAX_PACKET_BYTES={} MAX_JAILS={}\n",
-            limits::MAX_CHANNELS,
-            limits::COPY_BUF_BYTES,
-            limits::WINDOW_BYTES,
-            limits::MAX_PACKET_BYTES,
-            limits::MAX_JAILS,
-        );
-        s += &format!("ciphers: {}\n", CIPHERS.join(","));
-        s += "defaults (build-time variables; flags and the environment win):\n";
-        let (port, alive, count, connect) = (
-            JAIL_PORT.to_string(),
-            ALIVE_INTERVAL_SECS.to_string(),
-            ALIVE_COUNT_MAX.to_string(),
-            CONNECT_TIMEOUT_SECS.to_string(),
-        );
-        for (name, value) in [
-            ("DESTINATION", DESTINATION.unwrap_or("")),
-            ("PORT", &port),
-            ("USER", USER),
-            ("REMOTE_FORWARD", REMOTE_FORWARD.unwrap_or("")),
-            ("LOCAL_FORWARD", LOCAL_FORWARD.unwrap_or("")),
-            ("STATE", STATE_PATH),
-            ("KNOWN_HOSTS", KNOWN_HOSTS.unwrap_or("")),
-            ("HOST_KEY", HOST_KEY.unwrap_or("")),
-            ("STRICT_HOST_KEY_CHECKING", STRICT_HOST_KEY_CHECKING),
-            ("SERVER_ALIVE_INTERVAL", &alive),
-            ("SERVER_ALIVE_COUNT_MAX", &count),
-            ("CONNECT_TIMEOUT", &connect),
-        ] {
-            s += &format!("  JAILBIRD_DEFAULT_{name}={value}\n");
-        }
-        s
-    }
-
-    #[cfg(test)]
-    mod tests {
-        #[test]
-        fn numbers_and_text() {
-            assert_eq!(super::number(None, 7, 10), 7);
-            assert_eq!(super::number(Some(""), 7, 10), 7);
-            assert_eq!(super::number(Some("0"), 7, 10), 0);
-            assert_eq!(super::number(Some("10"), 7, 10), 10);
-            assert_eq!(super::text(Some("")), None);
-        }
-
-        #[test]
-        fn info_names_every_default() {
-            let info = super::build_info();
-            assert!(info.starts_with(concat!("jailbird ", env!("CARGO_PKG_VERSION"), "\n")));
-            for name in [
-                "DESTINATION",
-                "PORT",
-                "REMOTE_FORWARD",
-                "KNOWN_HOSTS",
-                "CONNECT_TIMEOUT",
-            ] {
-                assert!(
-                    info.contains(&format!("\n  JAILBIRD_DEFAULT_{name}=")),
-                    "{name}: {info}"
-                );
-            }
-            assert!(info.contains(&format!("MAX_CHANNELS={}", crate::limits::MAX_CHANNELS)));
-        }
-    }
-}
+/// Compiled-in defaults (`JAILBIRD_DEFAULT_*`, checked by build.rs).
+pub use crate::defaults;
 
 /// Ciphers `-o Ciphers=` may name (all AEAD, all backed by ring).
 pub const SUPPORTED_CIPHERS: &[&str] = &[
@@ -396,19 +210,84 @@ pub fn build(args: Args, getenv: &dyn Fn(&str) -> Option<String>) -> Result<Comm
     }
 }
 
+/// The one lookup: a flag (including `-o`), else the first set variable of
+/// `names` (JAILBIRD_* before SSH_*), else SSH_OPTIONS; the caller applies the
+/// compiled-in default.
+struct Lookup<'a> {
+    var: &'a dyn Fn(&str) -> Option<String>,
+    /// The words of SSH_OPTIONS.
+    ssh_options: Options,
+}
+
+impl Lookup<'_> {
+    fn get(&self, flag: Option<String>, names: &[&str]) -> Option<String> {
+        flag.or_else(|| names.iter().find_map(|n| (self.var)(n)))
+    }
+    fn get_or_ssh(
+        &self,
+        flag: Option<String>,
+        names: &[&str],
+        ssh_option: Option<String>,
+    ) -> Option<String> {
+        self.get(flag, names).or(ssh_option)
+    }
+}
+
 fn build_run(
-    args: Args,
+    mut args: Args,
     var: &dyn Fn(&str) -> Option<String>,
     state_path: PathBuf,
     key: KeySource,
 ) -> Result<RunConfig, ConfigError> {
-    // Precedence, for every option: flag (incl. `-o`) > JAILBIRD_* > SSH_*
-    // variables and SSH_OPTIONS > the compiled-in default. `o` holds the -o
-    // flags, `so` the words of SSH_OPTIONS; each value is looked up in that order.
     let mut o = Options::default();
     for opt in &args.options {
         o.apply(opt, "-o")?;
     }
+    let l = Lookup {
+        var,
+        ssh_options: ssh_options(var),
+    };
+    let jails = resolve_jails(&l, args.port.take(), args.destination.take())?;
+    let forward = resolve_forward(&l, args.remote.take(), args.local.take())?;
+    let trust = resolve_trust(&l, &mut args, &mut o, &key)?;
+    let (alive_interval, alive_count_max, connect_timeout) = resolve_timers(&l, &mut o)?;
+    let so = &l.ssh_options;
+    let stream_local_bind_unlink = match l.get_or_ssh(
+        o.unlink,
+        &[env::STREAM_LOCAL_BIND_UNLINK],
+        so.unlink.clone(),
+    ) {
+        Some(v) => parse_yes_no(&v, "StreamLocalBindUnlink")?,
+        None => false,
+    };
+    let ciphers = parse_ciphers(
+        l.get_or_ssh(o.ciphers, &[env::CIPHERS], so.ciphers.clone())
+            .as_deref(),
+    )?;
+    // tmpfs, never flash: systemd's RuntimeDirectory= if the unit has one;
+    // never a guessable name in a world-writable /tmp.
+    let status_file = l
+        .get(args.status_file, &[env::STATUS_FILE])
+        .map(PathBuf::from)
+        .or_else(|| var("RUNTIME_DIRECTORY").map(|d| PathBuf::from(d).join("status")));
+    Ok(RunConfig {
+        status_file,
+        ciphers,
+        jails,
+        forward,
+        state_path,
+        key,
+        trust,
+        alive_interval,
+        alive_count_max,
+        connect_timeout,
+        stream_local_bind_unlink,
+    })
+}
+
+/// The `-o` words of SSH_OPTIONS (the autossh container's); unknown ones are
+/// logged and ignored, as that container passes options meant for ssh.
+fn ssh_options(var: &dyn Fn(&str) -> Option<String>) -> Options {
     let mut so = Options::default();
     if let Some(extra) = var(env::SSH_OPTIONS) {
         let mut words = extra.split_whitespace();
@@ -423,19 +302,21 @@ fn build_run(
             }
         }
     }
-    let pick =
-        |flag: Option<String>, names: &[&str]| flag.or_else(|| names.iter().find_map(|n| var(n)));
+    so
+}
 
-    if let Some(m) = var(env::SSH_MODE).filter(|m| !matches!(m.trim(), "-R" | "-L")) {
-        return Err(bad(format!("{}={m:?}: expected -R or -L", env::SSH_MODE)));
-    }
-
-    let default_port = match pick(args.port, &[env::PORT, env::SSH_REMOTE_PORT]) {
+fn resolve_jails(
+    l: &Lookup,
+    port: Option<String>,
+    destination: Option<String>,
+) -> Result<heapless::Vec<Jail, MAX_JAILS>, ConfigError> {
+    let default_port = match l.get(port, &[env::PORT, env::SSH_REMOTE_PORT]) {
         Some(p) => parse_port(&p, "jail port (-p)")?,
         None => defaults::JAIL_PORT,
     };
-    let default_user = var(env::SSH_REMOTE_USER).unwrap_or_else(|| defaults::USER.into());
-    let dest = pick(args.destination, &[env::DESTINATION, env::SSH_REMOTE_HOST])
+    let default_user = (l.var)(env::SSH_REMOTE_USER).unwrap_or_else(|| defaults::USER.into());
+    let dest = l
+        .get(destination, &[env::DESTINATION, env::SSH_REMOTE_HOST])
         .or_else(|| defaults::DESTINATION.map(Into::into))
         .ok_or_else(|| {
             bad("no jail given: name DESTINATION, or set JAILBIRD_DESTINATION or SSH_REMOTE_HOST (or build with JAILBIRD_DEFAULT_DESTINATION)")
@@ -446,107 +327,153 @@ fn build_run(
             .push(jail)
             .map_err(|_| bad(format!("more than {MAX_JAILS} jails in {dest:?}")))?;
     }
+    Ok(jails)
+}
 
-    let local_mode = var(env::SSH_MODE).is_some_and(|m| m.trim() == "-L");
-    let remote = pick(args.remote, &[env::REMOTE_FORWARD]);
-    let local = pick(args.local, &[env::LOCAL_FORWARD]);
-    let forward = match (remote, local) {
-        (Some(_), Some(_)) => {
-            return Err(bad(
-                "-R and -L both given: one jailbird holds one tunnel (run a second one for the other)",
-            ));
-        }
-        (Some(spec), None) => Forward::Remote(parse_remote_forward(&spec)?),
-        (None, Some(spec)) => Forward::Local(parse_local_forward(&spec)?),
+fn resolve_forward(
+    l: &Lookup,
+    remote: Option<String>,
+    local: Option<String>,
+) -> Result<Forward, ConfigError> {
+    let var = l.var;
+    if let Some(m) = var(env::SSH_MODE).filter(|m| !matches!(m.trim(), "-R" | "-L")) {
+        return Err(bad(format!("{}={m:?}: expected -R or -L", env::SSH_MODE)));
+    }
+    match (
+        l.get(remote, &[env::REMOTE_FORWARD]),
+        l.get(local, &[env::LOCAL_FORWARD]),
+    ) {
+        (Some(_), Some(_)) => Err(bad(
+            "-R and -L both given: one jailbird holds one tunnel (run a second one for the other)",
+        )),
+        (Some(spec), None) => Ok(Forward::Remote(parse_remote_forward(&spec)?)),
+        (None, Some(spec)) => Ok(Forward::Local(parse_local_forward(&spec)?)),
         (None, None) => match var(env::SSH_TUNNEL_PORT) {
-            Some(tp) => {
-                let port = parse_port(&tp, env::SSH_TUNNEL_PORT)?;
-                let target_host =
-                    var(env::SSH_TARGET_HOST).unwrap_or_else(|| defaults::TARGET_HOST.into());
-                let target_port = match var(env::SSH_TARGET_PORT) {
-                    Some(p) => parse_port(&p, env::SSH_TARGET_PORT)?,
-                    None => defaults::TARGET_PORT,
-                };
-                if local_mode {
-                    let bind = var(env::SSH_BIND_IP).unwrap_or_else(|| "127.0.0.1".into());
-                    // Same checks as the flag form, so both fail alike.
-                    Forward::Local(parse_local_forward(&format!(
-                        "{}:{port}:{}:{target_port}",
-                        bracket(&bind),
-                        bracket(&target_host)
-                    ))?)
-                } else {
-                    // The checks the -R flag form makes (brackets optional, as
-                    // in the -L branch), naming the variable.
-                    let bind = var(env::SSH_BIND_IP).map(|b| unbracket(&b).to_string());
-                    if let Some(b) = bind.as_deref().filter(|b| *b != "*" && !valid_host(b)) {
-                        return Err(bad(format!("{}={b:?}: bad bind address", env::SSH_BIND_IP)));
-                    }
-                    let target_host = unbracket(&target_host).to_string();
-                    if !valid_host(&target_host) {
-                        return Err(bad(format!(
-                            "{}={target_host:?}: bad host name",
-                            env::SSH_TARGET_HOST
-                        )));
-                    }
-                    if target_port == 0 {
-                        return Err(bad(format!("{}=0: target port 0", env::SSH_TARGET_PORT)));
-                    }
-                    Forward::Remote(RemoteForward {
-                        socket: None,
-                        bind,
-                        port,
-                        target_host,
-                        target_port,
-                    })
-                }
-            }
+            Some(tp) => autossh_forward(var, &tp),
             None => match (defaults::REMOTE_FORWARD, defaults::LOCAL_FORWARD) {
-                (Some(spec), _) => Forward::Remote(parse_remote_forward(spec)?),
-                (None, Some(spec)) => Forward::Local(parse_local_forward(spec)?),
-                (None, None) => {
-                    return Err(bad(
-                        "no forward given: -R [BIND:]PORT:HOST:HOSTPORT or -L [BIND:]PORT:HOST:HOSTPORT (or JAILBIRD_REMOTE_FORWARD / JAILBIRD_LOCAL_FORWARD, or SSH_TUNNEL_PORT)",
-                    ));
-                }
+                (Some(spec), _) => Ok(Forward::Remote(parse_remote_forward(spec)?)),
+                (None, Some(spec)) => Ok(Forward::Local(parse_local_forward(spec)?)),
+                (None, None) => Err(bad(
+                    "no forward given: -R [BIND:]PORT:HOST:HOSTPORT or -L [BIND:]PORT:HOST:HOSTPORT (or JAILBIRD_REMOTE_FORWARD / JAILBIRD_LOCAL_FORWARD, or SSH_TUNNEL_PORT)",
+                )),
             },
         },
-    };
+    }
+}
 
-    let known_hosts = pick(
-        args.known_hosts.or(o.user_known_hosts),
-        &[env::KNOWN_HOSTS, env::SSH_KNOWN_HOSTS_FILE],
-    )
-    .or(so.user_known_hosts)
-    .or_else(|| defaults::KNOWN_HOSTS.map(Into::into))
-    .map(PathBuf::from);
-    let host_key =
-        pick(args.host_key, &[env::HOST_KEY]).or_else(|| defaults::HOST_KEY.map(Into::into));
-    let pinned = match host_key {
+/// The autossh container's SSH_TUNNEL_PORT, SSH_TARGET_*, SSH_BIND_IP and
+/// SSH_MODE, checked as the flag forms are (each error names the variable).
+fn autossh_forward(
+    var: &dyn Fn(&str) -> Option<String>,
+    tunnel_port: &str,
+) -> Result<Forward, ConfigError> {
+    let port = parse_port(tunnel_port, env::SSH_TUNNEL_PORT)?;
+    let target_host = var(env::SSH_TARGET_HOST).unwrap_or_else(|| defaults::TARGET_HOST.into());
+    let target_port = match var(env::SSH_TARGET_PORT) {
+        Some(p) => parse_port(&p, env::SSH_TARGET_PORT)?,
+        None => defaults::TARGET_PORT,
+    };
+    if var(env::SSH_MODE).is_some_and(|m| m.trim() == "-L") {
+        let bind = var(env::SSH_BIND_IP).unwrap_or_else(|| "127.0.0.1".into());
+        // Same checks as the flag form, so both fail alike.
+        return Ok(Forward::Local(parse_local_forward(&format!(
+            "{}:{port}:{}:{target_port}",
+            bracket(&bind),
+            bracket(&target_host)
+        ))?));
+    }
+    let bind = match var(env::SSH_BIND_IP) {
+        Some(b) => spec::parse_remote_bind(&b, env::SSH_BIND_IP)?,
+        None => None,
+    };
+    let target_host = unbracket(&target_host).to_string();
+    if !valid_host(&target_host) {
+        return Err(bad(format!(
+            "{}={target_host:?}: bad host name",
+            env::SSH_TARGET_HOST
+        )));
+    }
+    if target_port == 0 {
+        return Err(bad(format!("{}=0: target port 0", env::SSH_TARGET_PORT)));
+    }
+    Ok(Forward::Remote(RemoteForward {
+        socket: None,
+        bind,
+        port,
+        target_host,
+        target_port,
+    }))
+}
+
+fn resolve_trust(
+    l: &Lookup,
+    args: &mut Args,
+    o: &mut Options,
+    key: &KeySource,
+) -> Result<TrustSources, ConfigError> {
+    let so = &l.ssh_options;
+    let known_hosts = l
+        .get_or_ssh(
+            args.known_hosts.take().or(o.user_known_hosts.take()),
+            &[env::KNOWN_HOSTS, env::SSH_KNOWN_HOSTS_FILE],
+            so.user_known_hosts.clone(),
+        )
+        .or_else(|| defaults::KNOWN_HOSTS.map(Into::into))
+        .map(PathBuf::from);
+    let pinned = match l
+        .get(args.host_key.take(), &[env::HOST_KEY])
+        .or_else(|| defaults::HOST_KEY.map(Into::into))
+    {
         Some(k) => Some(parse_host_key(&k, "--host-key")?),
         None => None,
     };
-    let opt = |flag: Option<String>,
-               names: &[&str],
-               ssh_options: Option<String>,
-               what: &str|
-     -> Result<Option<u64>, ConfigError> {
-        match pick(flag, names).or(ssh_options) {
-            Some(v) => parse_secs(&v, what).map(Some),
-            None => Ok(None),
-        }
+    let accept_new = parse_strict(
+        &l.get_or_ssh(
+            o.strict.take(),
+            &[env::STRICT_HOST_KEY_CHECKING],
+            so.strict.clone(),
+        )
+        .unwrap_or_else(|| defaults::STRICT_HOST_KEY_CHECKING.into()),
+    )?;
+    if pinned.is_none()
+        && known_hosts.is_none()
+        && !accept_new
+        && matches!(key, KeySource::OpenSsh(_))
+    {
+        // Without a state file there is nowhere to have pinned a key earlier either.
+        return Err(bad(
+            "no way to check the jail's host key: give --known-hosts, --host-key, or -o StrictHostKeyChecking=accept-new",
+        ));
+    }
+    Ok(TrustSources {
+        pinned,
+        known_hosts,
+        accept_new,
+    })
+}
+
+/// ServerAliveInterval (None: off), ServerAliveCountMax and ConnectTimeout.
+fn resolve_timers(
+    l: &Lookup,
+    o: &mut Options,
+) -> Result<(Option<Duration>, u32, Duration), ConfigError> {
+    let so = &l.ssh_options;
+    let secs = |flag: Option<String>, names: &[&str], ssh: &Option<String>, what: &str| {
+        l.get_or_ssh(flag, names, ssh.clone())
+            .map(|v| parse_secs(&v, what))
+            .transpose()
     };
-    let interval = opt(
-        o.alive_interval,
+    let interval = secs(
+        o.alive_interval.take(),
         &[env::SERVER_ALIVE_INTERVAL, env::SSH_SERVER_ALIVE_INTERVAL],
-        so.alive_interval,
+        &so.alive_interval,
         "ServerAliveInterval",
     )?
     .unwrap_or(defaults::ALIVE_INTERVAL_SECS);
-    let count = opt(
-        o.alive_count,
+    let count = secs(
+        o.alive_count.take(),
         &[env::SERVER_ALIVE_COUNT_MAX, env::SSH_SERVER_ALIVE_COUNT_MAX],
-        so.alive_count,
+        &so.alive_count,
         "ServerAliveCountMax",
     )?
     .unwrap_or(defaults::ALIVE_COUNT_MAX.into());
@@ -555,59 +482,22 @@ fn build_run(
             "ServerAliveCountMax={count}: expected 1..={MAX_ALIVE_COUNT}"
         )));
     }
-    let connect = opt(
-        o.connect_timeout,
+    let connect = secs(
+        o.connect_timeout.take(),
         &[env::CONNECT_TIMEOUT],
-        so.connect_timeout,
+        &so.connect_timeout,
         "ConnectTimeout",
     )?
     .unwrap_or(defaults::CONNECT_TIMEOUT_SECS);
     if connect == 0 {
         return Err(bad("ConnectTimeout=0: expected at least 1 second"));
     }
-    let strict = match pick(o.strict, &[env::STRICT_HOST_KEY_CHECKING]).or(so.strict) {
-        Some(v) => parse_strict(&v)?,
-        None => parse_strict(defaults::STRICT_HOST_KEY_CHECKING)?,
-    };
-    let unlink = match pick(o.unlink, &[env::STREAM_LOCAL_BIND_UNLINK]).or(so.unlink) {
-        Some(v) => parse_yes_no(&v, "StreamLocalBindUnlink")?,
-        None => false,
-    };
-    if pinned.is_none() && known_hosts.is_none() && !strict && matches!(key, KeySource::OpenSsh(_))
-    {
-        // Without a state file there is nowhere to have pinned a key earlier either.
-        return Err(bad(
-            "no way to check the jail's host key: give --known-hosts, --host-key, or -o StrictHostKeyChecking=accept-new",
-        ));
-    }
-    let ciphers = parse_ciphers(pick(o.ciphers, &[env::CIPHERS]).or(so.ciphers).as_deref())?;
-    // tmpfs, never flash: systemd's RuntimeDirectory= if the unit has one;
-    // never a guessable name in a world-writable /tmp.
-    let status_file = args
-        .status_file
-        .clone()
-        .or_else(|| var(env::STATUS_FILE))
-        .map(PathBuf::from)
-        .or_else(|| var("RUNTIME_DIRECTORY").map(|d| PathBuf::from(d).join("status")));
-    Ok(RunConfig {
-        status_file,
-        ciphers,
-        jails,
-        forward,
-        state_path,
-        key,
-        trust: TrustSources {
-            pinned,
-            known_hosts,
-            accept_new: strict,
-        },
-        alive_interval: (interval > 0).then(|| Duration::from_secs(interval)),
-        alive_count_max: count as u32,
-        connect_timeout: Duration::from_secs(connect),
-        stream_local_bind_unlink: unlink,
-    })
+    Ok((
+        (interval > 0).then(|| Duration::from_secs(interval)),
+        count as u32,
+        Duration::from_secs(connect),
+    ))
 }
-
 /// `-o` values, raw.
 #[derive(Default)]
 struct Options {

@@ -18,6 +18,7 @@
 pub mod backoff;
 pub mod cli;
 pub mod config;
+pub mod defaults;
 pub mod device;
 pub mod forward;
 pub mod hostkey;
