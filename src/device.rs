@@ -3,7 +3,7 @@
 
 use crate::config::{KeySource, Permit};
 use crate::identity::{self, State};
-use crate::limits::MAX_IDENTITY_FILE_BYTES;
+use crate::limits::{DIRECT_TCPIP_FENCE, MAX_IDENTITY_FILE_BYTES};
 use russh::keys::PrivateKey;
 use std::io::Read as _;
 use std::path::Path;
@@ -84,17 +84,17 @@ pub fn authorize_line(key: &PrivateKey, permit: &Permit, comment: Option<&str>) 
             return authorize_with(key, &format!(",permitopen=\"{o}\""), comment);
         }
     };
+    let fence = format!("permitopen=\"{DIRECT_TCPIP_FENCE}\"");
     let permits = if listen.starts_with('/') {
         // permitlisten covers TCP only; the jail's sshd_config limits unix sockets
         // (AllowStreamLocalForwarding remote, and the tunnel user's directory).
-        String::new()
+        fence
     } else if listen.contains(':') {
-        format!("permitlisten=\"{listen}\"")
+        format!("permitlisten=\"{listen}\",{fence}")
     } else {
-        format!("permitlisten=\"localhost:{listen}\",permitlisten=\"127.0.0.1:{listen}\"")
+        format!("permitlisten=\"localhost:{listen}\",permitlisten=\"127.0.0.1:{listen}\",{fence}")
     };
-    let sep = if permits.is_empty() { "" } else { "," };
-    authorize_with(key, &format!("{sep}{permits}"), comment)
+    authorize_with(key, &format!(",{permits}"), comment)
 }
 
 fn authorize_with(key: &PrivateKey, permits: &str, comment: Option<&str>) -> String {

@@ -126,3 +126,10 @@ pub const REFUSED_RETRY: Duration = Duration::from_secs(2);
 /// Refused forwards retried at [`REFUSED_RETRY`] before normal backoff resumes
 /// (about three minutes: longer than a typical ClientAliveInterval x CountMax).
 pub const REFUSED_FAST_ATTEMPTS: u32 = 90;
+
+/// The `permitopen` a `-R` key line carries so that the key alone allows no
+/// `direct-tcpip` anywhere reachable (OpenSSH 9.2 refuses `permitopen="none"`
+/// in a key line): the limited broadcast address, which the kernel never
+/// connects a TCP socket to (ENETUNREACH, no packet sent). The jail's
+/// `PermitOpen none` stays the first fence.
+pub const DIRECT_TCPIP_FENCE: &str = "255.255.255.255:9";

@@ -143,7 +143,7 @@ fn authorize_line_is_restricted_to_one_listen_port() {
     assert!(status.success(), "{err}");
     let line = out.trim();
     assert!(line.starts_with(
-        "restrict,port-forwarding,permitlisten=\"localhost:2022\",permitlisten=\"127.0.0.1:2022\",command=\"/bin/false\" ssh-ed25519 "
+        "restrict,port-forwarding,permitlisten=\"localhost:2022\",permitlisten=\"127.0.0.1:2022\",permitopen=\"255.255.255.255:9\",command=\"/bin/false\" ssh-ed25519 "
     ), "{line}");
     assert!(line.ends_with(" pi-7"), "{line}");
     let (_, key, _) = jailbird(&["key", "--state", &state]);

@@ -232,3 +232,83 @@ fn while_the_link_is_down_local_connections_are_refused_at_once_then_served_agai
         (!port_answers(local)).then_some(())
     });
 }
+
+#[test]
+fn a_reverse_forward_key_line_alone_fences_direct_tcpip() {
+    // A jail that allows every local forward (AllowTcpForwarding yes,
+    // PermitOpen any): only the key line `authorize --listen` prints stands
+    // between the device key and `ssh -W`. OpenSSH accepts the line (the
+    // tunnel comes up) and refuses -W; the same key without the fence gets through.
+    let dir = TempDir::new("fence");
+    let (key, _) = keygen(&dir, "device");
+    let listen = free_port();
+    let keyp = key.display().to_string();
+    let (s, line, err) = jailbird(&[
+        "authorize",
+        "--identity-file",
+        &keyp,
+        "--listen",
+        &listen.to_string(),
+    ]);
+    assert!(s.success(), "{err}");
+    assert!(line.contains("permitopen=\"255.255.255.255:9\""), "{line}");
+    let echo = Echo::start();
+    let unfenced = line.replace(",permitopen=\"255.255.255.255:9\"", "");
+    for (l, fenced) in [(line.as_str(), true), (unfenced.as_str(), false)] {
+        let jail = Jail::start(JailOpts {
+            permit_open: Some("any".into()),
+            ..JailOpts::new(listen, l)
+        });
+        let out = ssh_client(&key)
+            .args(["-o", "LogLevel=ERROR", "-p", &jail.port.to_string()])
+            .args(["-W", &format!("127.0.0.1:{}", echo.port)])
+            .arg(format!("{}@127.0.0.1", jail.user))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut out = out;
+        out.stdin.take().unwrap().write_all(b"ping\n").unwrap();
+        let r = out.wait_with_output().unwrap();
+        let got = String::from_utf8_lossy(&r.stdout).into_owned();
+        if fenced {
+            assert!(
+                !got.contains("ping"),
+                "-W reached the echo through the fence"
+            );
+            let e = String::from_utf8_lossy(&r.stderr);
+            assert!(
+                [
+                    "administratively prohibited",
+                    "open failed",
+                    "stdio forwarding failed"
+                ]
+                .iter()
+                .any(|m| e.contains(m)),
+                "{e}"
+            );
+        } else {
+            assert!(
+                got.contains("ping"),
+                "control: -W without the fence failed: {}",
+                String::from_utf8_lossy(&r.stderr)
+            );
+        }
+        // The line itself is valid: the device's tunnel comes up with it.
+        let agent = Agent::spawn(
+            &[
+                "run",
+                "--identity-file",
+                &keyp,
+                "--known-hosts",
+                jail.known_hosts_file(&dir).to_str().unwrap(),
+                "-R",
+                &format!("{listen}:127.0.0.1:{}", echo.port),
+                &jail.destination(),
+            ],
+            &[],
+        );
+        agent.wait_log("tunnel up", READY);
+    }
+}

@@ -29,7 +29,7 @@ impl SocketJail {
         assert!(status.success(), "{err}");
         // permitlisten covers TCP only: a socket listen gets none.
         assert!(
-            line.starts_with("restrict,port-forwarding,command=\"/bin/false\" ssh-ed25519 "),
+            line.starts_with("restrict,port-forwarding,permitopen=\"255.255.255.255:9\",command=\"/bin/false\" ssh-ed25519 "),
             "{line}"
         );
         let jail = Jail::start(JailOpts {

@@ -173,7 +173,8 @@ pub fn sshd_config(c: &mut Conn, a: &SshdConfigArgs) -> Result<String, Error> {
 /// The key line for an enrolled device: its own forward and nothing else.
 pub fn device_key_line(port: u16, key: &str, id: &str) -> String {
     format!(
-        "restrict,port-forwarding,permitlisten=\"localhost:{port}\",permitlisten=\"127.0.0.1:{port}\",command=\"/bin/false\" {key} warden:{id}"
+        "restrict,port-forwarding,permitlisten=\"localhost:{port}\",permitlisten=\"127.0.0.1:{port}\",permitopen=\"{fence}\",command=\"/bin/false\" {key} warden:{id}",
+        fence = jailbird::limits::DIRECT_TCPIP_FENCE
     )
 }
 
