@@ -797,6 +797,20 @@ fn container_takes_the_autossh_environment() {
         .map(|a| a.trim().trim_matches('"').to_string())
         .collect();
     assert_eq!(argv, ["/jailbird", "run"]);
+    // Not root, and the identity volume belongs to that user.
+    let user = file
+        .lines()
+        .find_map(|l| l.strip_prefix("USER "))
+        .expect("no USER");
+    assert!(
+        !user.starts_with("0") && !user.starts_with("root"),
+        "USER {user}"
+    );
+    assert!(
+        file.lines()
+            .any(|l| l == format!("COPY --chown={user} state/ /var/lib/jailbird/")),
+        "the identity volume is not owned by USER {user}"
+    );
     let t = Temp::new("container");
     let kh = t.str("known_hosts");
     std::fs::write(&kh, format!("other.example {HOST_KEY}\n")).unwrap();

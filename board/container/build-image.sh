@@ -27,4 +27,5 @@ context="$(mktemp -d)"
 trap 'rm -rf "$context"' EXIT
 cp board/container/Containerfile "$context/Containerfile"
 install -m 0755 "$bin" "$context/jailbird"
+install -d -m 0700 "$context/state"
 "$engine" build --platform "$platform" -t "$tag" -f "$context/Containerfile" "$context"
