@@ -21,18 +21,27 @@ fn main() -> ExitCode {
     let command = cli::parse(std::env::args_os().skip(1))
         .map_err(config::ConfigError)
         .and_then(|a| config::build(a, &env));
-    match command.map(execute) {
-        Ok(Ok(())) => ExitCode::SUCCESS,
-        Ok(Err(e)) | Err(config::ConfigError(e)) => {
-            eprintln!("jailbird: {e}");
-            ExitCode::from(2)
-        }
-    }
+    let (code, e) = match command.map(execute) {
+        Ok(Ok(())) => return ExitCode::SUCCESS,
+        Ok(Err(Failed::Config(e))) | Err(config::ConfigError(e)) => (2, e),
+        Ok(Err(Failed::Runtime(e))) => (1, e),
+    };
+    eprintln!("jailbird: {e}");
+    ExitCode::from(code)
 }
 
-fn execute(command: Command) -> Result<(), String> {
+/// How a command failed: its configuration (usage, an unreadable identity, a
+/// busy -L port: exit 2, retrying cannot help) or the system (exit 1).
+enum Failed {
+    Config(String),
+    Runtime(String),
+}
+
+fn execute(command: Command) -> Result<(), Failed> {
     let key = |state: &std::path::Path, source: &KeySource| {
-        device::DeviceKey::load(state, source).map(|d| d.key)
+        device::DeviceKey::load(state, source)
+            .map(|d| d.key)
+            .map_err(Failed::Config)
     };
     match command {
         Command::Help => println!("{}", cli::USAGE),
@@ -56,11 +65,11 @@ fn execute(command: Command) -> Result<(), String> {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| Failed::Runtime(format!("cannot start the runtime: {e}")))?;
             return rt.block_on(async {
                 let stop = shutdown::install()
-                    .map_err(|e| format!("cannot install signal handlers: {e}"))?;
-                supervisor::run(*cfg, stop).await
+                    .map_err(|e| Failed::Runtime(format!("cannot install signal handlers: {e}")))?;
+                supervisor::run(*cfg, stop).await.map_err(Failed::Config)
             });
         }
     }
