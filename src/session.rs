@@ -134,13 +134,39 @@ pub struct Attempt {
 /// What the host-key callback decided, read after the handshake.
 #[derive(Default)]
 struct KeyCheck {
-    rejected: Option<String>,
     new_pin: Option<([u8; 32], String)>,
     /// Negotiated cipher, for the `tunnel up` line.
     cipher: &'static str,
 }
 
 /// The russh handler: host-key policy and the channel gate.
+/// What the handler returns to russh, and russh hands back from the
+/// handshake or the session: the trust policy's refusal, typed, or a
+/// protocol error.
+#[derive(Debug)]
+pub enum HandshakeError {
+    /// The jail's host key failed the trust policy: why, in one line.
+    HostKey(String),
+    Ssh(russh::Error),
+}
+
+impl From<russh::Error> for HandshakeError {
+    fn from(e: russh::Error) -> Self {
+        HandshakeError::Ssh(e)
+    }
+}
+
+impl fmt::Display for HandshakeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HandshakeError::HostKey(why) => f.write_str(why),
+            HandshakeError::Ssh(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for HandshakeError {}
+
 struct Client {
     jail: Jail,
     trust: Arc<TrustSources>,
@@ -245,7 +271,7 @@ impl Client {
     fn refuse_channel(
         kind: &str,
         reply: ChannelOpenHandle,
-    ) -> impl Future<Output = Result<(), russh::Error>> + Send {
+    ) -> impl Future<Output = Result<(), HandshakeError>> + Send {
         log::warn!("jail opened an unexpected {kind} channel: refused");
         async move {
             reply
@@ -262,7 +288,7 @@ fn base64_unpadded(b: &[u8]) -> String {
 }
 
 impl client::Handler for Client {
-    type Error = russh::Error;
+    type Error = HandshakeError;
 
     async fn kex_done(
         &mut self,
@@ -285,57 +311,36 @@ impl client::Handler for Client {
         key: &PublicKeyOrCertificate,
     ) -> Result<bool, Self::Error> {
         let PublicKeyOrCertificate::PublicKey { key, .. } = key else {
-            self.check
-                .lock()
-                .map(|mut c| {
-                    c.rejected = Some(format!(
-                        "jail {} offered a host certificate; only plain host keys are supported",
-                        self.jail
-                    ))
-                })
-                .ok();
-            return Ok(false);
+            return Err(HandshakeError::HostKey(format!(
+                "jail {} offered a host certificate; only plain host keys are supported",
+                self.jail
+            )));
         };
         let blob = key.to_bytes().map_err(|_| russh::Error::UnknownKey)?;
         let got = fingerprint(key);
-        let verdict = self.verdict(&blob);
-        let Ok(mut check) = self.check.lock() else {
-            return Ok(false);
-        };
-        match verdict {
-            Ok(Verdict::Trusted) => Ok(true),
-            Ok(Verdict::Unknown) if self.trust.accept_new => {
+        let jail = &self.jail;
+        match self.verdict(&blob).map_err(HandshakeError::HostKey)? {
+            Verdict::Trusted => Ok(true),
+            Verdict::Unknown if self.trust.accept_new => {
                 let mut sha = [0u8; 32];
                 sha.copy_from_slice(ring::digest::digest(&ring::digest::SHA256, &blob).as_ref());
-                check.new_pin = Some((sha, got));
+                // Trusted only once it is on disk: establish saves it before
+                // authenticating, and fails the attempt if it cannot.
+                if let Ok(mut check) = self.check.lock() {
+                    check.new_pin = Some((sha, got));
+                }
                 Ok(true)
             }
-            Ok(Verdict::Unknown) => {
-                check.rejected = Some(format!(
-                    "jail {} host key {got} is not known: add it to --known-hosts, pin it with --host-key, or use -o StrictHostKeyChecking=accept-new",
-                    self.jail
-                ));
-                Ok(false)
-            }
-            Ok(Verdict::Mismatch(expected)) => {
-                check.rejected = Some(format!(
-                    "jail host key changed for {}: expected {}, got {got}",
-                    self.jail,
-                    expected.join(" or ")
-                ));
-                Ok(false)
-            }
-            Ok(Verdict::Revoked) => {
-                check.rejected = Some(format!(
-                    "jail {} host key {got} is marked @revoked in known_hosts",
-                    self.jail
-                ));
-                Ok(false)
-            }
-            Err(e) => {
-                check.rejected = Some(e);
-                Ok(false)
-            }
+            Verdict::Unknown => Err(HandshakeError::HostKey(format!(
+                "jail {jail} host key {got} is not known: add it to --known-hosts, pin it with --host-key, or use -o StrictHostKeyChecking=accept-new"
+            ))),
+            Verdict::Mismatch(expected) => Err(HandshakeError::HostKey(format!(
+                "jail host key changed for {jail}: expected {}, got {got}",
+                expected.join(" or ")
+            ))),
+            Verdict::Revoked => Err(HandshakeError::HostKey(format!(
+                "jail {jail} host key {got} is marked @revoked in known_hosts"
+            ))),
         }
     }
 
@@ -541,7 +546,7 @@ pub async fn serve(
             _ = shutdown.wait() => break None,
             r = &mut handle => break Some(Failure::Lost(match r {
                 Ok(()) => format!("link to jail {jail} closed by the jail"),
-                Err(russh::Error::KeepaliveTimeout | russh::Error::InactivityTimeout) =>
+                Err(HandshakeError::Ssh(russh::Error::KeepaliveTimeout | russh::Error::InactivityTimeout)) =>
                     format!("link to jail {jail} declared dead: no answer to keepalives (ServerAliveInterval x ServerAliveCountMax)"),
                 Err(e) => format!("link to jail {jail} lost: {e}"),
             })),
@@ -649,11 +654,11 @@ async fn establish(
                 ctx.connect_timeout.as_secs()
             )));
         }
-        Ok(Err(e)) => {
-            return Err(match taken.rejected {
-                Some(why) => Failure::HostKey(why),
-                None => Failure::Handshake(format!("SSH handshake with jail {jail} failed: {e}")),
-            });
+        Ok(Err(HandshakeError::HostKey(why))) => return Err(Failure::HostKey(why)),
+        Ok(Err(HandshakeError::Ssh(e))) => {
+            return Err(Failure::Handshake(format!(
+                "SSH handshake with jail {jail} failed: {e}"
+            )));
         }
         Ok(Ok(h)) => h,
     };
