@@ -6,6 +6,7 @@
 use crate::cli::{Args, Verb, env};
 use crate::hostkey::TrustSources;
 use crate::limits::MAX_JAILS;
+use crate::options::{Options, parse_ciphers};
 use crate::spec::{
     self, MAX_ALIVE_COUNT, bad, bracket, parse_port, parse_secs, parse_strict, parse_yes_no,
     split_host_port, unbracket, valid_host,
@@ -498,92 +499,6 @@ fn resolve_timers(
         Duration::from_secs(connect),
     ))
 }
-/// `-o` values, raw.
-#[derive(Default)]
-struct Options {
-    alive_interval: Option<String>,
-    alive_count: Option<String>,
-    connect_timeout: Option<String>,
-    strict: Option<String>,
-    unlink: Option<String>,
-    user_known_hosts: Option<String>,
-    ciphers: Option<String>,
-}
-
-impl Options {
-    fn slot(&mut self, key: &str) -> Option<&mut Option<String>> {
-        Some(match key.to_ascii_lowercase().as_str() {
-            "serveraliveinterval" => &mut self.alive_interval,
-            "serveralivecountmax" => &mut self.alive_count,
-            "connecttimeout" => &mut self.connect_timeout,
-            "stricthostkeychecking" => &mut self.strict,
-            "streamlocalbindunlink" => &mut self.unlink,
-            "userknownhostsfile" => &mut self.user_known_hosts,
-            "ciphers" => &mut self.ciphers,
-            _ => return None,
-        })
-    }
-
-    fn split(opt: &str, origin: &str) -> Result<(String, String), ConfigError> {
-        let (k, v) = opt
-            .split_once('=')
-            .or_else(|| opt.split_once(char::is_whitespace))
-            .ok_or_else(|| bad(format!("{origin} {opt:?}: expected Key=Value")))?;
-        Ok((k.trim().to_string(), v.trim().to_string()))
-    }
-
-    fn apply(&mut self, opt: &str, origin: &str) -> Result<(), ConfigError> {
-        let (k, v) = Self::split(opt, origin)?;
-        if k.eq_ignore_ascii_case("ExitOnForwardFailure") {
-            return Ok(()); // always on: a refused forward is a failed attempt
-        }
-        *self
-            .slot(&k)
-            .ok_or_else(|| bad(format!("{origin} {k:?}: unknown option")))? = Some(v);
-        Ok(())
-    }
-
-    fn apply_if_unset(&mut self, opt: &str, origin: &str) -> Result<(), ConfigError> {
-        let (k, v) = Self::split(opt, origin)?;
-        if k.eq_ignore_ascii_case("ExitOnForwardFailure") {
-            return Ok(());
-        }
-        let slot = self
-            .slot(&k)
-            .ok_or_else(|| bad(format!("{origin} {k:?}: unknown option")))?;
-        if slot.is_none() {
-            *slot = Some(v);
-        }
-        Ok(())
-    }
-}
-
-fn parse_ciphers(list: Option<&str>) -> Result<heapless::Vec<&'static str, 4>, ConfigError> {
-    let mut out = heapless::Vec::new();
-    let Some(list) = list else {
-        for c in defaults::CIPHERS {
-            let _ = out.push(*c);
-        }
-        return Ok(out);
-    };
-    for name in list.split(',').map(str::trim) {
-        let known = SUPPORTED_CIPHERS
-            .iter()
-            .find(|c| **c == name)
-            .ok_or_else(|| {
-                bad(format!(
-                    "Ciphers={list:?}: {name:?} is not one of {}",
-                    SUPPORTED_CIPHERS.join(",")
-                ))
-            })?;
-        if !out.contains(known) {
-            out.push(*known)
-                .map_err(|_| bad(format!("Ciphers={list:?}: too many")))?;
-        }
-    }
-    Ok(out)
-}
-
 /// `-R` with this build's capabilities: the syntax is [`spec::parse_remote_forward`]'s.
 pub fn parse_remote_forward(s: &str) -> Result<RemoteForward, ConfigError> {
     if s.starts_with('/') && !cfg!(feature = "streamlocal") {

@@ -4,15 +4,18 @@
 //! Data flows one way, and so do the modules:
 //!
 //! ```text
-//! args + env -> Config -> Identity -> supervisor (backoff, shutdown)
-//!   cli.rs      config.rs  identity.rs  supervisor.rs, backoff.rs, shutdown.rs
-//!                          device.rs     -> session (connect, host key, auth, forward request)
-//!                                           session.rs, hostkey.rs
+//! args + env -> Config -> Identity -> supervisor (backoff, shutdown, status file)
+//!   cli.rs      config.rs  identity.rs  supervisor.rs, backoff.rs, shutdown.rs, status.rs
+//!   spec.rs     options.rs device.rs     -> session: connect -> Up -> serve
+//!   defaults.rs                             session.rs, hostkey.rs
 //!                                           -> forward (channel <-> target, fixed buffers)
 //!                                              forward.rs
 //! ```
 //!
-//! Every bound lives in [`limits`].
+//! `spec.rs` holds every configuration parser (build.rs includes it, so the
+//! compiled-in defaults are checked by the same code); `config.rs` resolves
+//! flags, environment and defaults in one order. Every bound lives in
+//! [`limits`] (those of configuration values re-exported from `spec`).
 #![forbid(unsafe_code)]
 
 pub mod backoff;
@@ -25,6 +28,7 @@ pub mod hostkey;
 pub mod identity;
 pub mod limits;
 pub mod logging;
+pub mod options;
 pub mod session;
 pub mod shutdown;
 pub mod spec;
