@@ -681,7 +681,11 @@ pub fn agent_command() -> Command {
     };
     // Tests control the environment: nothing from the caller's shell leaks in.
     for (k, _) in std::env::vars() {
-        if k.starts_with("JAILBIRD_") || k.starts_with("SSH_") || k == "RUST_LOG" {
+        // JOURNAL_STREAM would switch the log format, RUNTIME_DIRECTORY the status file.
+        if k.starts_with("JAILBIRD_")
+            || k.starts_with("SSH_")
+            || ["RUST_LOG", "JOURNAL_STREAM", "RUNTIME_DIRECTORY"].contains(&k.as_str())
+        {
             cmd.env_remove(k);
         }
     }
