@@ -72,9 +72,10 @@ fuzz_target!(|data: &[u8]| {
             );
             let digest = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, data);
             let salt = digest.as_ref();
+            // ssh-keygen -H hashes the lowercased name (and ssh looks it up so).
             let tag = ring::hmac::sign(
                 &ring::hmac::Key::new(ring::hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, salt),
-                name.as_bytes(),
+                name.to_ascii_lowercase().as_bytes(),
             );
             let hashed = format!(
                 "|1|{}|{} {line}\n{text}",
