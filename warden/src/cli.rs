@@ -56,6 +56,16 @@ pub enum Cmd {
         #[arg(long)]
         reason: Option<String>,
     },
+    /// The audit trail, oldest first.
+    Audit {
+        #[arg(long)]
+        device: Option<String>,
+        #[arg(long)]
+        operator: Option<String>,
+        /// From this time on: YYYY-MM-DD, YYYY-MM-DDTHH:MM:SSZ, or a DURATION ago (15m, 2h, 1d).
+        #[arg(long)]
+        since: Option<String>,
+    },
     /// Print the sshd_config drop-in that makes this host's sshd the jail NAME.
     SshdConfig(SshdConfigArgs),
     /// sshd's AuthorizedKeysCommand: `authorized-keys --jail NAME %u %f`.

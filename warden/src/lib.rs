@@ -429,6 +429,52 @@ pub fn run(cli: &Cli) -> Result<String, Error> {
                 d.id, d.port, d.pool
             )
         }
+        Cmd::Audit {
+            device,
+            operator,
+            since,
+        } => {
+            let device = device.as_deref().map(DeviceId::parse).transpose()?;
+            let operator = name("operator", operator)?;
+            let since = match since {
+                None => None,
+                Some(s) => Some(match types::parse_duration(s) {
+                    Ok(d) => registry::now() - d.as_secs() as i64,
+                    Err(_) => registry::parse_rfc3339(s).ok_or_else(|| {
+                        Error::invalid(format!(
+                            "--since {}: want YYYY-MM-DD, YYYY-MM-DDTHH:MM:SSZ or a duration such as 1d",
+                            types::quote(s)
+                        ))
+                    })?,
+                }),
+            };
+            let mut c = Conn::open(&db, Mode::Admin)?;
+            let es = registry::audit_entries(&mut c, device.as_ref(), operator.as_ref(), since)?;
+            if cli.json {
+                json(&es)
+            } else {
+                let rows: Vec<Vec<String>> = es
+                    .iter()
+                    .map(|e| {
+                        vec![
+                            e.at.clone(),
+                            e.action.clone(),
+                            dash(&e.device),
+                            dash(&e.operator),
+                            e.actor.clone(),
+                            dash(&e.reason),
+                            dash(&e.detail),
+                        ]
+                    })
+                    .collect();
+                table(
+                    &[
+                        "AT", "ACTION", "DEVICE", "OPERATOR", "BY", "REASON", "DETAIL",
+                    ],
+                    &rows,
+                )
+            }
+        }
         Cmd::SshdConfig(a) => {
             let jail = Name::parse("jail", &a.jail)?;
             let binary = match &a.binary {

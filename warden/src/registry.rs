@@ -778,6 +778,95 @@ pub fn devices(c: &mut Conn, pool: Option<&Name>) -> Result<Vec<Device>, Error> 
     Ok(rows.iter().map(device_from).collect())
 }
 
+// ---- the audit trail ----------------------------------------------------------
+
+/// One audit entry.
+#[derive(Clone, Debug, Serialize)]
+pub struct AuditEntry {
+    pub at: String,
+    pub action: String,
+    pub device: Option<String>,
+    pub operator: Option<String>,
+    pub reason: Option<String>,
+    pub actor: String,
+    pub origin: String,
+    pub detail: Option<String>,
+}
+
+/// Audit entries, oldest first, optionally for one device or operator and
+/// from a time on (Unix seconds).
+pub fn audit_entries(
+    c: &mut Conn,
+    device: Option<&DeviceId>,
+    operator: Option<&Name>,
+    since: Option<i64>,
+) -> Result<Vec<AuditEntry>, Error> {
+    let rows = c.query(
+        "SELECT at, action, device, operator, reason, actor, origin, detail FROM audit
+         WHERE ($1 = '' OR device = $1) AND ($2 = '' OR operator = $2) AND at >= $3
+         ORDER BY seq",
+        &[
+            device.map_or("", DeviceId::as_str).into(),
+            operator.map_or("", Name::as_str).into(),
+            since.unwrap_or(i64::MIN).into(),
+        ],
+    )?;
+    Ok(rows
+        .iter()
+        .map(|r| AuditEntry {
+            at: r[0].int().map(rfc3339).unwrap_or_default(),
+            action: text(r, 1),
+            device: opt_text(r, 2),
+            operator: opt_text(r, 3),
+            reason: opt_text(r, 4),
+            actor: text(r, 5),
+            origin: text(r, 6),
+            detail: opt_text(r, 7),
+        })
+        .collect())
+}
+
+/// Unix seconds of `YYYY-MM-DD` or `YYYY-MM-DDTHH:MM:SSZ` (UTC).
+pub fn parse_rfc3339(s: &str) -> Option<i64> {
+    let (date, time) = match s.split_once('T') {
+        Some((d, t)) => (d, Some(t.strip_suffix('Z')?)),
+        None => (s, None),
+    };
+    let d: Vec<i64> = date
+        .split('-')
+        .map(|x| x.parse().ok())
+        .collect::<Option<_>>()?;
+    let [y, m, day] = d[..] else { return None };
+    if !(1..=12).contains(&m) || !(1..=31).contains(&day) || !(1970..=9999).contains(&y) {
+        return None;
+    }
+    let secs = match time {
+        Some(t) => {
+            let h: Vec<i64> = t
+                .split(':')
+                .map(|x| x.parse().ok())
+                .collect::<Option<_>>()?;
+            let [hh, mm, ss] = h[..] else { return None };
+            if hh > 23 || mm > 59 || ss > 60 || hh < 0 || mm < 0 || ss < 0 {
+                return None;
+            }
+            hh * 3600 + mm * 60 + ss
+        }
+        None => 0,
+    };
+    // Howard Hinnant's days_from_civil.
+    let y = y - i64::from(m <= 2);
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let t = days * 86400 + secs;
+    // Round trip, so 2026-02-31 is refused rather than rolled over.
+    (rfc3339(t)[..10] == *date).then_some(t)
+}
+
 // ---- the hot path: sshd's question ------------------------------------------
 
 /// What `authorized-keys` needs to answer for one fingerprint at one jail.
@@ -886,6 +975,23 @@ mod tests {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(rfc3339(1_795_979_045), "2026-11-29T19:04:05Z");
+    }
+
+    #[test]
+    fn rfc3339_round_trips() {
+        for t in [0, 951_782_400, 1_795_979_045] {
+            assert_eq!(parse_rfc3339(&rfc3339(t)), Some(t));
+        }
+        assert_eq!(parse_rfc3339("2026-11-29"), Some(1_795_910_400));
+        for bad in [
+            "2026-02-31",
+            "2026-13-01",
+            "2026-11-29T25:00:00Z",
+            "yesterday",
+            "2026-11-29T10:00:00",
+        ] {
+            assert_eq!(parse_rfc3339(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -13,6 +13,7 @@ both_backends!(
     import_is_all_or_nothing,
     revoke_and_replace_are_audited,
     a_full_range_is_a_runtime_error,
+    audit_lists_every_change_filtered,
 );
 
 fn enroll_is_idempotent_and_refuses_conflicts(kind: Kind) {
@@ -500,4 +501,60 @@ fn postgres_password_comes_from_pgpassword_or_pgpass_never_the_url() {
 
 fn args(words: &[&str]) -> Vec<String> {
     words.iter().map(|w| w.to_string()).collect()
+}
+
+fn audit_lists_every_change_filtered(kind: Kind) {
+    let reg = Registry::new(kind);
+    let dir = TempDir::new("keys");
+    reg.pool("default", "10000-10099");
+    reg.ok(&["enroll", "A", "--key", &key(&dir).1]);
+    reg.ok(&["enroll", "B", "--key", &key(&dir).1]);
+    reg.ok(&["revoke", "A", "--reason", "stolen"]);
+    let all: serde_json::Value = serde_json::from_str(&reg.ok(&["audit", "--json"])).unwrap();
+    let actions: Vec<&str> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["pool-add", "enroll", "enroll", "revoke"]);
+    for e in all.as_array().unwrap() {
+        for field in ["at", "action", "device", "operator", "reason"] {
+            assert!(e.get(field).is_some(), "{field} missing: {e}");
+        }
+    }
+    let a: serde_json::Value =
+        serde_json::from_str(&reg.ok(&["audit", "--device", "A", "--json"])).unwrap();
+    let a = a.as_array().unwrap();
+    assert_eq!(a.len(), 2, "{a:?}");
+    assert_eq!(
+        (a[1]["action"].as_str(), a[1]["reason"].as_str()),
+        (Some("revoke"), Some("stolen"))
+    );
+    // --since: a day ago keeps everything, a future date nothing.
+    let day: serde_json::Value =
+        serde_json::from_str(&reg.ok(&["audit", "--since", "1d", "--json"])).unwrap();
+    assert_eq!(day.as_array().unwrap().len(), 4);
+    let none: serde_json::Value =
+        serde_json::from_str(&reg.ok(&["audit", "--since", "2999-01-01", "--json"])).unwrap();
+    assert!(none.as_array().unwrap().is_empty());
+    let table = reg.ok(&["audit", "--device", "A"]);
+    assert!(
+        table.starts_with("AT ") && table.contains("revoke") && table.contains("stolen"),
+        "{table}"
+    );
+    // Bad input: one line, exit 2, nothing changed.
+    let before = reg.dump();
+    for bad in [
+        ["audit", "--since", "yesterday"],
+        ["audit", "--device", "a/b"],
+    ] {
+        let (code, out, err) = reg.warden(&bad);
+        assert_eq!(
+            (code, out.as_str(), err.lines().count()),
+            (2, "", 1),
+            "{bad:?}: {err}"
+        );
+    }
+    assert_eq!(before, reg.dump());
 }
