@@ -190,7 +190,8 @@ def main():
         for name, db in (("SQLite", sqlite), ("PostgreSQL", pg.url)):
             warden(binary, db, "pool", "add", "bench", "--ports", f"20000-{20000 + max(a.devices, 10000) - 1}")
             warden(binary, db, "jail", "add", "jail-a", "--address", f"127.0.0.1:{ports['warden']}",
-                   "--host-key", open(host_key + ".pub").read().strip(), "--user", tunuser)
+                   "--host-key", open(host_key + ".pub").read().strip(), "--user", tunuser,
+                   "--operator-user", "jbop")
             t0 = time.perf_counter()
             warden(binary, db, "import", f"{tmp}/fleet.csv")
             imp = time.perf_counter() - t0

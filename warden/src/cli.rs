@@ -56,6 +56,23 @@ pub enum Cmd {
         #[arg(long)]
         reason: Option<String>,
     },
+    /// Operators: people who reach devices through the jails, by grant.
+    #[command(subcommand)]
+    Operator(OperatorCmd),
+    /// Let an operator reach one device for a while (default 15m).
+    Grant {
+        #[arg(required_unless_present = "mac", conflicts_with = "mac")]
+        id: Option<String>,
+        #[arg(long)]
+        mac: Option<String>,
+        #[arg(long)]
+        operator: String,
+        /// DURATION: 90s, 15m, 2h, 1d.
+        #[arg(long = "for", default_value = "15m")]
+        duration: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
     /// The audit trail, oldest first.
     Audit {
         #[arg(long)]
@@ -105,6 +122,20 @@ pub enum PoolCmd {
 }
 
 #[derive(Subcommand, Debug)]
+pub enum OperatorCmd {
+    /// Add an operator, or another key of theirs.
+    Add {
+        name: String,
+        #[arg(long)]
+        key: String,
+    },
+    /// Disable an operator: none of their keys logs in from now on.
+    Disable { name: String },
+    /// List operators.
+    Ls,
+}
+
+#[derive(Subcommand, Debug)]
 pub enum JailCmd {
     /// Add a jail to a pool.
     Add {
@@ -120,6 +151,9 @@ pub enum JailCmd {
         /// The account devices log in as.
         #[arg(long, default_value = crate::registry::DEFAULT_TUNNEL_USER)]
         user: String,
+        /// The account operators log in as.
+        #[arg(long, default_value = crate::sshd::DEFAULT_OPERATOR_USER)]
+        operator_user: String,
     },
     /// List jails.
     Ls,
@@ -169,8 +203,9 @@ pub struct SshdConfigArgs {
     /// The account devices log in as (default: the jail's, from `jail add --user`).
     #[arg(long)]
     pub tunnel_user: Option<String>,
-    #[arg(long, default_value = crate::sshd::DEFAULT_OPERATOR_USER)]
-    pub operator_user: String,
+    /// The account operators log in as (default: the jail's, from `jail add --operator-user`).
+    #[arg(long)]
+    pub operator_user: Option<String>,
     /// The warden binary sshd runs (default: this one's absolute path).
     #[arg(long)]
     pub binary: Option<PathBuf>,

@@ -14,13 +14,14 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The schema this build reads and writes.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// Versioned migrations, shared by both backends. `{serial}` is the one
 /// dialect difference: an auto-numbered primary key.
-const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    "CREATE TABLE pools (
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        "CREATE TABLE pools (
         name TEXT PRIMARY KEY,
         port_lo BIGINT NOT NULL,
         port_hi BIGINT NOT NULL,
@@ -66,7 +67,34 @@ const MIGRATIONS: &[(i64, &str)] = &[(
     );
     CREATE INDEX audit_device ON audit(device, at);
     CREATE INDEX audit_at ON audit(at);",
-)];
+    ),
+    (
+        2,
+        "ALTER TABLE jails ADD COLUMN operator_user TEXT NOT NULL DEFAULT 'operator';
+    CREATE TABLE operators (
+        name TEXT PRIMARY KEY,
+        disabled BIGINT,
+        created BIGINT NOT NULL
+    );
+    CREATE TABLE operator_keys (
+        fingerprint TEXT PRIMARY KEY,
+        operator TEXT NOT NULL REFERENCES operators(name),
+        key_type TEXT NOT NULL,
+        key_base64 TEXT NOT NULL,
+        added BIGINT NOT NULL
+    );
+    CREATE INDEX operator_keys_operator ON operator_keys(operator);
+    CREATE TABLE grants (
+        id {serial},
+        operator TEXT NOT NULL REFERENCES operators(name),
+        device TEXT NOT NULL,
+        granted BIGINT NOT NULL,
+        expires BIGINT NOT NULL,
+        reason TEXT
+    );
+    CREATE INDEX grants_operator ON grants(operator, expires);",
+    ),
+];
 
 /// How long an administrative command waits for another writer (40 `enroll`
 /// processes at once queue behind each other within this).

@@ -21,7 +21,7 @@ pub mod sshd;
 pub mod types;
 pub mod watch;
 
-use cli::{Cli, Cmd, JailCmd, PoolCmd};
+use cli::{Cli, Cmd, JailCmd, OperatorCmd, PoolCmd};
 use db::{Conn, DbUrl, Mode};
 use error::Error;
 use registry::{Device, NewDevice, Which};
@@ -262,6 +262,7 @@ pub fn run(cli: &Cli) -> Result<String, Error> {
             host_key,
             pool,
             user,
+            operator_user,
         }) => {
             let j = registry::NewJail {
                 name: Name::parse("jail", n)?,
@@ -271,6 +272,10 @@ pub fn run(cli: &Cli) -> Result<String, Error> {
                 user: {
                     sshd_user_check(user)?;
                     user.clone()
+                },
+                operator_user: {
+                    sshd_user_check(operator_user)?;
+                    operator_user.clone()
                 },
             };
             let mut c = Conn::open(&db, Mode::Admin)?;
@@ -429,6 +434,70 @@ pub fn run(cli: &Cli) -> Result<String, Error> {
                 d.id, d.port, d.pool
             )
         }
+        Cmd::Operator(OperatorCmd::Add { name: n, key }) => {
+            let n = Name::parse("operator", n)?;
+            let key = PublicKey::parse("--key", key)?;
+            let mut c = Conn::open(&db, Mode::Admin)?;
+            registry::operator_add(&mut c, &n, &key)?;
+            c.fix_ownership();
+            format!("operator {n} key {}\n", key.fingerprint)
+        }
+        Cmd::Operator(OperatorCmd::Disable { name: n }) => {
+            let n = Name::parse("operator", n)?;
+            let mut c = Conn::open(&db, Mode::Admin)?;
+            registry::operator_disable(&mut c, &n)?;
+            c.fix_ownership();
+            format!("operator {n} disabled\n")
+        }
+        Cmd::Operator(OperatorCmd::Ls) => {
+            let mut c = Conn::open(&db, Mode::Admin)?;
+            let ops = registry::operators(&mut c)?;
+            if cli.json {
+                json(&ops)
+            } else {
+                let rows: Vec<Vec<String>> = ops
+                    .iter()
+                    .map(|o| {
+                        vec![
+                            o.name.clone(),
+                            if o.disabled { "disabled" } else { "enabled" }.into(),
+                            o.keys.join(","),
+                        ]
+                    })
+                    .collect();
+                table(&["OPERATOR", "STATE", "KEYS"], &rows)
+            }
+        }
+        Cmd::Grant {
+            id,
+            mac,
+            operator,
+            duration,
+            reason,
+        } => {
+            let which = match (id, mac) {
+                (Some(id), _) => Which::Id(DeviceId::parse(id)?),
+                (None, Some(m)) => Which::Mac(Mac::parse(m)?),
+                (None, None) => return Err(Error::invalid("grant: give an ID or --mac MAC")),
+            };
+            let operator = Name::parse("operator", operator)?;
+            let secs = types::parse_duration(duration)?.as_secs() as i64;
+            if let Some(r) = reason
+                && (r.chars().any(char::is_control) || r.len() > 512)
+            {
+                return Err(Error::invalid("--reason: up to 512 printable characters"));
+            }
+            let mut c = Conn::open(&db, Mode::Admin)?;
+            let (d, until) = registry::grant(&mut c, &which, &operator, secs, reason.as_deref())?;
+            c.fix_ownership();
+            format!(
+                "operator {operator} may reach {} (port {} of pool {}) until {}\n",
+                d.id,
+                d.port,
+                d.pool,
+                registry::rfc3339(until)
+            )
+        }
         Cmd::Audit {
             device,
             operator,
@@ -493,7 +562,7 @@ pub fn run(cli: &Cli) -> Result<String, Error> {
                     jail: &jail,
                     command_user: &a.command_user,
                     tunnel_user: a.tunnel_user.as_deref(),
-                    operator_user: &a.operator_user,
+                    operator_user: a.operator_user.as_deref(),
                     binary: &binary,
                     db: &db,
                 },

@@ -80,14 +80,27 @@ pub fn audit(
     reason: Option<&str>,
     detail: Option<&str>,
 ) -> Result<(), TxError> {
+    audit_op(c, action, device, None, reason, detail)
+}
+
+/// Appends one audit row naming an operator (inside the caller's transaction).
+pub fn audit_op(
+    c: &mut Conn,
+    action: &str,
+    device: Option<&str>,
+    operator: Option<&str>,
+    reason: Option<&str>,
+    detail: Option<&str>,
+) -> Result<(), TxError> {
     let (who, from) = actor();
     c.exec(
         "INSERT INTO audit (at, action, device, operator, actor, origin, reason, detail)
-         VALUES ($1, $2, $3, NULL, $4, $5, $6, $7)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         &[
             now().into(),
             action.into(),
             Value::opt_text(device),
+            Value::opt_text(operator),
             who.into(),
             from.into(),
             Value::opt_text(reason),
@@ -113,6 +126,7 @@ pub struct Jail {
     pub address: String,
     pub host_key: String,
     pub user: String,
+    pub operator_user: String,
 }
 
 impl Jail {
@@ -289,6 +303,7 @@ pub struct NewJail {
     pub host_key: PublicKey,
     pub pool: Option<Name>,
     pub user: String,
+    pub operator_user: String,
 }
 
 pub fn jail_add(c: &mut Conn, j: &NewJail) -> Result<Jail, Error> {
@@ -300,12 +315,14 @@ pub fn jail_add(c: &mut Conn, j: &NewJail) -> Result<Jail, Error> {
             address: j.address.to_string(),
             host_key: j.host_key.line(),
             user: j.user.clone(),
+            operator_user: j.operator_user.clone(),
         };
         if let Some(old) = jails(c)?.into_iter().find(|x| x.name == new.name) {
             if old.pool == new.pool
                 && old.address == new.address
                 && old.host_key == new.host_key
                 && old.user == new.user
+                && old.operator_user == new.operator_user
             {
                 return Ok(old);
             }
@@ -316,14 +333,15 @@ pub fn jail_add(c: &mut Conn, j: &NewJail) -> Result<Jail, Error> {
             .into());
         }
         c.exec(
-            "INSERT INTO jails (name, pool, address, host_key, tunnel_user, created)
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO jails (name, pool, address, host_key, tunnel_user, operator_user, created)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
             &[
                 new.name.clone().into(),
                 new.pool.clone().into(),
                 new.address.clone().into(),
                 new.host_key.clone().into(),
                 new.user.clone().into(),
+                new.operator_user.clone().into(),
                 now().into(),
             ],
         )?;
@@ -344,7 +362,7 @@ pub fn jail_add(c: &mut Conn, j: &NewJail) -> Result<Jail, Error> {
 /// Every jail, each pool's in the order they were added (the order devices try them).
 pub fn jails(c: &mut Conn) -> Result<Vec<Jail>, Error> {
     let rows = c.query(
-        "SELECT name, pool, address, host_key, tunnel_user FROM jails ORDER BY pool, created, name",
+        "SELECT name, pool, address, host_key, tunnel_user, operator_user FROM jails ORDER BY pool, created, name",
         &[],
     )?;
     Ok(rows
@@ -355,6 +373,7 @@ pub fn jails(c: &mut Conn) -> Result<Vec<Jail>, Error> {
             address: text(r, 2),
             host_key: text(r, 3),
             user: text(r, 4),
+            operator_user: text(r, 5),
         })
         .collect())
 }
@@ -778,6 +797,188 @@ pub fn devices(c: &mut Conn, pool: Option<&Name>) -> Result<Vec<Device>, Error> 
     Ok(rows.iter().map(device_from).collect())
 }
 
+// ---- operators and grants -----------------------------------------------------
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Operator {
+    pub name: String,
+    pub disabled: bool,
+    pub keys: Vec<String>,
+}
+
+/// Adds an operator (if new) and one of its keys; idempotent for the same key.
+pub fn operator_add(c: &mut Conn, name: &Name, key: &PublicKey) -> Result<(), Error> {
+    c.transaction(|c| {
+        if let Some(d) = device_row(c, "fingerprint", key.fingerprint.clone().into())? {
+            return Err(Error::invalid(format!(
+                "key {} is device {}'s: an operator needs a key of its own",
+                key.fingerprint, d.id
+            ))
+            .into());
+        }
+        let owner = c.query(
+            "SELECT operator FROM operator_keys WHERE fingerprint = $1",
+            &[key.fingerprint.clone().into()],
+        )?;
+        if let Some(o) = owner.first().and_then(|r| r[0].text().map(str::to_string)) {
+            if o == name.as_str() {
+                return Ok(());
+            }
+            return Err(Error::invalid(format!(
+                "key {} already belongs to operator {o}",
+                key.fingerprint
+            ))
+            .into());
+        }
+        let at = now();
+        let exists = !c
+            .query(
+                "SELECT name FROM operators WHERE name = $1",
+                &[name.as_str().into()],
+            )?
+            .is_empty();
+        if !exists {
+            c.exec(
+                "INSERT INTO operators (name, disabled, created) VALUES ($1, NULL, $2)",
+                &[name.as_str().into(), at.into()],
+            )?;
+        }
+        c.exec(
+            "INSERT INTO operator_keys (fingerprint, operator, key_type, key_base64, added)
+             VALUES ($1, $2, $3, $4, $5)",
+            &[
+                key.fingerprint.clone().into(),
+                name.as_str().into(),
+                key.kind.clone().into(),
+                key.base64.clone().into(),
+                at.into(),
+            ],
+        )?;
+        audit_op(
+            c,
+            "operator-add",
+            None,
+            Some(name.as_str()),
+            None,
+            Some(&format!("key {}", key.fingerprint)),
+        )?;
+        Ok(())
+    })
+}
+
+/// Disables an operator: no key of theirs logs in from now on.
+pub fn operator_disable(c: &mut Conn, name: &Name) -> Result<(), Error> {
+    c.transaction(|c| {
+        let n = c.exec(
+            "UPDATE operators SET disabled = $1 WHERE name = $2 AND disabled IS NULL",
+            &[now().into(), name.as_str().into()],
+        )?;
+        if n == 0 && operators(c)?.iter().all(|o| o.name != name.as_str()) {
+            return Err(Error::invalid(format!("unknown operator {name}")).into());
+        }
+        if n > 0 {
+            audit_op(c, "operator-disable", None, Some(name.as_str()), None, None)?;
+        }
+        Ok(())
+    })
+}
+
+pub fn operators(c: &mut Conn) -> Result<Vec<Operator>, Error> {
+    let ops = c.query("SELECT name, disabled FROM operators ORDER BY name", &[])?;
+    let keys = c.query(
+        "SELECT operator, fingerprint FROM operator_keys ORDER BY added",
+        &[],
+    )?;
+    Ok(ops
+        .iter()
+        .map(|r| Operator {
+            name: text(r, 0),
+            disabled: r[1].int().is_some(),
+            keys: keys
+                .iter()
+                .filter(|k| k[0].text() == r[0].text())
+                .map(|k| text(k, 1))
+                .collect(),
+        })
+        .collect())
+}
+
+/// Lets `operator` reach `device` until now + `for_secs`; returns the expiry.
+pub fn grant(
+    c: &mut Conn,
+    which: &Which,
+    operator: &Name,
+    for_secs: i64,
+    reason: Option<&str>,
+) -> Result<(Device, i64), Error> {
+    c.transaction(|c| {
+        let d = show(c, which)?;
+        if d.revoked {
+            return Err(Error::invalid(format!("device {} is revoked", d.id)).into());
+        }
+        let op = operators(c)?
+            .into_iter()
+            .find(|o| o.name == operator.as_str())
+            .ok_or_else(|| Error::invalid(format!("unknown operator {operator}")))?;
+        if op.disabled {
+            return Err(Error::invalid(format!("operator {operator} is disabled")).into());
+        }
+        let at = now();
+        let expires = at + for_secs;
+        c.exec(
+            "INSERT INTO grants (operator, device, granted, expires, reason) VALUES ($1, $2, $3, $4, $5)",
+            &[
+                operator.as_str().into(),
+                d.id.clone().into(),
+                at.into(),
+                expires.into(),
+                Value::opt_text(reason),
+            ],
+        )?;
+        audit_op(c, "grant", Some(&d.id), Some(operator.as_str()), reason, Some(&format!("until {}", rfc3339(expires))))?;
+        Ok((d, expires))
+    })
+}
+
+/// An operator key as `authorized-keys` needs it: (operator, disabled, key line).
+pub fn operator_for_key(
+    c: &mut Conn,
+    fingerprint: &str,
+) -> Result<Option<(String, bool, String)>, Error> {
+    let rows = c.query(
+        "SELECT o.name, o.disabled, k.key_type, k.key_base64 FROM operator_keys k
+         JOIN operators o ON o.name = k.operator WHERE k.fingerprint = $1",
+        &[fingerprint.into()],
+    )?;
+    Ok(rows.first().map(|r| {
+        (
+            text(r, 0),
+            r[1].int().is_some(),
+            format!("{} {}", text(r, 2), text(r, 3)),
+        )
+    }))
+}
+
+/// The (device, port) pairs `operator` holds a live grant for in `pool`, for
+/// unrevoked devices, at time `at`.
+pub fn granted_ports(
+    c: &mut Conn,
+    operator: &str,
+    pool: &str,
+    at: i64,
+) -> Result<Vec<(String, u16)>, Error> {
+    let rows = c.query(
+        "SELECT DISTINCT d.id, d.port FROM grants g JOIN devices d ON d.id = g.device
+         WHERE g.operator = $1 AND g.expires > $2 AND d.pool = $3 AND d.revoked IS NULL
+         ORDER BY d.port",
+        &[operator.into(), at.into(), pool.into()],
+    )?;
+    Ok(rows
+        .iter()
+        .map(|r| (text(r, 0), r[1].int().unwrap_or(0) as u16))
+        .collect())
+}
+
 // ---- the audit trail ----------------------------------------------------------
 
 /// One audit entry.
@@ -877,7 +1078,7 @@ pub struct Login {
 
 pub fn login_lookup(c: &mut Conn, jail: &str, fingerprint: &str) -> Result<Login, Error> {
     let rows = c.query(
-        "SELECT name, pool, address, host_key, tunnel_user FROM jails WHERE name = $1",
+        "SELECT name, pool, address, host_key, tunnel_user, operator_user FROM jails WHERE name = $1",
         &[jail.into()],
     )?;
     let r = rows
@@ -889,6 +1090,7 @@ pub fn login_lookup(c: &mut Conn, jail: &str, fingerprint: &str) -> Result<Login
         address: text(r, 2),
         host_key: text(r, 3),
         user: text(r, 4),
+        operator_user: text(r, 5),
     };
     let device = device_row(c, "fingerprint", fingerprint.into())?;
     Ok(Login { jail, device })

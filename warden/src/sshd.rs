@@ -44,7 +44,7 @@ pub struct SshdConfigArgs<'a> {
     pub jail: &'a Name,
     pub command_user: &'a str,
     pub tunnel_user: Option<&'a str>,
-    pub operator_user: &'a str,
+    pub operator_user: Option<&'a str>,
     pub binary: &'a Path,
     pub db: &'a DbUrl,
 }
@@ -69,10 +69,19 @@ fn check_user(what: &str, u: &str) -> Result<(), Error> {
 pub fn sshd_config(c: &mut Conn, a: &SshdConfigArgs) -> Result<String, Error> {
     let jail = registry::jail(c, a.jail)?;
     let tunnel = a.tunnel_user.unwrap_or(&jail.user);
+    let operator = a.operator_user.unwrap_or(&jail.operator_user);
+    if a.tunnel_user.is_some_and(|u| u != jail.user)
+        || a.operator_user.is_some_and(|u| u != jail.operator_user)
+    {
+        return Err(Error::invalid(format!(
+            "jail {} has tunnel account {} and operator account {}: authorized-keys answers for those (jail add --user/--operator-user)",
+            jail.name, jail.user, jail.operator_user
+        )));
+    }
     check_user("--command-user", a.command_user)?;
     check_user("--tunnel-user", tunnel)?;
-    check_user("--operator-user", a.operator_user)?;
-    if tunnel == a.operator_user {
+    check_user("--operator-user", operator)?;
+    if tunnel == operator {
         return Err(Error::invalid(format!(
             "--tunnel-user and --operator-user are both {tunnel}: devices and operators need separate accounts"
         )));
@@ -119,7 +128,7 @@ pub fn sshd_config(c: &mut Conn, a: &SshdConfigArgs) -> Result<String, Error> {
         name = jail.name,
         pool = pool.name,
         ports = pool.range,
-        op = a.operator_user,
+        op = operator,
         ms = max_startups(pool.range.size()),
         grace = LOGIN_GRACE_SECS,
     );
@@ -163,7 +172,7 @@ pub fn sshd_config(c: &mut Conn, a: &SshdConfigArgs) -> Result<String, Error> {
          \n\
          # Close the Match scope: settings after this file are global again.\n\
          Match all\n",
-        op = a.operator_user,
+        op = operator,
         ci = CLIENT_ALIVE_INTERVAL_SECS,
         cm = CLIENT_ALIVE_COUNT_MAX,
     );
@@ -195,6 +204,9 @@ pub fn authorize(
     }
     let mut c = Conn::open(db, Mode::HotPath)?;
     let login = registry::login_lookup(&mut c, jail, fingerprint)?;
+    if user == login.jail.operator_user {
+        return authorize_operator(&mut c, &login.jail, fingerprint, login.device.as_ref());
+    }
     let Jail {
         pool,
         user: tunnel_user,
@@ -238,6 +250,71 @@ pub fn authorize(
     // Run by hand as root, the write above may have made WAL files root's.
     c.fix_ownership();
     Ok(Ok(line))
+}
+
+/// The operator account's question: one line per operator key holding at
+/// least one live grant in this jail's pool, opening exactly the granted,
+/// unrevoked devices' ports. Every admitted login is audited first (fail
+/// closed: a login that cannot be audited is not admitted).
+fn authorize_operator(
+    c: &mut Conn,
+    jail: &Jail,
+    fingerprint: &str,
+    device: Option<&registry::Device>,
+) -> Result<Result<String, String>, Error> {
+    if let Some(d) = device {
+        return Ok(Err(format!(
+            "key {fingerprint} is device {}'s, not an operator's",
+            d.id
+        )));
+    }
+    let Some((op, disabled, stored)) = registry::operator_for_key(c, fingerprint)? else {
+        return Ok(Err(format!(
+            "key {fingerprint} is not an operator's (user {}, jail {})",
+            jail.operator_user, jail.name
+        )));
+    };
+    if disabled {
+        return Ok(Err(format!("operator {op} is disabled")));
+    }
+    let key = crate::types::PublicKey::parse("stored key", &stored)
+        .map_err(|e| Error::runtime(format!("operator {op}: {e}")))?;
+    if key.fingerprint != fingerprint {
+        return Ok(Err(format!(
+            "operator {op}: stored key hashes to {}, not {fingerprint}",
+            key.fingerprint
+        )));
+    }
+    let granted = registry::granted_ports(c, &op, &jail.pool, registry::now())?;
+    if granted.is_empty() {
+        return Ok(Err(format!(
+            "operator {op} holds no live grant in pool {}",
+            jail.pool
+        )));
+    }
+    let opens: Vec<String> = granted
+        .iter()
+        .flat_map(|(_, p)| {
+            [
+                format!("permitopen=\"localhost:{p}\""),
+                format!("permitopen=\"127.0.0.1:{p}\""),
+            ]
+        })
+        .collect();
+    let devices: Vec<&str> = granted.iter().map(|(d, _)| d.as_str()).collect();
+    let detail = format!(
+        "jail {} key {fingerprint} devices {}",
+        jail.name,
+        devices.join(",")
+    );
+    c.transaction(|c| {
+        registry::audit_op(c, "operator-login", None, Some(&op), None, Some(&detail))
+    })?;
+    Ok(Ok(format!(
+        "restrict,port-forwarding,{},command=\"/bin/false\" {} warden-operator:{op}",
+        opens.join(","),
+        key.line()
+    )))
 }
 
 #[cfg(test)]

@@ -497,3 +497,154 @@ fn registry_and_jail(kind: Kind, n: u16) -> (Registry, u16, Jail) {
     let jail = Jail::start(&reg, "jail-a", "p");
     (reg, lo, jail)
 }
+
+#[test]
+fn an_operator_reaches_exactly_the_devices_granted_while_granted() {
+    let (reg, lo, jail) = registry_and_jail(Kind::Sqlite, 4);
+    let target = DeviceSshd::start();
+    let mut d1 = enrol_device(&reg, "234DNJE4", target.port);
+    let mut d2 = enrol_device(&reg, "NEIGHBOUR", target.port);
+    d1.start();
+    d2.start();
+    let keys = TempDir::new("operator");
+    let (op_key, op_pub) = key(&keys);
+    reg.ok(&["operator", "add", "alice", "--key", &op_pub]);
+    // Through the jail to the device's own sshd, as `warden connect` will:
+    // ssh -o ProxyCommand='ssh -W localhost:PORT OPUSER@JAIL' ... DEVICE.
+    let via = |port: u16| {
+        format!(
+            "ProxyCommand=ssh -F /dev/null -o BatchMode=yes -o IdentitiesOnly=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -i {} -p {} -W localhost:{port} {OPERATOR_USER}@127.0.0.1",
+            op_key.display(),
+            jail.port
+        )
+    };
+    let reach = |port: u16| -> bool {
+        let out = agent::ssh_client(&target.client_key)
+            .args(["-o", "LogLevel=ERROR", "-o", &via(port)])
+            .arg(format!("{}@device", agent::device_user()))
+            .arg("echo reached")
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).contains("reached")
+    };
+    // No grant: the operator key does not log in at all.
+    let (code, _, err) = jail.ssh(
+        &op_key,
+        OPERATOR_USER,
+        &["-N", "-o", "ExitOnForwardFailure=yes"],
+    );
+    assert_eq!(code, 255, "{err}");
+    assert!(!reach(lo));
+    // A grant for 234DNJE4 (by MAC would do as well): that device, and only it.
+    reg.ok(&[
+        "grant",
+        "234DNJE4",
+        "--operator",
+        "alice",
+        "--for",
+        "2h",
+        "--reason",
+        "ticket 42",
+    ]);
+    assert!(reach(lo), "granted device not reachable");
+    assert!(!reach(d2.port), "the neighbour's port was reachable");
+    // A grant that expires: reachable, then not.
+    reg.ok(&["grant", "NEIGHBOUR", "--operator", "alice", "--for", "3s"]);
+    assert!(reach(d2.port), "freshly granted device not reachable");
+    wait_until(Duration::from_secs(20), "the 3 s grant to expire", || {
+        (!reach(d2.port)).then_some(())
+    });
+    assert!(reach(lo), "the other grant ended with it");
+    // The operator key is no device key, and a disabled operator is out.
+    let (code, _, _) = jail.ssh(&op_key, &tunnel_user(), &["--", "true"]);
+    assert_eq!(code, 255, "operator key logged in as the tunnel user");
+    reg.ok(&["operator", "disable", "alice"]);
+    assert!(!reach(lo), "a disabled operator still got through");
+    // Each step left its audit entry.
+    let audit: serde_json::Value =
+        serde_json::from_str(&reg.ok(&["audit", "--operator", "alice", "--json"])).unwrap();
+    let actions: Vec<&str> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    for want in [
+        "operator-add",
+        "grant",
+        "operator-login",
+        "operator-disable",
+    ] {
+        assert!(actions.contains(&want), "no {want} entry: {actions:?}");
+    }
+    let grant = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "grant")
+        .unwrap();
+    assert_eq!(
+        (grant["device"].as_str(), grant["reason"].as_str()),
+        (Some("234DNJE4"), Some("ticket 42"))
+    );
+}
+
+#[test]
+fn a_revoked_device_is_out_of_reach_whatever_the_grant() {
+    let (reg, lo, jail) = registry_and_jail(Kind::Postgres, 2);
+    let keys = TempDir::new("operator");
+    let (op_key, op_pub) = key(&keys);
+    let (_, dev_pub) = key(&keys);
+    reg.ok(&["enroll", "D1", "--key", &dev_pub]);
+    reg.ok(&["operator", "add", "bob", "--key", &op_pub]);
+    reg.ok(&["grant", "D1", "--operator", "bob", "--for", "1h"]);
+    let fp = |k: &str| {
+        let f = keys.path("fp.pub");
+        std::fs::write(&f, format!("{k}\n")).unwrap();
+        run_ok(Command::new("ssh-keygen").arg("-lf").arg(&f))
+            .split_whitespace()
+            .nth(1)
+            .unwrap()
+            .to_string()
+    };
+    let op_fp = fp(&op_pub);
+    let ak = || reg.warden(&["authorized-keys", "--jail", "jail-a", OPERATOR_USER, &op_fp]);
+    let (code, line, _) = ak();
+    assert_eq!(code, 0);
+    assert!(
+        line.contains(&format!("permitopen=\"localhost:{lo}\"")) && !line.contains("permitlisten"),
+        "{line}"
+    );
+    // The device key may not log in as the operator, nor the operator as the device.
+    let (_, out, err) = reg.warden(&[
+        "authorized-keys",
+        "--jail",
+        "jail-a",
+        OPERATOR_USER,
+        &fp(&dev_pub),
+    ]);
+    assert!(out.is_empty() && err.contains("not an operator"), "{err}");
+    let (_, out, _) = reg.warden(&[
+        "authorized-keys",
+        "--jail",
+        "jail-a",
+        &tunnel_user(),
+        &op_fp,
+    ]);
+    assert!(out.is_empty());
+    reg.ok(&["revoke", "D1"]);
+    let (code, line, err) = ak();
+    assert_eq!(
+        (code, line.as_str()),
+        (0, ""),
+        "revoked device still granted"
+    );
+    assert!(err.contains("no live grant"), "{err}");
+    // And through sshd: no login for the operator now.
+    let (code, _, _) = jail.ssh(
+        &op_key,
+        OPERATOR_USER,
+        &["-N", "-o", "ExitOnForwardFailure=yes"],
+    );
+    assert_eq!(code, 255);
+}

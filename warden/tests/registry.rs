@@ -14,6 +14,7 @@ both_backends!(
     revoke_and_replace_are_audited,
     a_full_range_is_a_runtime_error,
     audit_lists_every_change_filtered,
+    operators_and_grants_refuse_bad_input,
 );
 
 fn enroll_is_idempotent_and_refuses_conflicts(kind: Kind) {
@@ -557,4 +558,87 @@ fn audit_lists_every_change_filtered(kind: Kind) {
         );
     }
     assert_eq!(before, reg.dump());
+}
+
+fn operators_and_grants_refuse_bad_input(kind: Kind) {
+    let reg = Registry::new(kind);
+    let dir = TempDir::new("keys");
+    reg.pool("default", "10000-10099");
+    let (_, dev) = key(&dir);
+    let (_, op1) = key(&dir);
+    let (_, op2) = key(&dir);
+    reg.ok(&[
+        "enroll",
+        "234DNJE4",
+        "--key",
+        &dev,
+        "--mac",
+        "92:be:bf:83:6e:b3",
+    ]);
+    reg.ok(&["enroll", "GONE", "--key", &key(&dir).1]);
+    reg.ok(&["revoke", "GONE"]);
+    reg.ok(&["operator", "add", "alice", "--key", &op1]);
+    reg.ok(&["operator", "add", "alice", "--key", &op2]); // a second key
+    reg.ok(&["operator", "add", "alice", "--key", &op2]); // idempotent
+    let ops: serde_json::Value =
+        serde_json::from_str(&reg.ok(&["operator", "ls", "--json"])).unwrap();
+    assert_eq!(ops[0]["keys"].as_array().unwrap().len(), 2, "{ops}");
+    // By MAC, in any common form.
+    let out = reg.ok(&[
+        "grant",
+        "--mac",
+        "92-BE-BF-83-6E-B3",
+        "--operator",
+        "alice",
+        "--for",
+        "90s",
+    ]);
+    assert!(
+        out.contains("alice may reach 234DNJE4 (port 10000"),
+        "{out}"
+    );
+    let before = reg.dump();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["operator", "add", "bob", "--key", &dev],
+            "device 234DNJE4",
+        ),
+        (
+            vec!["operator", "add", "bob", "--key", &op1],
+            "operator alice",
+        ),
+        (
+            vec!["operator", "add", "b/ob", "--key", &op1],
+            "operator name",
+        ),
+        (vec!["operator", "disable", "nobody"], "unknown operator"),
+        (
+            vec!["grant", "234DNJE4", "--operator", "nobody"],
+            "unknown operator",
+        ),
+        (
+            vec!["grant", "NOPE", "--operator", "alice"],
+            "unknown device",
+        ),
+        (vec!["grant", "GONE", "--operator", "alice"], "revoked"),
+        (
+            vec!["grant", "234DNJE4", "--operator", "alice", "--for", "15x"],
+            "duration",
+        ),
+        (
+            vec!["grant", "234DNJE4", "--operator", "alice", "--for", "0s"],
+            "duration",
+        ),
+        (
+            vec!["grant", "--mac", "92:be:bf", "--operator", "alice"],
+            "MAC",
+        ),
+    ];
+    for (args, needle) in &cases {
+        let (code, out, err) = reg.warden(args);
+        assert_eq!((code, out.as_str()), (2, ""), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err:?} lacks {needle:?}");
+        assert_eq!(before, reg.dump(), "{args:?} changed the registry");
+    }
 }

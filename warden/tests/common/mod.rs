@@ -368,6 +368,8 @@ impl Jail {
             pool,
             "--user",
             &tunnel_user(),
+            "--operator-user",
+            OPERATOR_USER,
         ]);
         let bin = warden_bin();
         let dropin = reg.ok(&[
