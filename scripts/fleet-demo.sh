@@ -115,6 +115,15 @@ port=$("$warden" show 234DNJE4 --json | python3 -c 'import json,sys; print(json.
 ssh -F /dev/null -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR \
   -i "$demo/operator" -p "$port" root@127.0.0.1 'echo "hello from 234DNJE4 (port '"$port"') through the jail"'
 
+echo "== 6b. operator alice, with a 15-minute grant, reaches 234DNJE4 through the jail's operator account"
+ssh-keygen -q -t ed25519 -N '' -C alice -f "$demo/alice"
+"$warden" operator add alice --key "$(cat "$demo/alice.pub")"
+"$warden" grant --mac 92:be:bf:83:6e:b3 --operator alice --for 15m --reason "fleet demo"
+proxy="ssh -F /dev/null -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -i $demo/alice -p ${jail_port[jail-a]} -W localhost:$port jbop@127.0.0.1"
+ssh -F /dev/null -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR \
+  -o ProxyCommand="$proxy" -i "$demo/operator" root@234DNJE4 'echo "hello from 234DNJE4, reached by alice on her grant"'
+"$warden" audit --operator alice
+
 echo "== 7. jail-a dies: the devices come back on jail-b, same ports, no re-enrolment"
 # The listener and every session process under it (they are not in its process group).
 tree() { echo "$1"; for c in $(pgrep -P "$1" || true); do tree "$c"; done; }

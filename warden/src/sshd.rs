@@ -17,6 +17,10 @@ pub const DEFAULT_OPERATOR_USER: &str = "operator";
 /// unanswered: a dead device's listener is freed within their product.
 pub const CLIENT_ALIVE_INTERVAL_SECS: u32 = 15;
 pub const CLIENT_ALIVE_COUNT_MAX: u32 = 4;
+/// Within this many seconds, an operator login by the same key to the same
+/// devices is the same login (sshd runs the command for the offer and again
+/// for the signature).
+pub const LOGIN_AUDIT_DEDUP_SECS: i64 = 10;
 /// Seconds a connection may take to authenticate.
 pub const LOGIN_GRACE_SECS: u32 = 30;
 
@@ -307,8 +311,17 @@ fn authorize_operator(
         jail.name,
         devices.join(",")
     );
+    // sshd asks twice per login (the key offered, then its signature): one entry.
+    let at = registry::now();
     c.transaction(|c| {
-        registry::audit_op(c, "operator-login", None, Some(&op), None, Some(&detail))
+        let seen = c.query(
+            "SELECT count(*) FROM audit WHERE at >= $1 AND action = 'operator-login' AND operator = $2 AND detail = $3",
+            &[(at - LOGIN_AUDIT_DEDUP_SECS).into(), op.as_str().into(), detail.as_str().into()],
+        )?;
+        if seen.first().and_then(|r| r[0].int()).unwrap_or(0) == 0 {
+            registry::audit_op(c, "operator-login", None, Some(&op), None, Some(&detail))?;
+        }
+        Ok(())
     })?;
     Ok(Ok(format!(
         "restrict,port-forwarding,{},command=\"/bin/false\" {} warden-operator:{op}",
