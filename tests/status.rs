@@ -11,6 +11,17 @@ fn read(p: &std::path::Path) -> String {
     std::fs::read_to_string(p).unwrap_or_default()
 }
 
+/// SIGTERM: the agent exits 0 and takes its status file with it.
+fn stop_and_expect_no_status(agent: &mut Agent, status: &std::path::Path) {
+    agent.signal("TERM");
+    assert!(agent.wait_exit(Duration::from_secs(5)).success());
+    assert!(
+        !status.exists(),
+        "status file left behind: {}",
+        read(status)
+    );
+}
+
 #[test]
 fn a_failed_attempt_is_recorded_with_its_reason() {
     // The jail does not know this key: no attempt ever comes up.
@@ -24,13 +35,7 @@ fn a_failed_attempt_is_recorded_with_its_reason() {
             .then_some(())
     });
     // SIGTERM during the backoff that follows: the record goes with the agent.
-    agent.signal("TERM");
-    assert!(agent.wait_exit(Duration::from_secs(5)).success());
-    assert!(
-        !status.exists(),
-        "status file left behind: {}",
-        read(&status)
-    );
+    stop_and_expect_no_status(&mut agent, &status);
 }
 
 #[test]
@@ -45,13 +50,7 @@ fn a_dropped_tunnel_is_recorded_down_then_removed_on_shutdown() {
     wait_until(READY, "state=down after the jail died", || {
         read(&status).starts_with("state=down\n").then_some(())
     });
-    agent.signal("TERM");
-    assert!(agent.wait_exit(Duration::from_secs(5)).success());
-    assert!(
-        !status.exists(),
-        "status file left behind: {}",
-        read(&status)
-    );
+    stop_and_expect_no_status(&mut agent, &status);
 }
 
 #[test]

@@ -417,6 +417,16 @@ fn device_row(c: &mut Conn, where_: &str, v: Value) -> Result<Option<Device>, Db
 
 type DbErr = crate::db::DbError;
 
+/// The error for a pool whose every port is taken.
+fn full(pool: &Pool, prefix: &str) -> Error {
+    Error::runtime(format!(
+        "{prefix}pool {} is full: all {} ports of {} are taken",
+        pool.name,
+        pool.range.size(),
+        pool.range
+    ))
+}
+
 /// The lowest free port of `range`, not in `used`.
 fn free_port(range: PortRange, used: &BTreeSet<u16>) -> Option<u16> {
     (range.lo..=range.hi).find(|p| !used.contains(p))
@@ -597,9 +607,7 @@ pub fn enroll(c: &mut Conn, d: &NewDevice, replace: bool) -> Result<(Device, Out
                 } else {
                     let mut used = used_ports(c, &pool.name)?;
                     used.remove(&old.port);
-                    free_port(pool.range, &used).ok_or_else(|| {
-                        Error::runtime(format!("pool {} is full ({})", pool.name, pool.range))
-                    })?
+                    free_port(pool.range, &used).ok_or_else(|| full(&pool, ""))?
                 };
                 c.exec(
                     "DELETE FROM devices WHERE id = $1",
@@ -624,14 +632,7 @@ pub fn enroll(c: &mut Conn, d: &NewDevice, replace: bool) -> Result<(Device, Out
             }
             None => {
                 let used = used_ports(c, &pool.name)?;
-                let port = free_port(pool.range, &used).ok_or_else(|| {
-                    Error::runtime(format!(
-                        "pool {} is full: all {} ports of {} are taken",
-                        pool.name,
-                        pool.range.size(),
-                        pool.range
-                    ))
-                })?;
+                let port = free_port(pool.range, &used).ok_or_else(|| full(&pool, ""))?;
                 insert_device(c, d, &pool.name, port, at)?;
                 Outcome::Enrolled
             }
@@ -724,14 +725,8 @@ pub fn import(c: &mut Conn, file: &str, rows: &[ImportRow]) -> Result<(usize, us
         for (d, pool) in &plan {
             lock_pool(c, &pool.name)?;
             let set = used.entry(pool.name.clone()).or_default();
-            let port = free_port(pool.range, set).ok_or_else(|| {
-                Error::runtime(format!(
-                    "{file}: pool {} is full ({} ports of {}); nothing imported",
-                    pool.name,
-                    pool.range.size(),
-                    pool.range
-                ))
-            })?;
+            let port = free_port(pool.range, set)
+                .ok_or_else(|| full(pool, &format!("{file}: nothing imported; ")))?;
             set.insert(port);
             insert_device(c, d, &pool.name, port, at)?;
             audit(
