@@ -92,7 +92,13 @@ const MIGRATIONS: &[(i64, &str)] = &[
         expires BIGINT NOT NULL,
         reason TEXT
     );
-    CREATE INDEX grants_operator ON grants(operator, expires);",
+    CREATE INDEX grants_operator ON grants(operator, expires);
+    CREATE INDEX grants_device ON grants(device);
+    CREATE TABLE revoked_keys (
+        fingerprint TEXT PRIMARY KEY,
+        device TEXT NOT NULL,
+        at BIGINT NOT NULL
+    );",
     ),
 ];
 
@@ -104,6 +110,8 @@ pub const HOT_PATH_TIMEOUT: Duration = Duration::from_secs(3);
 /// How many times a transaction that lost a race (unique violation,
 /// serialization failure, busy) is run again before giving up.
 pub const MAX_TX_ATTEMPTS: u32 = 64;
+/// Attempts for the one write on the hot path (an operator login's audit entry).
+pub const HOT_PATH_TX_ATTEMPTS: u32 = 2;
 
 /// A column value: the registry uses only integers and text.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -279,8 +287,15 @@ impl From<DbError> for TxError {
 fn sqlite_err(e: rusqlite::Error) -> DbError {
     use rusqlite::ErrorCode::*;
     match &e {
+        // Lost races only: a unique or primary key taken meanwhile, or the
+        // database busy. Other constraint failures are bugs, not retried.
         rusqlite::Error::SqliteFailure(f, _)
-            if matches!(f.code, ConstraintViolation | DatabaseBusy | DatabaseLocked) =>
+            if matches!(f.code, DatabaseBusy | DatabaseLocked)
+                || matches!(
+                    f.extended_code,
+                    rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                        | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+                ) =>
         {
             DbError::Conflict(e.to_string())
         }
@@ -604,10 +619,20 @@ impl Conn {
     /// back otherwise; a body that lost a race is run again (bounded).
     pub fn transaction<T>(
         &mut self,
+        body: impl FnMut(&mut Conn) -> Result<T, TxError>,
+    ) -> Result<T, Error> {
+        self.transaction_within(MAX_TX_ATTEMPTS, body)
+    }
+
+    /// [`Conn::transaction`] with at most `attempts` runs (the hot path: sshd's
+    /// login is waiting).
+    pub fn transaction_within<T>(
+        &mut self,
+        attempts: u32,
         mut body: impl FnMut(&mut Conn) -> Result<T, TxError>,
     ) -> Result<T, Error> {
         let mut last = String::new();
-        for attempt in 0..MAX_TX_ATTEMPTS {
+        for attempt in 0..attempts {
             if attempt > 0 {
                 // Spread the retries of processes that collided.
                 let jitter = u64::from(std::process::id() % 7 + attempt.min(10));
@@ -651,7 +676,7 @@ impl Conn {
             }
         }
         Err(Error::runtime(format!(
-            "registry busy: gave up after {MAX_TX_ATTEMPTS} attempts ({last})"
+            "registry busy: gave up after {attempts} attempts ({last})"
         )))
     }
 

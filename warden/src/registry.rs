@@ -175,7 +175,7 @@ fn device_from(r: &Row) -> Device {
         pool: text(r, 2),
         port: r[3].int().unwrap_or(0) as u16,
         target: text(r, 4),
-        revoked: r[5].int().is_some(),
+        revoked: r[5] != Value::Null,
         revoked_at: opt_time(r, 5),
         online: opt_text(r, 6),
         last_seen: opt_time(r, 7),
@@ -241,6 +241,10 @@ pub fn pools(c: &mut Conn) -> Result<Vec<Pool>, Error> {
 
 pub fn pool_add(c: &mut Conn, name: &Name, range: PortRange) -> Result<(), Error> {
     c.transaction(|c| {
+        if c.is_postgres() {
+            // The overlap check below must see every concurrent add.
+            c.batch("LOCK TABLE pools IN SHARE ROW EXCLUSIVE MODE")?;
+        }
         for p in pools(c)? {
             if p.name == name.as_str() {
                 if p.range == range {
@@ -417,6 +421,38 @@ fn device_row(c: &mut Conn, where_: &str, v: Value) -> Result<Option<Device>, Db
 
 type DbErr = crate::db::DbError;
 
+/// Deletes a device row and every grant for it (a later device with the same
+/// id must not inherit them).
+fn drop_device(c: &mut Conn, id: &str) -> Result<(), DbErr> {
+    c.exec("DELETE FROM grants WHERE device = $1", &[id.into()])?;
+    c.exec("DELETE FROM devices WHERE id = $1", &[id.into()])?;
+    Ok(())
+}
+
+/// Why `key` may never be a device's key: revoked once, or an operator's.
+fn key_refused(c: &mut Conn, fingerprint: &str) -> Result<Option<String>, DbErr> {
+    let revoked = c.query(
+        "SELECT device FROM revoked_keys WHERE fingerprint = $1",
+        &[fingerprint.into()],
+    )?;
+    if let Some(r) = revoked.first() {
+        return Ok(Some(format!(
+            "key {fingerprint} was revoked (device {}): a revoked key is never enrolled again",
+            text(r, 0)
+        )));
+    }
+    let op = c.query(
+        "SELECT operator FROM operator_keys WHERE fingerprint = $1",
+        &[fingerprint.into()],
+    )?;
+    Ok(op.first().map(|r| {
+        format!(
+            "key {fingerprint} is operator {}'s: a device needs a key of its own",
+            text(r, 0)
+        )
+    }))
+}
+
 /// The error for a pool whose every port is taken.
 fn full(pool: &Pool, prefix: &str) -> Error {
     Error::runtime(format!(
@@ -562,6 +598,9 @@ pub fn enroll(c: &mut Conn, d: &NewDevice, replace: bool) -> Result<(Device, Out
             Some(m) => device_row(c, "mac", m.as_str().into())?,
             None => None,
         };
+        if let Some(why) = key_refused(c, &d.key.fingerprint)? {
+            return Err(Error::invalid(why).into());
+        }
         let why = conflicts(
             d,
             &pool.name,
@@ -579,10 +618,7 @@ pub fn enroll(c: &mut Conn, d: &NewDevice, replace: bool) -> Result<(Device, Out
         let at = now();
         let mut detail = Vec::new();
         if let Some(other) = by_key.as_ref().filter(|o| o.id != d.id.as_str()) {
-            c.exec(
-                "DELETE FROM devices WHERE id = $1",
-                &[other.id.clone().into()],
-            )?;
+            drop_device(c, &other.id)?;
             detail.push(format!("key moved from device {}", other.id));
             audit(
                 c,
@@ -609,10 +645,7 @@ pub fn enroll(c: &mut Conn, d: &NewDevice, replace: bool) -> Result<(Device, Out
                     used.remove(&old.port);
                     free_port(pool.range, &used).ok_or_else(|| full(&pool, ""))?
                 };
-                c.exec(
-                    "DELETE FROM devices WHERE id = $1",
-                    &[old.id.clone().into()],
-                )?;
+                drop_device(c, &old.id)?;
                 let mut merged = d.clone();
                 if merged.mac.is_none() && by_mac.is_none() {
                     merged.mac = old.mac.as_deref().and_then(|m| Mac::parse(m).ok());
@@ -703,13 +736,16 @@ pub fn import(c: &mut Conn, file: &str, rows: &[ImportRow]) -> Result<(usize, us
                 ));
                 continue;
             };
-            let why = conflicts(
+            let mut why = conflicts(
                 d,
                 &pool.name,
                 by_id.get(d.id.as_str()),
                 by_key.get(&d.key.fingerprint),
                 d.mac.as_ref().and_then(|m| by_mac.get(m.as_str())),
             );
+            if let Some(refused) = key_refused(c, &d.key.fingerprint)? {
+                why.push(refused);
+            }
             if !why.is_empty() {
                 errors.push(format!("{file}:{}: {}", r.line, why.join("; ")));
             } else if by_id.contains_key(d.id.as_str()) {
@@ -749,10 +785,18 @@ pub fn revoke(c: &mut Conn, id: &DeviceId, reason: Option<&str>) -> Result<Devic
         if d.revoked {
             return Ok(d);
         }
+        let at = now();
         c.exec(
             "UPDATE devices SET revoked = $1 WHERE id = $2",
-            &[now().into(), id.as_str().into()],
+            &[at.into(), id.as_str().into()],
         )?;
+        // The key stays refused even if the device row is later replaced.
+        c.exec(
+            "INSERT INTO revoked_keys (fingerprint, device, at)
+             SELECT $1, $2, $3 WHERE NOT EXISTS (SELECT 1 FROM revoked_keys WHERE fingerprint = $1)",
+            &[d.fingerprint.clone().into(), id.as_str().into(), at.into()],
+        )?;
+        c.exec("DELETE FROM grants WHERE device = $1", &[id.as_str().into()])?;
         audit(
             c,
             "revoke",
@@ -808,6 +852,18 @@ pub fn operator_add(c: &mut Conn, name: &Name, key: &PublicKey) -> Result<(), Er
             return Err(Error::invalid(format!(
                 "key {} is device {}'s: an operator needs a key of its own",
                 key.fingerprint, d.id
+            ))
+            .into());
+        }
+        let revoked = c.query(
+            "SELECT device FROM revoked_keys WHERE fingerprint = $1",
+            &[key.fingerprint.clone().into()],
+        )?;
+        if let Some(r) = revoked.first() {
+            return Err(Error::invalid(format!(
+                "key {} was revoked (device {}): it is never trusted again",
+                key.fingerprint,
+                text(r, 0)
             ))
             .into());
         }
@@ -888,7 +944,7 @@ pub fn operators(c: &mut Conn) -> Result<Vec<Operator>, Error> {
         .iter()
         .map(|r| Operator {
             name: text(r, 0),
-            disabled: r[1].int().is_some(),
+            disabled: r[1] != Value::Null,
             keys: keys
                 .iter()
                 .filter(|k| k[0].text() == r[0].text())
@@ -948,7 +1004,7 @@ pub fn operator_for_key(
     Ok(rows.first().map(|r| {
         (
             text(r, 0),
-            r[1].int().is_some(),
+            r[1] != Value::Null,
             format!("{} {}", text(r, 2), text(r, 3)),
         )
     }))
@@ -1132,7 +1188,7 @@ pub fn record_presence(c: &mut Conn, jail: &Jail, held: &BTreeSet<u16>) -> Resul
             let id = text(r, 0);
             let port = r[1].int().unwrap_or(0) as u16;
             known.insert(port);
-            let revoked = r[2].int().is_some();
+            let revoked = r[2] != Value::Null;
             let here = r[3].text() == Some(jail.name.as_str());
             let last_seen = r[4].int().unwrap_or(0);
             let present = held.contains(&port);

@@ -249,7 +249,10 @@ pub fn authorize(
     if d.port == 0 {
         return Ok(Err(format!("device {} has no port", d.id)));
     }
-    let line = device_key_line(d.port, &key.line(), &d.id);
+    // The comment comes from the database too: re-checked, never trusted.
+    let id = crate::types::DeviceId::parse(&d.id)
+        .map_err(|e| Error::runtime(format!("stored device id: {e}")))?;
+    let line = device_key_line(d.port, &key.line(), id.as_str());
     registry::touch_last_seen(&mut c, &d.id, registry::now());
     // Run by hand as root, the write above may have made WAL files root's.
     c.fix_ownership();
@@ -281,6 +284,9 @@ fn authorize_operator(
     if disabled {
         return Ok(Err(format!("operator {op} is disabled")));
     }
+    let op = crate::types::Name::parse("stored operator", &op)
+        .map_err(|e| Error::runtime(e.to_string()))?
+        .to_string();
     let key = crate::types::PublicKey::parse("stored key", &stored)
         .map_err(|e| Error::runtime(format!("operator {op}: {e}")))?;
     if key.fingerprint != fingerprint {
@@ -313,7 +319,7 @@ fn authorize_operator(
     );
     // sshd asks twice per login (the key offered, then its signature): one entry.
     let at = registry::now();
-    c.transaction(|c| {
+    c.transaction_within(crate::db::HOT_PATH_TX_ATTEMPTS, |c| {
         let seen = c.query(
             "SELECT count(*) FROM audit WHERE at >= $1 AND action = 'operator-login' AND operator = $2 AND detail = $3",
             &[(at - LOGIN_AUDIT_DEDUP_SECS).into(), op.as_str().into(), detail.as_str().into()],

@@ -90,7 +90,7 @@ fn is_descendant(mut pid: u32, ancestor: u32) -> bool {
             return true;
         }
         match parent_of(pid) {
-            Some(p) if p > 1 => pid = p,
+            Some(p) if p >= 1 => pid = p,
             _ => return false,
         }
     }
@@ -147,7 +147,7 @@ pub fn held_ports(
     uid: u32,
     sshd_pid: Option<u32>,
     proc_net: &[PathBuf],
-) -> BTreeMap<u16, u32> {
+) -> BTreeMap<u16, (u32, u64)> {
     let mut listeners = Vec::new();
     for p in proc_net {
         listeners.extend(parse_proc_net(&read_capped(p)));
@@ -165,9 +165,22 @@ pub fn held_ports(
         {
             continue; // another jail's sshd on this host
         }
-        out.insert(l.port, pid);
+        out.insert(l.port, (pid, l.inode));
     }
     out
+}
+
+/// Whether `pid` still holds socket `inode` (a pid can be reused between a
+/// look and a kill).
+fn holds(pid: u32, inode: u64) -> bool {
+    let want = format!("socket:[{inode}]");
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|fds| {
+            fds.flatten().any(|fd| {
+                std::fs::read_link(fd.path()).is_ok_and(|t| t.as_os_str() == want.as_str())
+            })
+        })
+        .unwrap_or(false)
 }
 
 pub struct WatchArgs<'a> {
@@ -260,10 +273,13 @@ pub fn watch(a: &WatchArgs) -> Result<(), Error> {
 
 /// Ends the sshd session holding a revoked device's port (SIGTERM to the
 /// session's process, which sshd's monitor follows), and audits it.
-fn end_session(c: &mut Conn, id: &str, port: u16, pid: Option<u32>) -> Result<(), Error> {
-    let Some(pid) = pid else {
+fn end_session(c: &mut Conn, id: &str, port: u16, holder: Option<(u32, u64)>) -> Result<(), Error> {
+    let Some((pid, inode)) = holder else {
         return Ok(());
     };
+    if !holds(pid, inode) {
+        return Ok(()); // gone meanwhile (or the pid is someone else's now)
+    }
     let name = comm(pid);
     // OpenSSH 9.8 and later run each session as `sshd-session`.
     if name != "sshd" && name != "sshd-session" {

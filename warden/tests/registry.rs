@@ -603,6 +603,11 @@ fn operators_and_grants_refuse_bad_input(kind: Kind) {
             vec!["operator", "add", "bob", "--key", &dev],
             "device 234DNJE4",
         ),
+        (vec!["enroll", "X", "--key", &op1], "operator alice"),
+        (
+            vec!["enroll", "X", "--key", &op1, "--replace"],
+            "operator alice",
+        ),
         (
             vec!["operator", "add", "bob", "--key", &op1],
             "operator alice",
