@@ -51,6 +51,13 @@ pub fn rfc3339(secs: i64) -> String {
 
 /// Who is making a change, and from where (for the audit trail).
 pub fn actor() -> (String, String) {
+    // Looked up once per process: an import writes 10,000 audit rows, and the
+    // passwd lookup may run `getent`.
+    static ACTOR: std::sync::OnceLock<(String, String)> = std::sync::OnceLock::new();
+    ACTOR.get_or_init(look_up_actor).clone()
+}
+
+fn look_up_actor() -> (String, String) {
     let who = std::env::var("SUDO_USER")
         .ok()
         .filter(|s| !s.is_empty())
