@@ -413,6 +413,11 @@ pub fn base64_decode(s: &str) -> Option<Vec<u8>> {
         for &c in &chunk[..4 - pad] {
             n = n << 6 | val(c)?;
         }
+        // Canonical only (as OpenSSH and base64ct): the bits padding leaves
+        // over must be zero, so one key has one spelling.
+        if n & ((1 << (2 * pad)) - 1) != 0 {
+            return None;
+        }
         n <<= 6 * pad as u32;
         out.extend_from_slice(&n.to_be_bytes()[1..4 - pad]);
     }
@@ -500,6 +505,16 @@ mod tests {
             .is_none()
         );
         assert_eq!(base64_decode("AA=A"), None);
+        // Non-canonical: the bits left over by the padding are not zero.
+        assert_eq!(base64_decode("AE=="), None);
+        assert_eq!(base64_decode("AA=="), Some(vec![0]));
+        assert_eq!(base64_decode("AAB="), None);
+        assert_eq!(base64_decode("AAE="), Some(vec![0, 1]));
+        assert_eq!(base64_decode("AAA="), Some(vec![0, 0]));
+        assert_eq!(
+            parse_key_line("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAInkVzrm0SdG6UOoqKLsabgH="),
+            None
+        );
     }
 
     #[test]
