@@ -276,7 +276,7 @@ pub fn check_protected(file: &std::fs::File) -> Result<(), StateError> {
 }
 
 /// The effective uid, from /proc (no unsafe call); `None` without /proc.
-fn effective_uid() -> Option<u32> {
+pub fn effective_uid() -> Option<u32> {
     let s = std::fs::read_to_string("/proc/self/status").ok()?;
     s.lines()
         .find_map(|l| l.strip_prefix("Uid:"))?

@@ -400,7 +400,7 @@ fn pg_password(cfg: &postgres::Config) -> Option<String> {
     // the account's home directory from passwd.
     let home = std::env::var_os("HOME")
         .map(PathBuf::from)
-        .or_else(|| account(&unsafe_free_euid().to_string()).map(|a| PathBuf::from(a.home)));
+        .or_else(|| account(&euid().to_string()).map(|a| PathBuf::from(a.home)));
     let file = std::env::var_os("PGPASSFILE")
         .map(PathBuf::from)
         .or_else(|| home.map(|h| h.join(".pgpass")))?;
@@ -736,7 +736,7 @@ impl Conn {
         let Conn::Sqlite { path, .. } = self else {
             return;
         };
-        if unsafe_free_euid() != 0 {
+        if euid() != 0 {
             return;
         }
         use std::os::unix::fs::MetadataExt;
@@ -787,16 +787,9 @@ pub fn account(name_or_uid: &str) -> Option<Account> {
     })
 }
 
-/// The effective uid, read from /proc (no unsafe call needed).
-pub fn unsafe_free_euid() -> u32 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(2).and_then(|u| u.parse().ok()))
-        })
-        .unwrap_or(u32::MAX)
+/// The effective uid (the agent's reading of /proc; `u32::MAX` without /proc).
+pub fn euid() -> u32 {
+    jailbird::identity::effective_uid().unwrap_or(u32::MAX)
 }
 
 #[cfg(test)]

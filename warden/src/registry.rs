@@ -63,7 +63,7 @@ fn look_up_actor() -> (String, String) {
         .filter(|s| !s.is_empty())
         .or_else(|| std::env::var("USER").ok().filter(|s| !s.is_empty()))
         .unwrap_or_else(|| {
-            let uid = crate::db::unsafe_free_euid();
+            let uid = crate::db::euid();
             crate::db::account(&uid.to_string()).map_or_else(|| format!("uid:{uid}"), |a| a.name)
         });
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
