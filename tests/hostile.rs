@@ -130,6 +130,19 @@ fn host_key_arg(key: &PrivateKey) -> String {
         .join(" ")
 }
 
+/// The fake jail's server configuration with `host_key`.
+fn jail_config(host_key: PrivateKey) -> Arc<server::Config> {
+    Arc::new(server::Config {
+        keys: vec![host_key],
+        // Rejections answer at once (russh's default pads them to 1 s).
+        auth_rejection_time: Duration::from_millis(5),
+        auth_rejection_time_initial: Some(Duration::ZERO),
+        inactivity_timeout: None,
+        nodelay: true,
+        ..Default::default()
+    })
+}
+
 /// A russh server on 127.0.0.1, port picked by the kernel, serving each
 /// connection with [`JailHandler`] on a current-thread runtime in its own
 /// thread (which lives until the test process ends).
@@ -148,15 +161,7 @@ impl FakeJail {
             agent_key,
             log: Mutex::new(Log::default()),
         });
-        let config = Arc::new(server::Config {
-            keys: vec![host_key],
-            // Rejections answer at once (russh's default pads them to 1 s).
-            auth_rejection_time: Duration::from_millis(5),
-            auth_rejection_time_initial: Some(Duration::ZERO),
-            inactivity_timeout: None,
-            nodelay: true,
-            ..Default::default()
-        });
+        let config = jail_config(host_key);
         let s = shared.clone();
         thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
@@ -861,4 +866,206 @@ fn jails_breaking_before_the_tunnel_is_up_are_retried_with_backoff() {
         assert_eq!(b.agent.count("tunnel up"), 0);
         assert_no_panic(&b.agent);
     }
+}
+
+// ---------------------------------------------------------------------------
+// 5. The jail breaks flow control, or changes its host key at a re-exchange
+// ---------------------------------------------------------------------------
+
+/// A process's peak resident memory in KiB (VmHWM).
+fn vm_hwm_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// A device-side target that accepts connections and never reads them (a
+/// wedged service): whatever the jail sends must wait in the agent, so only
+/// the window it granted bounds the agent's memory.
+fn stalled_target() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in l.incoming().flatten() {
+            held.push(s);
+        }
+    });
+    port
+}
+
+/// Channels the flood is spread over, and what the jail pushes into each,
+/// ignoring the window: far beyond WINDOW_BYTES plus what the loopback
+/// socket buffers of a stalled target absorb.
+const WINDOW_FLOOD_CHANNELS: usize = 4;
+const WINDOW_FLOOD_BYTES: usize = 48 * 1024 * 1024;
+/// The agent's peak VmRSS may exceed its idle VmRSS by this much while the
+/// flood lasts: one window and one packet per channel, plus the allocator's
+/// slack. An agent that accepts data beyond the window queues up to
+/// CHANNEL_QUEUE_MSGS packets per channel (8 MiB at MAX_PACKET_BYTES) before
+/// its session loop parks, and fails this.
+const WINDOW_FLOOD_RSS_BOUND_KIB: u64 = 4 * 1024;
+
+#[test]
+fn a_jail_that_ignores_the_window_is_disconnected_and_memory_stays_bounded() {
+    use jailbird::limits::MAX_PACKET_BYTES;
+    use russh::server::Hostile;
+    let dev = Device::new();
+    let key = host_key();
+    let hk = host_key_arg(&key);
+    let jail = FakeJail::start(Mode::Grant, key, dev.key.clone());
+    let agent = dev.run(jail.port, &hk, stalled_target());
+    agent.wait_log("tunnel up", READY);
+    let handle = jail.granted();
+    let pid = agent.child.id();
+    let rss_idle = vm_rss_kib(pid);
+
+    let rt = runtime();
+    let listen = u32::from(dev.listen);
+    let flood = bytes::Bytes::from(pattern(WINDOW_FLOOD_BYTES, 7));
+    // Bounded: against an agent that lets its session loop park, the jail's
+    // session wedges too and these calls would never return.
+    let held = rt.block_on(async {
+        let mut held = Vec::new();
+        for i in 0..WINDOW_FLOOD_CHANNELS {
+            let open = tokio::time::timeout(
+                READY,
+                handle.channel_open_forwarded_tcpip(
+                    "localhost",
+                    listen,
+                    "198.51.100.9",
+                    1 + i as u32,
+                ),
+            )
+            .await
+            .unwrap_or(Err(russh::Error::ConnectionTimeout));
+            // The first channel always opens; a later open finds the session
+            // gone once an earlier flood was caught.
+            let ch = match open {
+                Ok(ch) => ch,
+                Err(e) if i > 0 => {
+                    eprintln!("channel {i}: {e:?}");
+                    break;
+                }
+                Err(e) => panic!("the agent refused a channel for its forward: {e:?}"),
+            };
+            // Packets no larger than the agent advertised: only the window is broken.
+            let act = Hostile::Data {
+                channel: ch.id(),
+                data: flood.clone(),
+                packet: MAX_PACKET_BYTES as usize,
+            };
+            // The session may already be gone once an earlier flood was refused.
+            let _ = tokio::time::timeout(READY, handle.hostile(act)).await;
+            held.push(ch);
+        }
+        held
+    });
+    // An agent without the check keeps the session (and never logs this).
+    let deadline = Instant::now() + READY;
+    while agent.count("peer ignored the channel window") == 0 && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(50));
+    }
+    let peak = vm_hwm_kib(pid);
+    eprintln!(
+        "figures: {WINDOW_FLOOD_CHANNELS} channels x {} MiB past the window into a stalled target: agent VmRSS idle {rss_idle} KiB, peak {peak} KiB (bound idle + {WINDOW_FLOOD_RSS_BOUND_KIB} KiB)",
+        WINDOW_FLOOD_BYTES >> 20
+    );
+    assert!(
+        peak < rss_idle + WINDOW_FLOOD_RSS_BOUND_KIB,
+        "agent peak VmRSS {peak} KiB while flooded (idle {rss_idle} KiB)"
+    );
+    agent.wait_log("peer ignored the channel window", Duration::ZERO);
+    drop(held);
+    // Dropped as a lost link, then back: a jail's misbehaviour is not fatal.
+    agent.wait_log_n("tunnel up", 2, READY);
+    assert_no_panic(&agent);
+}
+
+#[test]
+fn a_channel_packet_above_the_advertised_maximum_ends_the_session() {
+    use jailbird::limits::MAX_PACKET_BYTES;
+    use russh::server::Hostile;
+    let dev = Device::new();
+    let key = host_key();
+    let hk = host_key_arg(&key);
+    let jail = FakeJail::start(Mode::Grant, key, dev.key.clone());
+    let target = Target::start(true);
+    let agent = dev.run(jail.port, &hk, target.port);
+    agent.wait_log("tunnel up", READY);
+    let handle = jail.granted();
+    let rt = runtime();
+    let listen = u32::from(dev.listen);
+    // Within the window (the first packet of a fresh channel), twice the size
+    // the agent advertised: russh accepts transport packets up to 256 KiB, so
+    // only the channel-level check stops it.
+    let big = 2 * MAX_PACKET_BYTES as usize;
+    rt.block_on(async {
+        let ch = handle
+            .channel_open_forwarded_tcpip("localhost", listen, "198.51.100.9", 1)
+            .await
+            .expect("the agent accepts a channel for its forward");
+        let act = Hostile::Data {
+            channel: ch.id(),
+            data: bytes::Bytes::from(pattern(big, 8)),
+            packet: big,
+        };
+        handle
+            .hostile(act)
+            .await
+            .expect("the jail session is alive");
+    });
+    let line = agent.wait_log("above the advertised maximum", READY);
+    assert!(
+        line.contains(&format!("{big} bytes")) && line.contains(&MAX_PACKET_BYTES.to_string()),
+        "{line}"
+    );
+    agent.wait_log_n("tunnel up", 2, READY);
+    assert_no_panic(&agent);
+}
+
+#[test]
+fn a_host_key_that_changes_at_a_re_exchange_ends_the_session() {
+    use russh::server::Hostile;
+    let dev = Device::new();
+    let key = host_key();
+    let hk = host_key_arg(&key);
+    let jail = FakeJail::start(Mode::Grant, key.clone(), dev.key.clone());
+    let target = Target::start(true);
+    let agent = dev.run(jail.port, &hk, target.port);
+    agent.wait_log("tunnel up", READY);
+    let handle = jail.granted();
+    let rt = runtime();
+    let listen = u32::from(dev.listen);
+    let echo = |seed: u64| {
+        let data = pattern(64 * 1024, seed);
+        let back = rt.block_on(async {
+            let ch = handle
+                .channel_open_forwarded_tcpip("localhost", listen, "198.51.100.9", 1)
+                .await
+                .map_err(|e| format!("channel open: {e:?}"))?;
+            roundtrip(ch, &data).await
+        });
+        back.map(|b| sha256(&b) == sha256(&data))
+    };
+
+    // A re-exchange with the same key is routine: the session carries on (the
+    // jail holds the channel open until its kex is done, so the echo proves it).
+    rt.block_on(handle.hostile(Hostile::Rekey(jail_config(key))))
+        .expect("the jail session is alive");
+    assert_eq!(
+        echo(1),
+        Ok(true),
+        "echo after a re-exchange with the same key"
+    );
+    assert_eq!(agent.count("tunnel up"), 1, "{:#?}", agent.lines());
+
+    // Another key at the next one: an agent that checks the host key only at
+    // the first exchange keeps talking to whoever holds the new key.
+    rt.block_on(handle.hostile(Hostile::Rekey(jail_config(host_key()))))
+        .expect("the jail session is alive");
+    agent.wait_log("server host key changed during re-exchange", READY);
+    // The jail's listener still serves the pinned key: the agent comes back.
+    agent.wait_log_n("tunnel up", 2, READY);
+    assert_no_panic(&agent);
 }

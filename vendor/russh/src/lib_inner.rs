@@ -135,6 +135,21 @@ pub enum Error {
     #[error("Unknown server key")]
     UnknownKey,
 
+    /// jailbird patch: the server's host key at a re-exchange differs from the
+    /// one accepted at the first key exchange (OpenSSH's kex.c refuses it too).
+    #[error("server host key changed during re-exchange")]
+    HostKeyChangedOnRekey,
+
+    /// jailbird patch: the peer sent more channel data than the window we
+    /// granted (OpenSSH: "peer ignored channel window").
+    #[error("peer ignored the channel window: {len} bytes with {window} bytes of window left")]
+    WindowExceeded { len: usize, window: u32 },
+
+    /// jailbird patch: a channel data packet larger than the maximum packet
+    /// size we advertised for the channel.
+    #[error("peer sent a channel packet of {len} bytes, above the advertised maximum of {max}")]
+    ChannelPacketTooBig { len: usize, max: u32 },
+
     /// The server provided a wrong signature.
     #[error("Wrong server signature")]
     WrongServerSig,

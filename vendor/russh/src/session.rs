@@ -303,6 +303,31 @@ impl Encrypted {
     }
 
     /// jailbird patch: account for received data without granting it again.
+    /// jailbird patch: what OpenSSH's channel_input_data checks before it
+    /// takes channel data: the packet is within the maximum packet size we
+    /// advertised and within the window we granted. A peer that breaks either
+    /// is disconnected (OpenSSH drops big packets and allows 10% over the
+    /// window; a conforming jail does neither, and every byte accepted here is
+    /// memory the agent must hold until the target reads it).
+    pub(crate) fn check_inbound(&self, channel: ChannelId, len: usize) -> Result<(), crate::Error> {
+        let Some(channel) = self.channels.get(&channel) else {
+            return Ok(());
+        };
+        if len > channel.sender_maximum_packet_size as usize {
+            return Err(crate::Error::ChannelPacketTooBig {
+                len,
+                max: channel.sender_maximum_packet_size,
+            });
+        }
+        if len > channel.sender_window_size as usize {
+            return Err(crate::Error::WindowExceeded {
+                len,
+                window: channel.sender_window_size,
+            });
+        }
+        Ok(())
+    }
+
     pub(crate) fn debit_window(&mut self, channel: ChannelId, data: &[u8]) {
         if let Some(channel) = self.channels.get_mut(&channel) {
             channel.sender_window_size = channel.sender_window_size.saturating_sub(data.len() as u32);

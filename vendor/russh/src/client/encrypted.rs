@@ -602,6 +602,7 @@ impl Session {
                     .is_some_and(|c| c.consumed.is_some());
                 #[allow(clippy::collapsible_if)]
                 if let Some(ref mut enc) = self.common.encrypted {
+                    enc.check_inbound(channel_num, data.len())?;
                     if credited {
                         // jailbird patch: the window is granted again as the
                         // application consumes (Session::replenish_windows).
@@ -637,6 +638,7 @@ impl Session {
                     .is_some_and(|c| c.consumed.is_some());
                 #[allow(clippy::collapsible_if)]
                 if let Some(ref mut enc) = self.common.encrypted {
+                    enc.check_inbound(channel_num, data.len())?;
                     if credited {
                         // jailbird patch: the window is granted again as the
                         // application consumes (Session::replenish_windows).

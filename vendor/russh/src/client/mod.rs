@@ -105,6 +105,29 @@ pub struct Session {
     server_sig_algs: Option<Vec<Algorithm>>,
     /// Number of EXT_INFO messages received (RFC 8308 allows at most two).
     ext_info_count: u8,
+    /// jailbird patch: the host key (or certificate) accepted at the first
+    /// key exchange; every re-exchange must present the same one.
+    first_host_key: Option<HostKeySeen>,
+}
+
+/// jailbird patch: what a key exchange authenticated the server with.
+#[derive(Debug, PartialEq, Eq)]
+enum HostKeySeen {
+    Key(ssh_key::public::KeyData),
+    Certificate(Box<ssh_key::Certificate>),
+}
+
+impl HostKeySeen {
+    fn of(
+        key: &Option<ssh_key::PublicKey>,
+        certificate: &Option<ssh_key::Certificate>,
+    ) -> Option<HostKeySeen> {
+        match (certificate, key) {
+            (Some(c), _) => Some(HostKeySeen::Certificate(Box::new(c.clone()))),
+            (None, Some(k)) => Some(HostKeySeen::Key(k.key_data().clone())),
+            (None, None) => None,
+        }
+    }
 }
 
 impl Drop for Session {
@@ -1401,6 +1424,7 @@ impl Session {
             open_global_requests: VecDeque::new(),
             server_sig_algs: None,
             ext_info_count: 0,
+            first_host_key: None,
         }
     }
 
@@ -2123,7 +2147,13 @@ async fn reply<H: Handler>(
                         session.common.strict_kex || newkeys.names.strict_kex();
 
                     if session.common.encrypted.is_some() {
-                        // This is a rekey
+                        // This is a rekey. jailbird patch: as OpenSSH's kex.c,
+                        // the host key must be the one the first exchange
+                        // accepted ("server host key changed during re-exchange").
+                        let seen = HostKeySeen::of(&server_host_key, &server_host_certificate);
+                        if seen != session.first_host_key {
+                            return Err(crate::Error::HostKeyChangedOnRekey.into());
+                        }
                         handler
                             .kex_done(newkeys.kex.shared_secret_bytes(), &newkeys.names, session)
                             .await?;
@@ -2147,6 +2177,8 @@ async fn reply<H: Handler>(
                         session.pending_len = 0;
                     } else {
                         // This is the initial kex
+                        session.first_host_key =
+                            HostKeySeen::of(&server_host_key, &server_host_certificate);
                         // A certificate replaces the key check rather than
                         // adding to it. The key inside a certificate is not
                         // something the client was ever told to trust — asking

@@ -88,6 +88,39 @@ pub enum Msg {
         pending: PendingChannelOpen,
         result: Result<(), ChannelOpenFailure>,
     },
+    /// jailbird patch, feature `hostile-peer` (tests of a client only).
+    #[cfg(feature = "hostile-peer")]
+    #[doc(hidden)]
+    Hostile(Hostile),
+}
+
+/// jailbird patch, feature `hostile-peer`: a server that breaks the protocol
+/// on purpose, for testing how a client copes. Never enable it in a server.
+#[cfg(feature = "hostile-peer")]
+#[doc(hidden)]
+pub enum Hostile {
+    /// `data` as `CHANNEL_DATA` packets of `packet` bytes, ignoring the
+    /// client's window and maximum packet size.
+    Data {
+        channel: ChannelId,
+        data: bytes::Bytes,
+        packet: usize,
+    },
+    /// Replace the session's configuration (e.g. another host key) and start a
+    /// key re-exchange with it.
+    Rekey(Arc<Config>),
+}
+
+#[cfg(feature = "hostile-peer")]
+impl std::fmt::Debug for Hostile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Hostile::Data { channel, data, packet } => {
+                write!(f, "Hostile::Data({channel:?}, {} bytes, {packet})", data.len())
+            }
+            Hostile::Rekey(_) => f.write_str("Hostile::Rekey"),
+        }
+    }
 }
 
 impl From<(ChannelId, ChannelMsg)> for Msg {
@@ -116,6 +149,13 @@ pub struct Handle {
 }
 
 impl Handle {
+    /// jailbird patch, feature `hostile-peer`: make the session misbehave.
+    #[cfg(feature = "hostile-peer")]
+    #[doc(hidden)]
+    pub async fn hostile(&self, act: Hostile) -> Result<(), ()> {
+        self.sender.send(Msg::Hostile(act)).await.map_err(|_| ())
+    }
+
     /// Send data to the session referenced by this handler.
     pub async fn data(
         &self,
@@ -495,8 +535,36 @@ impl Session {
     /// Dispatch a single message received on the session's internal channel
     /// (sent via [`Handle`]). Shared by the `select!` receiver arm and the
     /// pre-`select!` backlog drain so the two can't drift apart.
+    #[cfg(feature = "hostile-peer")]
+    fn hostile(&mut self, act: Hostile) -> Result<(), Error> {
+        match act {
+            Hostile::Data { channel, data, packet } => {
+                let Some(enc) = self.common.encrypted.as_mut() else {
+                    return Ok(());
+                };
+                let Some(recipient) = enc.channels.get(&channel).map(|c| c.recipient_channel) else {
+                    return Ok(());
+                };
+                for chunk in data.chunks(packet.max(1)) {
+                    push_packet!(enc.write, {
+                        enc.write.push(msg::CHANNEL_DATA);
+                        recipient.encode(&mut enc.write)?;
+                        chunk.encode(&mut enc.write)?;
+                    });
+                }
+            }
+            Hostile::Rekey(config) => {
+                self.common.config = config;
+                self.begin_rekey()?;
+            }
+        }
+        Ok(())
+    }
+
     fn dispatch_msg(&mut self, msg: Msg) -> Result<(), Error> {
         match msg {
+            #[cfg(feature = "hostile-peer")]
+            Msg::Hostile(act) => self.hostile(act)?,
             Msg::Channel(id, ChannelMsg::Data { data }) => {
                 self.data(id, data)?;
             }
