@@ -1,21 +1,28 @@
 //! The typed, validated configuration. Flags win over `JAILBIRD_*` variables,
 //! which win over the autossh container's `SSH_*` names, which win over the
-//! compiled-in defaults. Everything is parsed here, once; nothing downstream
-//! re-parses a string.
+//! compiled-in defaults: that order is [`Lookup`], and each option is then
+//! resolved by a small `resolve_*` step. Everything is parsed here, once;
+//! nothing downstream re-parses a string.
+//!
+//! Submodules hold the parts with a concern of their own: `authorize` (the
+//! `--listen`/`--open` permit), `autossh` (the container's composite
+//! `SSH_OPTIONS` and tunnel variables) and `trust` (host-key sources).
+
+mod authorize;
+mod autossh;
+mod trust;
 
 use crate::cli::{Args, Verb, env};
 use crate::hostkey::TrustSources;
 use crate::limits::MAX_JAILS;
 use crate::options::{Options, parse_ciphers};
-use crate::spec::{
-    self, MAX_ALIVE_COUNT, bad, bracket, parse_port, parse_secs, parse_strict, parse_yes_no,
-    split_host_port, unbracket, valid_host,
-};
+use crate::spec::{self, MAX_ALIVE_COUNT, bad, parse_port, parse_secs, parse_yes_no};
 pub use crate::spec::{
     ConfigError, Jail, LocalForward, RemoteForward, expand_socket_path, parse_destination,
 };
 use std::path::PathBuf;
 use std::time::Duration;
+pub use trust::parse_host_key;
 
 /// Compiled-in defaults (`JAILBIRD_DEFAULT_*`, checked by build.rs).
 pub use crate::defaults;
@@ -101,26 +108,33 @@ pub enum Command {
 }
 
 /// Builds the command from parsed flags and an environment lookup.
-pub fn build(args: Args, getenv: &dyn Fn(&str) -> Option<String>) -> Result<Command, ConfigError> {
+pub fn build(
+    mut args: Args,
+    getenv: &dyn Fn(&str) -> Option<String>,
+) -> Result<Command, ConfigError> {
     let var = |name: &str| getenv(name).filter(|v| !v.is_empty());
-    let state_path = PathBuf::from(
-        args.state
-            .clone()
-            .or_else(|| var(env::STATE))
-            .unwrap_or_else(|| defaults::STATE_PATH.into()),
-    );
-    let key = match args
-        .identity_file
-        .clone()
-        .or_else(|| var(env::IDENTITY_FILE))
-        .or_else(|| var(env::SSH_KEY_FILE))
-    {
-        Some(p) => KeySource::OpenSsh(p.into()),
-        None => KeySource::State,
+    let l = Lookup {
+        var: &var,
+        // Read for `run` only: key and authorize take none of its options.
+        ssh_options: Options::default(),
     };
+    let state_path = resolve_state_path(&l, args.state.take());
+    let key = resolve_key(&l, args.identity_file.take());
     let verb = args
         .verb
         .ok_or_else(|| bad("no command given (expected key, authorize or run; see --help)"))?;
+    check_flags_fit(verb, &args)?;
+    match verb {
+        Verb::Help => Ok(Command::Help),
+        Verb::Version => Ok(Command::Version),
+        Verb::Key => Ok(Command::Key { state_path, key }),
+        Verb::Authorize => authorize::build(args, state_path, key),
+        Verb::Run => build_run(args, &var, state_path, key).map(|c| Command::Run(Box::new(c))),
+    }
+}
+
+/// Refuses a flag given to a verb that does not take it (`key -R ...`, say).
+fn check_flags_fit(verb: Verb, args: &Args) -> Result<(), ConfigError> {
     if verb != Verb::Run {
         for (given, flag) in [
             (args.remote.is_some(), "-R"),
@@ -143,72 +157,7 @@ pub fn build(args: Args, getenv: &dyn Fn(&str) -> Option<String>) -> Result<Comm
             "--listen, --open and --comment are only for `jailbird authorize`",
         ));
     }
-    for (flag, v) in [
-        ("--comment", &args.comment),
-        ("--listen", &args.listen),
-        ("--open", &args.open),
-    ] {
-        if let Some(v) = v.as_deref()
-            && v.chars().any(char::is_control)
-        {
-            return Err(bad(format!("{flag} {v:?}: holds a control character")));
-        }
-    }
-    match verb {
-        Verb::Help => Ok(Command::Help),
-        Verb::Version => Ok(Command::Version),
-        Verb::Key => Ok(Command::Key { state_path, key }),
-        Verb::Authorize => {
-            let listen = match (args.listen, args.open) {
-                (Some(_), Some(_)) => {
-                    return Err(bad(
-                        "authorize takes --listen (for -R) or --open (for -L), not both",
-                    ));
-                }
-                (None, Some(open)) => {
-                    let ok = split_host_port(&open).is_some_and(|(h, p)| {
-                        valid_host(unbracket(h)) && p.parse::<u16>().is_ok_and(|p| p > 0)
-                    });
-                    if !ok {
-                        return Err(bad(format!(
-                            "--open {open:?}: expected HOST:PORT, the -L destination the jail may connect to"
-                        )));
-                    }
-                    return Ok(Command::Authorize {
-                        state_path,
-                        key,
-                        permit: Permit::Open(open),
-                        comment: args.comment,
-                    });
-                }
-                (Some(l), None) => l,
-                (None, None) => {
-                    return Err(bad(
-                        "authorize needs --listen [ADDR:]PORT (for -R) or --open HOST:PORT (for -L)",
-                    ));
-                }
-            };
-            let (addr, port) = match split_host_port(&listen).filter(|_| !listen.starts_with('/')) {
-                Some((a, p)) => (Some(a), p),
-                None => (None, listen.as_str()),
-            };
-            if port != "*" && !listen.starts_with('/') {
-                parse_port(port, "--listen (a port, or * for any, as -R 0 needs)")?;
-            }
-            if let Some(a) = addr
-                && (a.is_empty() || a.contains(['"', ' ', ',']))
-            {
-                return Err(bad(format!("--listen {listen:?}: bad address")));
-            }
-            Ok(Command::Authorize {
-                state_path,
-                key,
-                permit: Permit::Listen(listen),
-                comment: args.comment,
-            })
-        }
-        Verb::Run => build_run(args, &var, state_path, key).map(|c| Command::Run(Box::new(c))),
-    }
+    Ok(())
 }
 
 /// The one lookup: a flag (including `-o`), else the first set variable of
@@ -234,6 +183,23 @@ impl Lookup<'_> {
     }
 }
 
+/// The identity file path: `--state`, else JAILBIRD_STATE, else the default.
+fn resolve_state_path(l: &Lookup, flag: Option<String>) -> PathBuf {
+    PathBuf::from(
+        l.get(flag, &[env::STATE])
+            .unwrap_or_else(|| defaults::STATE_PATH.into()),
+    )
+}
+
+/// An OpenSSH key file if one is named anywhere, else the state file.
+fn resolve_key(l: &Lookup, flag: Option<String>) -> KeySource {
+    match l.get(flag, &[env::IDENTITY_FILE, env::SSH_KEY_FILE]) {
+        Some(p) => KeySource::OpenSsh(p.into()),
+        None => KeySource::State,
+    }
+}
+
+/// `jailbird run`: every option resolved, in the order of the fields.
 fn build_run(
     mut args: Args,
     var: &dyn Fn(&str) -> Option<String>,
@@ -246,31 +212,15 @@ fn build_run(
     }
     let l = Lookup {
         var,
-        ssh_options: ssh_options(var),
+        ssh_options: autossh::ssh_options(var),
     };
     let jails = resolve_jails(&l, args.port.take(), args.destination.take())?;
     let forward = resolve_forward(&l, args.remote.take(), args.local.take())?;
-    let trust = resolve_trust(&l, &mut args, &mut o, &key)?;
+    let trust = trust::resolve_trust(&l, &mut args, &mut o, &key)?;
     let (alive_interval, alive_count_max, connect_timeout) = resolve_timers(&l, &mut o)?;
-    let so = &l.ssh_options;
-    let stream_local_bind_unlink = match l.get_or_ssh(
-        o.unlink,
-        &[env::STREAM_LOCAL_BIND_UNLINK],
-        so.unlink.clone(),
-    ) {
-        Some(v) => parse_yes_no(&v, "StreamLocalBindUnlink")?,
-        None => false,
-    };
-    let ciphers = parse_ciphers(
-        l.get_or_ssh(o.ciphers, &[env::CIPHERS], so.ciphers.clone())
-            .as_deref(),
-    )?;
-    // tmpfs, never flash: systemd's RuntimeDirectory= if the unit has one;
-    // never a guessable name in a world-writable /tmp.
-    let status_file = l
-        .get(args.status_file, &[env::STATUS_FILE])
-        .map(PathBuf::from)
-        .or_else(|| var("RUNTIME_DIRECTORY").map(|d| PathBuf::from(d).join("status")));
+    let stream_local_bind_unlink = resolve_unlink(&l, o.unlink.take())?;
+    let ciphers = resolve_ciphers(&l, o.ciphers.take())?;
+    let status_file = resolve_status_file(&l, args.status_file.take());
     Ok(RunConfig {
         status_file,
         ciphers,
@@ -286,26 +236,7 @@ fn build_run(
     })
 }
 
-/// The `-o` words of SSH_OPTIONS (the autossh container's); unknown ones are
-/// logged and ignored, as that container passes options meant for ssh.
-fn ssh_options(var: &dyn Fn(&str) -> Option<String>) -> Options {
-    let mut so = Options::default();
-    if let Some(extra) = var(env::SSH_OPTIONS) {
-        let mut words = extra.split_whitespace();
-        while let Some(w) = words.next() {
-            let opt = if w == "-o" {
-                words.next().unwrap_or("")
-            } else {
-                w.strip_prefix("-o").unwrap_or(w)
-            };
-            if let Err(e) = so.apply_if_unset(opt, env::SSH_OPTIONS) {
-                log::warn!("{e}; ignored");
-            }
-        }
-    }
-    so
-}
-
+/// The jails, in order; a jail naming no user or port takes the default ones.
 fn resolve_jails(
     l: &Lookup,
     port: Option<String>,
@@ -331,15 +262,15 @@ fn resolve_jails(
     Ok(jails)
 }
 
+/// One tunnel: `-R` or `-L` (never both), else the autossh variables, else
+/// the compiled-in forward.
 fn resolve_forward(
     l: &Lookup,
     remote: Option<String>,
     local: Option<String>,
 ) -> Result<Forward, ConfigError> {
     let var = l.var;
-    if let Some(m) = var(env::SSH_MODE).filter(|m| !matches!(m.trim(), "-R" | "-L")) {
-        return Err(bad(format!("{}={m:?}: expected -R or -L", env::SSH_MODE)));
-    }
+    autossh::check_mode(var)?;
     match (
         l.get(remote, &[env::REMOTE_FORWARD]),
         l.get(local, &[env::LOCAL_FORWARD]),
@@ -350,7 +281,7 @@ fn resolve_forward(
         (Some(spec), None) => Ok(Forward::Remote(parse_remote_forward(&spec)?)),
         (None, Some(spec)) => Ok(Forward::Local(parse_local_forward(&spec)?)),
         (None, None) => match var(env::SSH_TUNNEL_PORT) {
-            Some(tp) => autossh_forward(var, &tp),
+            Some(tp) => autossh::forward(var, &tp),
             None => match (defaults::REMOTE_FORWARD, defaults::LOCAL_FORWARD) {
                 (Some(spec), _) => Ok(Forward::Remote(parse_remote_forward(spec)?)),
                 (None, Some(spec)) => Ok(Forward::Local(parse_local_forward(spec)?)),
@@ -360,97 +291,6 @@ fn resolve_forward(
             },
         },
     }
-}
-
-/// The autossh container's SSH_TUNNEL_PORT, SSH_TARGET_*, SSH_BIND_IP and
-/// SSH_MODE, checked as the flag forms are (each error names the variable).
-fn autossh_forward(
-    var: &dyn Fn(&str) -> Option<String>,
-    tunnel_port: &str,
-) -> Result<Forward, ConfigError> {
-    let port = parse_port(tunnel_port, env::SSH_TUNNEL_PORT)?;
-    let target_host = var(env::SSH_TARGET_HOST).unwrap_or_else(|| defaults::TARGET_HOST.into());
-    let target_port = match var(env::SSH_TARGET_PORT) {
-        Some(p) => parse_port(&p, env::SSH_TARGET_PORT)?,
-        None => defaults::TARGET_PORT,
-    };
-    if var(env::SSH_MODE).is_some_and(|m| m.trim() == "-L") {
-        let bind = var(env::SSH_BIND_IP).unwrap_or_else(|| "127.0.0.1".into());
-        // Same checks as the flag form, so both fail alike.
-        return Ok(Forward::Local(parse_local_forward(&format!(
-            "{}:{port}:{}:{target_port}",
-            bracket(&bind),
-            bracket(&target_host)
-        ))?));
-    }
-    let bind = match var(env::SSH_BIND_IP) {
-        Some(b) => spec::parse_remote_bind(&b, env::SSH_BIND_IP)?,
-        None => None,
-    };
-    let target_host = unbracket(&target_host).to_string();
-    if !valid_host(&target_host) {
-        return Err(bad(format!(
-            "{}={target_host:?}: bad host name",
-            env::SSH_TARGET_HOST
-        )));
-    }
-    if target_port == 0 {
-        return Err(bad(format!("{}=0: target port 0", env::SSH_TARGET_PORT)));
-    }
-    Ok(Forward::Remote(RemoteForward {
-        socket: None,
-        bind,
-        port,
-        target_host,
-        target_port,
-    }))
-}
-
-fn resolve_trust(
-    l: &Lookup,
-    args: &mut Args,
-    o: &mut Options,
-    key: &KeySource,
-) -> Result<TrustSources, ConfigError> {
-    let so = &l.ssh_options;
-    let known_hosts = l
-        .get_or_ssh(
-            args.known_hosts.take().or(o.user_known_hosts.take()),
-            &[env::KNOWN_HOSTS, env::SSH_KNOWN_HOSTS_FILE],
-            so.user_known_hosts.clone(),
-        )
-        .or_else(|| defaults::KNOWN_HOSTS.map(Into::into))
-        .map(PathBuf::from);
-    let pinned = match l
-        .get(args.host_key.take(), &[env::HOST_KEY])
-        .or_else(|| defaults::HOST_KEY.map(Into::into))
-    {
-        Some(k) => Some(parse_host_key(&k, "--host-key")?),
-        None => None,
-    };
-    let accept_new = parse_strict(
-        &l.get_or_ssh(
-            o.strict.take(),
-            &[env::STRICT_HOST_KEY_CHECKING],
-            so.strict.clone(),
-        )
-        .unwrap_or_else(|| defaults::STRICT_HOST_KEY_CHECKING.into()),
-    )?;
-    if pinned.is_none()
-        && known_hosts.is_none()
-        && !accept_new
-        && matches!(key, KeySource::OpenSsh(_))
-    {
-        // Without a state file there is nowhere to have pinned a key earlier either.
-        return Err(bad(
-            "no way to check the jail's host key: give --known-hosts, --host-key, or -o StrictHostKeyChecking=accept-new",
-        ));
-    }
-    Ok(TrustSources {
-        pinned,
-        known_hosts,
-        accept_new,
-    })
 }
 
 /// ServerAliveInterval (None: off), ServerAliveCountMax and ConnectTimeout.
@@ -499,6 +339,34 @@ fn resolve_timers(
         Duration::from_secs(connect),
     ))
 }
+
+/// StreamLocalBindUnlink: whether the jail removes a stale socket first; off by default.
+fn resolve_unlink(l: &Lookup, flag: Option<String>) -> Result<bool, ConfigError> {
+    let so = &l.ssh_options.unlink;
+    match l.get_or_ssh(flag, &[env::STREAM_LOCAL_BIND_UNLINK], so.clone()) {
+        Some(v) => parse_yes_no(&v, "StreamLocalBindUnlink"),
+        None => Ok(false),
+    }
+}
+
+/// The cipher preference; the compiled-in one if none is named.
+fn resolve_ciphers(
+    l: &Lookup,
+    flag: Option<String>,
+) -> Result<heapless::Vec<&'static str, 4>, ConfigError> {
+    let so = &l.ssh_options.ciphers;
+    parse_ciphers(l.get_or_ssh(flag, &[env::CIPHERS], so.clone()).as_deref())
+}
+
+/// The status file: named, else systemd's RuntimeDirectory= if the unit has
+/// one (tmpfs, never flash), else none; never a guessable name in a
+/// world-writable /tmp.
+fn resolve_status_file(l: &Lookup, flag: Option<String>) -> Option<PathBuf> {
+    l.get(flag, &[env::STATUS_FILE])
+        .map(PathBuf::from)
+        .or_else(|| (l.var)("RUNTIME_DIRECTORY").map(|d| PathBuf::from(d).join("status")))
+}
+
 /// `-R` with this build's capabilities: the syntax is [`spec::parse_remote_forward`]'s.
 pub fn parse_remote_forward(s: &str) -> Result<RemoteForward, ConfigError> {
     if s.starts_with('/') && !cfg!(feature = "streamlocal") {
@@ -517,24 +385,6 @@ pub fn parse_local_forward(s: &str) -> Result<LocalForward, ConfigError> {
         )));
     }
     spec::parse_local_forward(s)
-}
-
-/// `--host-key` with this build's key types: the syntax is [`spec::parse_host_key`]'s.
-pub fn parse_host_key(s: &str, what: &str) -> Result<Vec<u8>, ConfigError> {
-    let ty = s.split_ascii_whitespace().next().unwrap_or("");
-    let built_in = |f: &str| match f {
-        "rsa" => cfg!(feature = "rsa"),
-        "nistp384-521" => cfg!(feature = "nistp384-521"),
-        _ => false,
-    };
-    if let Ok(Some(f)) = spec::key_type_feature(ty)
-        && !built_in(f)
-    {
-        return Err(bad(format!(
-            "{what}: a {ty} host key needs the cargo feature {f}, not built into this jailbird"
-        )));
-    }
-    spec::parse_host_key(s, what)
 }
 
 #[cfg(test)]
