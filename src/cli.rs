@@ -109,73 +109,89 @@ fn one_line(s: &str) -> String {
         .collect()
 }
 
+/// The words into [`Args`]: a verb, flags (each single-valued one at most once)
+/// and one destination.
 fn parse_words<I: IntoIterator<Item = OsString>>(argv: I) -> Result<Args, String> {
     use lexopt::prelude::*;
     let mut p = lexopt::Parser::from_args(argv);
     let mut a = Args::default();
-    let text = |v: OsString, what: &str| {
-        v.into_string()
-            .map_err(|_| format!("{what}: not valid UTF-8"))
-    };
-    let once = |slot: &mut Option<String>, v: String, flag: &str| {
-        if slot.replace(v).is_some() {
-            Err(format!("{flag} given twice"))
-        } else {
-            Ok(())
-        }
-    };
     while let Some(arg) = p.next().map_err(|e| e.to_string())? {
         match arg {
             Short('h') | Long("help") => a.verb = Some(Verb::Help),
             Short('V') | Long("version") => a.verb = Some(Verb::Version),
             Short('o') => a.options.push(value(&mut p, "-o")?),
-            Short(c @ ('p' | 'R' | 'L')) => {
-                let flag = format!("-{c}");
-                let slot = match c {
-                    'p' => &mut a.port,
-                    'R' => &mut a.remote,
-                    _ => &mut a.local,
-                };
-                once(slot, value(&mut p, &flag)?, &flag)?
-            }
+            Short(c @ ('p' | 'R' | 'L')) => a.take_value(&mut p, &format!("-{c}"))?,
             Long(
                 name @ ("state" | "identity-file" | "known-hosts" | "host-key" | "listen" | "open"
                 | "comment" | "status-file"),
             ) => {
+                // `name` borrows the parser: the flag is made before the value is read.
                 let flag = format!("--{name}");
-                let v = value(&mut p, &flag)?;
-                let slot = match &flag[2..] {
-                    "state" => &mut a.state,
-                    "identity-file" => &mut a.identity_file,
-                    "known-hosts" => &mut a.known_hosts,
-                    "host-key" => &mut a.host_key,
-                    "listen" => &mut a.listen,
-                    "open" => &mut a.open,
-                    "status-file" => &mut a.status_file,
-                    _ => &mut a.comment,
-                };
-                once(slot, v, &flag)?
+                a.take_value(&mut p, &flag)?
             }
-            Value(v) if a.verb.is_none() => {
-                a.verb = Some(match text(v, "command")?.as_str() {
-                    "key" => Verb::Key,
-                    "authorize" => Verb::Authorize,
-                    "run" => Verb::Run,
-                    "help" => Verb::Help,
-                    // Same report as --version: what this binary was built with.
-                    "info" => Verb::Version,
-                    other => {
-                        return Err(format!(
-                            "unknown command {other:?} (expected key, authorize, run or info)"
-                        ));
-                    }
-                });
-            }
+            Value(v) if a.verb.is_none() => a.verb = Some(verb(&text(v, "command")?)?),
             Value(v) => once(&mut a.destination, text(v, "destination")?, "destination")?,
             other => return Err(other.unexpected().to_string()),
         }
     }
     Ok(a)
+}
+
+impl Args {
+    /// Stores the value of `flag`, which may be given once.
+    fn take_value(&mut self, p: &mut lexopt::Parser, flag: &str) -> Result<(), String> {
+        let v = value(p, flag)?;
+        once(self.slot(flag), v, flag)
+    }
+
+    /// Where the value of a single-valued flag goes.
+    fn slot(&mut self, flag: &str) -> &mut Option<String> {
+        match flag {
+            "-p" => &mut self.port,
+            "-R" => &mut self.remote,
+            "-L" => &mut self.local,
+            "--state" => &mut self.state,
+            "--identity-file" => &mut self.identity_file,
+            "--known-hosts" => &mut self.known_hosts,
+            "--host-key" => &mut self.host_key,
+            "--listen" => &mut self.listen,
+            "--open" => &mut self.open,
+            "--status-file" => &mut self.status_file,
+            _ => &mut self.comment,
+        }
+    }
+}
+
+/// The subcommand a word names.
+fn verb(word: &str) -> Result<Verb, String> {
+    Ok(match word {
+        "key" => Verb::Key,
+        "authorize" => Verb::Authorize,
+        "run" => Verb::Run,
+        "help" => Verb::Help,
+        // Same report as --version: what this binary was built with.
+        "info" => Verb::Version,
+        other => {
+            return Err(format!(
+                "unknown command {other:?} (expected key, authorize, run or info)"
+            ));
+        }
+    })
+}
+
+/// A word as UTF-8; `what` names it in the error.
+fn text(v: OsString, what: &str) -> Result<String, String> {
+    v.into_string()
+        .map_err(|_| format!("{what}: not valid UTF-8"))
+}
+
+/// Fills `slot`, refusing a flag given twice.
+fn once(slot: &mut Option<String>, v: String, flag: &str) -> Result<(), String> {
+    if slot.replace(v).is_some() {
+        Err(format!("{flag} given twice"))
+    } else {
+        Ok(())
+    }
 }
 
 /// The value of a flag that takes one, as UTF-8.
