@@ -467,7 +467,14 @@ pub struct DeviceSshd {
 
 impl DeviceSshd {
     pub fn start() -> DeviceSshd {
+        Self::start_with(|_| String::new())
+    }
+
+    /// Starts it with more sshd_config lines, made from its directory (for
+    /// files placed there before sshd starts).
+    pub fn start_with(extra: impl Fn(&TempDir) -> String) -> DeviceSshd {
         let dir = TempDir::new("device");
+        let extra = extra(&dir);
         keygen(&dir, "ssh_host_ed25519_key");
         let (client_key, client_pub) = keygen(&dir, "operator");
         std::fs::write(dir.path("authorized_keys"), format!("{client_pub}\n")).unwrap();
@@ -478,7 +485,7 @@ impl DeviceSshd {
                 &cfg,
                 format!(
                     "ListenAddress 127.0.0.1:{port}\nHostKey {}\nPidFile none\nAuthorizedKeysFile {}\nStrictModes no\nUsePAM no\n\
-                     PasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\nAllowUsers {}\nLogLevel VERBOSE\n",
+                     PasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\nAllowUsers {}\nLogLevel VERBOSE\n{extra}",
                     dir.path("ssh_host_ed25519_key").display(),
                     dir.path("authorized_keys").display(),
                     device_user()
@@ -540,6 +547,13 @@ impl DeviceSshd {
             String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl DeviceSshd {
+    /// What this sshd logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path("sshd.log")).unwrap_or_default()
     }
 }
 

@@ -40,6 +40,10 @@ pub enum Cmd {
         /// Where the device keeps the known_hosts file.
         #[arg(long, default_value = crate::device_config::DEFAULT_DEVICE_KNOWN_HOSTS)]
         known_hosts_path: String,
+        /// Also write the device sshd's trust of operator certificates: the CA's
+        /// public key, the principals file (the device id) and an sshd drop-in.
+        #[arg(long, env = "WARDEN_OPERATOR_CA")]
+        operator_ca: Option<PathBuf>,
     },
     /// List devices.
     Ls(LsArgs),
@@ -72,6 +76,19 @@ pub enum Cmd {
         duration: String,
         #[arg(long)]
         reason: Option<String>,
+    },
+    /// Grant, then ssh to the device's own sshd through the jail holding it now.
+    Connect(ConnectArgs),
+    /// Print ssh_config stanzas so `ssh DEVICE-ID` goes through the device's jail.
+    SshConfig(SshConfigArgs),
+    /// The operator certificate authority (a key file on this admin host).
+    #[command(subcommand)]
+    Ca(CaCmd),
+    /// PostgreSQL: print the GRANTs for the role warden runs as (audit: INSERT/SELECT only).
+    DbGrants {
+        /// The PostgreSQL role warden (and sshd's authorized-keys) connects as.
+        #[arg(long)]
+        role: String,
     },
     /// The audit trail, oldest first.
     Audit {
@@ -116,6 +133,9 @@ pub enum PoolCmd {
         /// Port range LO-HI.
         #[arg(long, default_value = "10000-19999")]
         ports: String,
+        /// Every grant (and connect) in this pool must give a --reason.
+        #[arg(long)]
+        require_reason: bool,
     },
     /// List pools.
     Ls,
@@ -209,4 +229,58 @@ pub struct SshdConfigArgs {
     /// The warden binary sshd runs (default: this one's absolute path).
     #[arg(long)]
     pub binary: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CaCmd {
+    /// Create the operator CA key (ed25519, mode 0600) and PATH.pub.
+    Init {
+        #[arg(long, env = "WARDEN_OPERATOR_CA")]
+        ca: PathBuf,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct ConnectArgs {
+    #[arg(required_unless_present = "mac", conflicts_with = "mac")]
+    pub id: Option<String>,
+    #[arg(long)]
+    pub mac: Option<String>,
+    /// Who connects (default: the operator whose key is --identity's).
+    #[arg(long, env = "WARDEN_OPERATOR")]
+    pub operator: Option<String>,
+    /// DURATION of the grant (and of the certificate): 90s, 15m, 2h, 1d.
+    #[arg(long = "for", default_value = "15m")]
+    pub duration: String,
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// The operator's private key file (its public key at PATH.pub).
+    #[arg(long, short = 'i', env = "WARDEN_IDENTITY")]
+    pub identity: Option<PathBuf>,
+    /// Sign the operator's key as a user certificate for this device with this CA.
+    #[arg(long, env = "WARDEN_OPERATOR_CA")]
+    pub ca: Option<PathBuf>,
+    /// Where certificates and the jails' known_hosts are written
+    /// (default $XDG_RUNTIME_DIR/warden, else ~/.cache/warden).
+    #[arg(long, env = "WARDEN_CERT_DIR")]
+    pub cert_dir: Option<PathBuf>,
+    /// Print the ssh command instead of running it.
+    #[arg(long)]
+    pub print: bool,
+    /// Arguments for the ssh to the device (options, then a command).
+    #[arg(last = true)]
+    pub ssh_args: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct SshConfigArgs {
+    /// The operator's private key file, named in each stanza.
+    #[arg(long, short = 'i', env = "WARDEN_IDENTITY")]
+    pub identity: Option<PathBuf>,
+    /// Write the jails' host keys here and check the jails against it
+    /// (default: the operator's own known_hosts).
+    #[arg(long)]
+    pub known_hosts: Option<PathBuf>,
+    #[arg(long)]
+    pub pool: Option<String>,
 }

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The schema this build reads and writes.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Versioned migrations, shared by both backends. `{serial}` is the one
 /// dialect difference: an auto-numbered primary key.
@@ -100,7 +100,28 @@ const MIGRATIONS: &[(i64, &str)] = &[
         at BIGINT NOT NULL
     );",
     ),
+    (
+        3,
+        "ALTER TABLE pools ADD COLUMN require_reason BIGINT NOT NULL DEFAULT 0;
+    {append_only_audit}",
+    ),
 ];
+
+/// The audit table refuses UPDATE and DELETE (and, on PostgreSQL, TRUNCATE)
+/// from every role, the owner included: no code path changes an entry, and a
+/// mistaken statement fails instead of rewriting history. (A superuser can
+/// still drop the trigger: on PostgreSQL, `warden db-grants` prints the
+/// privileges that keep warden's own role at INSERT/SELECT on the table.)
+const APPEND_ONLY_AUDIT_SQLITE: &str = "
+    CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+        BEGIN SELECT RAISE(ABORT, 'audit is append-only'); END;
+    CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+        BEGIN SELECT RAISE(ABORT, 'audit is append-only'); END;";
+const APPEND_ONLY_AUDIT_PG: &str = "
+    CREATE FUNCTION warden_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS
+        $$ BEGIN RAISE EXCEPTION 'audit is append-only'; END $$;
+    CREATE TRIGGER audit_no_change BEFORE UPDATE OR DELETE OR TRUNCATE ON audit
+        FOR EACH STATEMENT EXECUTE FUNCTION warden_audit_append_only();";
 
 /// How long an administrative command waits for another writer (40 `enroll`
 /// processes at once queue behind each other within this).
@@ -168,6 +189,41 @@ pub type Row = Vec<Value>;
 pub enum DbUrl {
     Sqlite(PathBuf),
     Postgres(String),
+}
+
+/// `warden db-grants --role R`: the SQL that gives the role warden runs as
+/// what it needs and no more; on the audit table only SELECT and INSERT, so
+/// not even a bug or a stolen registry password can rewrite an entry.
+/// (Schema changes stay with the owner: run one admin command as the owner
+/// after each upgrade, then warden runs as `role`.)
+pub fn grants_sql(db: &DbUrl, role: &str) -> Result<String, Error> {
+    if matches!(db, DbUrl::Sqlite(_)) {
+        return Err(Error::invalid(
+            "db-grants: SQLite has no roles; the file's owner and mode are its access control",
+        ));
+    }
+    let ok = !role.is_empty()
+        && role.len() <= 63
+        && role.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+        && role
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if !ok {
+        return Err(Error::invalid(format!(
+            "--role {}: want a lower-case PostgreSQL identifier",
+            crate::types::quote(role)
+        )));
+    }
+    Ok(format!(
+        "-- PostgreSQL privileges for role {role}, which warden and sshd's authorized-keys\n\
+         -- connect as. Run as the registry's owner once the schema exists.\n\
+         REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {role};\n\
+         GRANT SELECT ON warden_schema TO {role};\n\
+         GRANT SELECT, INSERT, UPDATE, DELETE ON pools, jails, devices, operators, operator_keys, grants, revoked_keys TO {role};\n\
+         -- The audit trail is append-only for {role}: no UPDATE, DELETE or TRUNCATE.\n\
+         GRANT SELECT, INSERT ON audit TO {role};\n\
+         GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {role};\n"
+    ))
 }
 
 /// The default registry (contract).
@@ -694,6 +750,11 @@ impl Conn {
     }
 
     fn migrate(&mut self) -> Result<(), Error> {
+        // Up to date: nothing to create (and a role without CREATE on the
+        // schema, as `warden db-grants` sets up, works).
+        if self.schema_version().is_ok_and(|v| v == SCHEMA_VERSION) {
+            return Ok(());
+        }
         let pg = self.is_postgres();
         self.transaction(|c| {
             if pg {
@@ -720,7 +781,15 @@ impl Conn {
                 } else {
                     "INTEGER PRIMARY KEY AUTOINCREMENT"
                 };
-                c.batch(&sql.replace("{serial}", serial))?;
+                let append_only = if pg {
+                    APPEND_ONLY_AUDIT_PG
+                } else {
+                    APPEND_ONLY_AUDIT_SQLITE
+                };
+                c.batch(
+                    &sql.replace("{serial}", serial)
+                        .replace("{append_only_audit}", append_only),
+                )?;
                 c.exec("INSERT INTO warden_schema (version) VALUES ($1)", &[Value::Int(*v)])?;
             }
             Ok(())

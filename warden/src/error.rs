@@ -11,6 +11,9 @@ pub enum Error {
     /// The input was fine but the work failed: a database that cannot be
     /// reached, a full port range, a file that cannot be written. Exit 1.
     Runtime(String),
+    /// `connect` ran ssh and it exited with this status: passed on as is,
+    /// with nothing printed (ssh said what went wrong).
+    Child(i32),
 }
 
 impl Error {
@@ -24,6 +27,7 @@ impl Error {
         match self {
             Error::Invalid(_) => 2,
             Error::Runtime(_) => 1,
+            Error::Child(code) => *code,
         }
     }
 }
@@ -33,6 +37,7 @@ impl fmt::Display for Error {
         // One line, whatever the cause held.
         let m = match self {
             Error::Invalid(m) | Error::Runtime(m) => m,
+            Error::Child(_) => "",
         };
         f.write_str(m)
     }

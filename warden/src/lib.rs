@@ -7,6 +7,8 @@
 //! sshd -> `warden authorized-keys` (sshd.rs: one indexed lookup, fail closed)
 //! jail host -> `warden watch` (watch.rs: /proc/net/tcp -> registry; ends revoked sessions)
 //! factory -> `warden device-config` (device_config.rs: jailbird.env + known_hosts)
+//! operator -> `warden connect` / `ssh-config` / `ca init` (operator.rs: grant,
+//!             certificate, ssh through the jail holding the device now)
 //! ```
 //!
 //! Values are parsed once at the edge into the types of types.rs; a malformed
@@ -16,12 +18,13 @@ pub mod cli;
 pub mod db;
 pub mod device_config;
 pub mod error;
+pub mod operator;
 pub mod registry;
 pub mod sshd;
 pub mod types;
 pub mod watch;
 
-use cli::{Cli, Cmd, JailCmd, OperatorCmd, PoolCmd};
+use cli::{CaCmd, Cli, Cmd, JailCmd, OperatorCmd, PoolCmd};
 use db::{Conn, DbUrl, Mode};
 use error::Error;
 use registry::{Device, NewDevice, Which};
@@ -235,13 +238,24 @@ pub fn run(cli: &Cli) -> Result<String, Error> {
     }
     // Validate every argument before touching the registry.
     let out = match &cli.cmd {
-        Cmd::Pool(PoolCmd::Add { name: n, ports }) => {
+        Cmd::Pool(PoolCmd::Add {
+            name: n,
+            ports,
+            require_reason,
+        }) => {
             let n = Name::parse("pool", n)?;
             let range = PortRange::parse(ports)?;
             let mut c = Conn::open(&db, Mode::Admin)?;
-            registry::pool_add(&mut c, &n, range)?;
+            registry::pool_add(&mut c, &n, range, *require_reason)?;
             c.fix_ownership();
-            format!("pool {n} ports {range}\n")
+            format!(
+                "pool {n} ports {range}{}\n",
+                if *require_reason {
+                    " (grants need a --reason)"
+                } else {
+                    ""
+                }
+            )
         }
         Cmd::Pool(PoolCmd::Ls) => {
             let mut c = Conn::open(&db, Mode::Admin)?;
@@ -360,6 +374,7 @@ pub fn run(cli: &Cli) -> Result<String, Error> {
             id,
             out,
             known_hosts_path,
+            operator_ca,
         } => {
             let id = DeviceId::parse(id)?;
             if !out.is_dir() {
@@ -377,6 +392,16 @@ pub fn run(cli: &Cli) -> Result<String, Error> {
             let (env, kh) = device_config::render(&d, &jails, known_hosts_path)?;
             device_config::write_file(out, "jailbird.env", &env)?;
             device_config::write_file(out, "known_hosts", &kh)?;
+            if let Some(ca) = operator_ca {
+                let dir = std::path::Path::new(known_hosts_path)
+                    .parent()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_else(|| "/etc/jailbird".into());
+                let (ca_pub, principals, drop_in) = operator::device_trust(ca, &d, &dir)?;
+                device_config::write_file(out, "warden_operator_ca.pub", &ca_pub)?;
+                device_config::write_file(out, "warden_principals", &principals)?;
+                device_config::write_file(out, "warden-operators.conf", &drop_in)?;
+            }
             format!(
                 "wrote {} and {} for device {} (port {}, {} jail(s))\n",
                 out.join("jailbird.env").display(),
@@ -421,11 +446,7 @@ pub fn run(cli: &Cli) -> Result<String, Error> {
         }
         Cmd::Revoke { id, reason } => {
             let id = DeviceId::parse(id)?;
-            if let Some(r) = reason
-                && (r.chars().any(char::is_control) || r.len() > 512)
-            {
-                return Err(Error::invalid("--reason: up to 512 printable characters"));
-            }
+            check_reason(reason.as_deref())?;
             let mut c = Conn::open(&db, Mode::Admin)?;
             let d = registry::revoke(&mut c, &id, reason.as_deref())?;
             c.fix_ownership();
@@ -482,20 +503,17 @@ pub fn run(cli: &Cli) -> Result<String, Error> {
             };
             let operator = Name::parse("operator", operator)?;
             let secs = types::parse_duration(duration)?.as_secs() as i64;
-            if let Some(r) = reason
-                && (r.chars().any(char::is_control) || r.len() > 512)
-            {
-                return Err(Error::invalid("--reason: up to 512 printable characters"));
-            }
+            check_reason(reason.as_deref())?;
             let mut c = Conn::open(&db, Mode::Admin)?;
-            let (d, until) = registry::grant(&mut c, &which, &operator, secs, reason.as_deref())?;
+            let g = registry::grant(&mut c, &which, &operator, secs, reason.as_deref())?;
             c.fix_ownership();
             format!(
-                "operator {operator} may reach {} (port {} of pool {}) until {}\n",
-                d.id,
-                d.port,
-                d.pool,
-                registry::rfc3339(until)
+                "operator {operator} may reach {} (port {} of pool {}) until {} (grant {})\n",
+                g.device.id,
+                g.device.port,
+                g.device.pool,
+                registry::rfc3339(g.expires),
+                g.id
             )
         }
         Cmd::Audit {
@@ -587,6 +605,10 @@ pub fn run(cli: &Cli) -> Result<String, Error> {
             })?;
             String::new()
         }
+        Cmd::Connect(a) => operator::connect(&db, a)?,
+        Cmd::SshConfig(a) => operator::ssh_config(&db, a)?,
+        Cmd::Ca(CaCmd::Init { ca }) => operator::ca_init(ca)?,
+        Cmd::DbGrants { role } => db::grants_sql(&db, role)?,
         Cmd::AuthorizedKeys { .. } => unreachable!("answered above"),
     };
     Ok(out)
@@ -594,6 +616,16 @@ pub fn run(cli: &Cli) -> Result<String, Error> {
 
 /// Largest import file accepted (10,000 rows are ~1.2 MB).
 pub const MAX_IMPORT_BYTES: u64 = 64 << 20;
+
+/// A `--reason`: up to 512 printable characters.
+pub fn check_reason(reason: Option<&str>) -> Result<(), Error> {
+    match reason {
+        Some(r) if r.chars().any(char::is_control) || r.len() > 512 => {
+            Err(Error::invalid("--reason: up to 512 printable characters"))
+        }
+        _ => Ok(()),
+    }
+}
 
 fn sshd_user_check(u: &str) -> Result<(), Error> {
     let ok = !u.is_empty()

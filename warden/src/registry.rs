@@ -124,6 +124,8 @@ pub struct Pool {
     #[serde(skip)]
     pub range: PortRange,
     pub devices: i64,
+    /// Grants in this pool need a `--reason`.
+    pub require_reason: bool,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -225,7 +227,7 @@ pub fn parse_labels(items: &[String]) -> Result<BTreeMap<String, String>, Error>
 pub fn pools(c: &mut Conn) -> Result<Vec<Pool>, Error> {
     let rows = c.query(
         "SELECT p.name, p.port_lo, p.port_hi,
-                (SELECT count(*) FROM devices d WHERE d.pool = p.name)
+                (SELECT count(*) FROM devices d WHERE d.pool = p.name), p.require_reason
          FROM pools p ORDER BY p.name",
         &[],
     )?;
@@ -241,12 +243,18 @@ pub fn pools(c: &mut Conn) -> Result<Vec<Pool>, Error> {
                 ports: range.to_string(),
                 range,
                 devices: r[3].int().unwrap_or(0),
+                require_reason: r[4].int().unwrap_or(0) != 0,
             }
         })
         .collect())
 }
 
-pub fn pool_add(c: &mut Conn, name: &Name, range: PortRange) -> Result<(), Error> {
+pub fn pool_add(
+    c: &mut Conn,
+    name: &Name,
+    range: PortRange,
+    require_reason: bool,
+) -> Result<(), Error> {
     c.transaction(|c| {
         if c.is_postgres() {
             // The overlap check below must see every concurrent add.
@@ -254,8 +262,15 @@ pub fn pool_add(c: &mut Conn, name: &Name, range: PortRange) -> Result<(), Error
         }
         for p in pools(c)? {
             if p.name == name.as_str() {
+                if p.range == range && p.require_reason == require_reason {
+                    return Ok(()); // already there, the same: nothing to do
+                }
                 if p.range == range {
-                    return Ok(()); // already there, same range: nothing to do
+                    return Err(Error::invalid(format!(
+                        "pool {name} already exists {} --require-reason",
+                        if p.require_reason { "with" } else { "without" }
+                    ))
+                    .into());
                 }
                 return Err(Error::invalid(format!(
                     "pool {name} already exists with ports {}",
@@ -272,15 +287,20 @@ pub fn pool_add(c: &mut Conn, name: &Name, range: PortRange) -> Result<(), Error
             }
         }
         c.exec(
-            "INSERT INTO pools (name, port_lo, port_hi, created) VALUES ($1, $2, $3, $4)",
+            "INSERT INTO pools (name, port_lo, port_hi, created, require_reason) VALUES ($1, $2, $3, $4, $5)",
             &[
                 name.as_str().into(),
                 range.lo.into(),
                 range.hi.into(),
                 now().into(),
+                i64::from(require_reason).into(),
             ],
         )?;
-        audit(c, "pool-add", None, None, Some(&format!("{name} {range}")))?;
+        let detail = format!(
+            "{name} {range}{}",
+            if require_reason { " require-reason" } else { "" }
+        );
+        audit(c, "pool-add", None, None, Some(&detail))?;
         Ok(())
     })
 }
@@ -961,14 +981,26 @@ pub fn operators(c: &mut Conn) -> Result<Vec<Operator>, Error> {
         .collect())
 }
 
-/// Lets `operator` reach `device` until now + `for_secs`; returns the expiry.
+/// A recorded grant.
+#[derive(Clone, Debug)]
+pub struct Granted {
+    pub device: Device,
+    /// Its row id: the serial of a certificate issued for it.
+    pub id: i64,
+    pub granted: i64,
+    pub expires: i64,
+}
+
+/// Lets `operator` reach `device` until now + `for_secs` (one transaction:
+/// the grant and its audit entry). A pool with `require_reason` refuses a
+/// grant without one.
 pub fn grant(
     c: &mut Conn,
     which: &Which,
     operator: &Name,
     for_secs: i64,
     reason: Option<&str>,
-) -> Result<(Device, i64), Error> {
+) -> Result<Granted, Error> {
     c.transaction(|c| {
         let d = show(c, which)?;
         if d.revoked {
@@ -981,10 +1013,18 @@ pub fn grant(
         if op.disabled {
             return Err(Error::invalid(format!("operator {operator} is disabled")).into());
         }
+        let pool = pools(c)?.into_iter().find(|p| p.name == d.pool);
+        if pool.is_some_and(|p| p.require_reason) && reason.is_none() {
+            return Err(Error::invalid(format!(
+                "pool {} requires a --reason for every grant",
+                d.pool
+            ))
+            .into());
+        }
         let at = now();
         let expires = at + for_secs;
-        c.exec(
-            "INSERT INTO grants (operator, device, granted, expires, reason) VALUES ($1, $2, $3, $4, $5)",
+        let rows = c.query(
+            "INSERT INTO grants (operator, device, granted, expires, reason) VALUES ($1, $2, $3, $4, $5) RETURNING id",
             &[
                 operator.as_str().into(),
                 d.id.clone().into(),
@@ -993,9 +1033,33 @@ pub fn grant(
                 Value::opt_text(reason),
             ],
         )?;
-        audit_op(c, "grant", Some(&d.id), Some(operator.as_str()), reason, Some(&format!("until {}", rfc3339(expires))))?;
-        Ok((d, expires))
+        let id = rows
+            .first()
+            .and_then(|r| r[0].int())
+            .ok_or_else(|| Error::runtime("the new grant has no id"))?;
+        let detail = format!("grant {id} until {}", rfc3339(expires));
+        audit_op(c, "grant", Some(&d.id), Some(operator.as_str()), reason, Some(&detail))?;
+        Ok(Granted {
+            device: d,
+            id,
+            granted: at,
+            expires,
+        })
     })
+}
+
+/// The jail an operator reaches `d` through: the one `watch` last saw holding
+/// its port, or else the pool's first jail (by when it was added).
+pub fn jail_for(c: &mut Conn, d: &Device) -> Result<Jail, Error> {
+    let in_pool: Vec<Jail> = jails(c)?.into_iter().filter(|j| j.pool == d.pool).collect();
+    let now_at = d
+        .online
+        .as_deref()
+        .and_then(|name| in_pool.iter().find(|j| j.name == name));
+    now_at
+        .or_else(|| in_pool.first())
+        .cloned()
+        .ok_or_else(|| Error::invalid(format!("pool {} has no jail: warden jail add", d.pool)))
 }
 
 /// An operator key as `authorized-keys` needs it: (operator, disabled, key line).

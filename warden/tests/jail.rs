@@ -31,11 +31,17 @@ struct Device {
 }
 
 fn enrol_device(reg: &Registry, id: &str, target_port: u16) -> Device {
+    enrol_device_with(reg, id, target_port, &[])
+}
+
+fn enrol_device_with(reg: &Registry, id: &str, target_port: u16, extra: &[&str]) -> Device {
     let dir = TempDir::new("device");
     let state = dir.path("identity");
     let key = device_key(&state);
     let target = format!("127.0.0.1:{target_port}");
-    reg.ok(&["enroll", id, "--key", &key, "--target", &target]);
+    let mut args = vec!["enroll", id, "--key", &key, "--target", &target];
+    args.extend_from_slice(extra);
+    reg.ok(&args);
     let kh = dir.path("known_hosts");
     reg.ok(&[
         "device-config",
@@ -647,4 +653,313 @@ fn a_revoked_device_is_out_of_reach_whatever_the_grant() {
         &["-N", "-o", "ExitOnForwardFailure=yes"],
     );
     assert_eq!(code, 255);
+}
+
+// ---------------------------------------------------------------------------
+// warden connect: a grant, a user certificate for that one device, ssh through
+// the jail holding the device now
+// ---------------------------------------------------------------------------
+
+const MAC: &str = "92:be:bf:83:6e:b3";
+
+/// Runs a printed `warden connect --print` command line with `sh`.
+fn run_printed(line: &str) -> (i32, String, String) {
+    split(
+        Command::new("sh")
+            .arg("-c")
+            .arg(line.trim())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap(),
+    )
+}
+
+/// The ssh options the tests add for the device's own host key (which the
+/// operator's known_hosts would hold under the device id) and batch mode.
+fn batch() -> Vec<String> {
+    [
+        "-F",
+        "/dev/null",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "StrictHostKeyChecking=no",
+        "-o",
+        "UserKnownHostsFile=/dev/null",
+        "-o",
+        "LogLevel=ERROR",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+/// Runs one SQL statement on the registry's own database, as its owner.
+fn raw_sql(reg: &Registry, kind: Kind, stmt: &str) -> Result<(), String> {
+    match kind {
+        Kind::Sqlite => {
+            let (code, _, err) = split(
+                Command::new("sqlite3")
+                    .arg(reg.sqlite_path())
+                    .arg(stmt)
+                    .output()
+                    .unwrap(),
+            );
+            if code == 0 { Ok(()) } else { Err(err) }
+        }
+        Kind::Postgres => {
+            let db = reg.url.rsplit('/').next().unwrap().to_string();
+            pg().client(&db)
+                .batch_execute(stmt)
+                .map_err(|e| format!("{e:?}"))
+        }
+    }
+}
+
+fn connect_signs_for_one_device_and_the_grant_window(kind: Kind) {
+    let (reg, _lo, jail) = registry_and_jail(kind, 4);
+    let keys = TempDir::new("operator");
+    let ca = keys.path("operator_ca");
+    let out = reg.ok(&["ca", "init", "--ca", ca.to_str().unwrap()]);
+    assert!(out.contains("SHA256:"), "{out}");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&ca).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "CA key mode");
+    }
+    // A second init never replaces the CA (every device trusts it).
+    let (code, _, err) = reg.warden(&["ca", "init", "--ca", ca.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+
+    // The device's own sshd trusts the CA for principal = its id, from the
+    // files device-config writes (sshd reads both at each login, so they may
+    // come after it starts); the operator's key is in no authorized_keys.
+    let trust = TempDir::new("trust");
+    let (ca_pub, principals) = (
+        trust.path("warden_operator_ca.pub"),
+        trust.path("warden_principals"),
+    );
+    let target = DeviceSshd::start_with(|_| {
+        format!(
+            "TrustedUserCAKeys {}\nAuthorizedPrincipalsFile {}\n",
+            ca_pub.display(),
+            principals.display()
+        )
+    });
+    let mut d1 = enrol_device_with(&reg, "234DNJE4", target.port, &["--mac", MAC]);
+    let mut d2 = enrol_device(&reg, "NEIGHBOUR", target.port);
+    reg.ok(&[
+        "device-config",
+        "234DNJE4",
+        "--out",
+        trust.0.to_str().unwrap(),
+        "--operator-ca",
+        ca.to_str().unwrap(),
+    ]);
+    let drop_in = std::fs::read_to_string(trust.path("warden-operators.conf")).unwrap();
+    assert!(
+        drop_in.contains("TrustedUserCAKeys") && drop_in.contains("AuthorizedPrincipalsFile"),
+        "{drop_in}"
+    );
+    assert_eq!(std::fs::read_to_string(&principals).unwrap(), "234DNJE4\n");
+    d1.start();
+    d2.start();
+    let (op_key, op_pub) = key(&keys);
+    reg.ok(&["operator", "add", "alice", "--key", &op_pub]);
+    let cert_dir = keys.path("certs");
+    let user = agent::device_user();
+    let connect = |which: &[&str], extra: &[&str], ssh: &[String]| {
+        let mut args: Vec<String> = vec!["connect".into()];
+        args.extend(which.iter().map(|s| s.to_string()));
+        args.extend([
+            "--identity".into(),
+            op_key.display().to_string(),
+            "--ca".into(),
+            ca.display().to_string(),
+            "--cert-dir".into(),
+            cert_dir.display().to_string(),
+        ]);
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args.push("--".into());
+        args.extend(ssh.iter().cloned());
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        reg.warden(&refs)
+    };
+    let remote = |cmd: &str| {
+        let mut v = batch();
+        v.extend(["-l".to_string(), user.clone(), cmd.to_string()]);
+        v
+    };
+
+    // --print: the command; run, it reaches 234DNJE4's own sshd with the
+    // certificate (the key alone is authorized nowhere on the device).
+    let (code, line, err) = connect(
+        &["234DNJE4"],
+        &["--for", "10m", "--reason", "ticket 7", "--print"],
+        &remote("echo reached"),
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        line.contains("ProxyCommand=")
+            && line.contains(&format!("-W localhost:{}", d1.port))
+            && line.contains("HostKeyAlias=234DNJE4")
+            && line.contains("CertificateFile="),
+        "{line}"
+    );
+    let (code, out, err) = run_printed(&line);
+    assert_eq!((code, out.trim()), (0, "reached"), "{err}");
+    // The device's sshd logs whose certificate, for which grant.
+    wait_until(
+        READY,
+        "the certificate's key id in the device's log",
+        || target.log().contains("operator=alice").then_some(()),
+    );
+
+    // By MAC, run by warden itself; ssh's exit status is passed on.
+    let (code, out, err) = connect(&["--mac", MAC], &[], &remote("echo via-mac"));
+    assert_eq!((code, out.trim()), (0, "via-mac"), "{err}");
+    let (code, _, _) = connect(&["234DNJE4"], &[], &remote("exit 7"));
+    assert_eq!(code, 7);
+
+    // ssh-config: `ssh 234DNJE4` (or its MAC) through the jail, the jails'
+    // host keys checked from the file it wrote.
+    let kh = keys.path("jails_known_hosts");
+    let cfg = keys.path("ssh_config");
+    let text = reg.ok(&[
+        "ssh-config",
+        "--identity",
+        op_key.to_str().unwrap(),
+        "--known-hosts",
+        kh.to_str().unwrap(),
+    ]);
+    assert!(text.contains(&format!("Host 234DNJE4 {MAC}")), "{text}");
+    std::fs::write(&cfg, &text).unwrap();
+    let cert = cert_dir.join("234DNJE4-cert.pub");
+    for host in ["234DNJE4", MAC] {
+        let (code, out, err) = split(
+            Command::new("ssh")
+                .arg("-F")
+                .arg(&cfg)
+                .args(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no"])
+                .args(["-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR"])
+                .arg("-o")
+                .arg(format!("CertificateFile={}", cert.display()))
+                .args(["-l", &user, host, "echo", "via-config"])
+                .stdin(Stdio::null())
+                .output()
+                .unwrap(),
+        );
+        assert_eq!((code, out.trim()), (0, "via-config"), "ssh {host}: {err}");
+    }
+
+    // The neighbour: the jail lets alice through (granted), but its sshd
+    // (principal 234DNJE4 only) refuses a certificate for NEIGHBOUR ...
+    let (code, nline, err) = connect(&["NEIGHBOUR"], &["--print"], &remote("echo neighbour"));
+    assert_eq!(code, 0, "{err}");
+    let (code, out, _) = run_printed(&nline);
+    assert!(
+        code != 0 && !out.contains("neighbour"),
+        "a NEIGHBOUR certificate got in"
+    );
+    // ... and takes 234DNJE4's over the very same route: it was the principal.
+    let n_cert = cert_dir.join("NEIGHBOUR-cert.pub").display().to_string();
+    let swapped = nline.replace(&n_cert, &cert.display().to_string());
+    assert_ne!(swapped, nline);
+    let (code, out, err) = run_printed(&swapped);
+    assert_eq!((code, out.trim()), (0, "neighbour"), "{err}");
+
+    // A certificate of the same CA for the right principal, expired an hour
+    // ago (ssh-keygen signs with warden's CA file): refused by the device.
+    let expired = keys.path("expired");
+    std::fs::copy(
+        format!("{}.pub", op_key.display()),
+        expired.with_extension("pub"),
+    )
+    .unwrap();
+    run_ok(
+        Command::new("ssh-keygen")
+            .args(["-q", "-s"])
+            .arg(&ca)
+            .args(["-I", "expired", "-n", "234DNJE4", "-V", "-2h:-1h"])
+            .arg(expired.with_extension("pub")),
+    );
+    let expired_cert = keys.path("expired-cert.pub");
+    let stale = line.replace(
+        &cert.display().to_string(),
+        &expired_cert.display().to_string(),
+    );
+    assert_ne!(stale, line);
+    let (code, out, _) = run_printed(&stale);
+    assert!(
+        code != 0 && !out.contains("reached"),
+        "an expired certificate got in"
+    );
+
+    // The certificate ends with its grant: a 4 s connect works at once, then
+    // its certificate is refused (an earlier 10m grant keeps the jail open,
+    // so it is the device that refuses).
+    let (code, short, err) = connect(
+        &["234DNJE4"],
+        &["--for", "4s", "--print"],
+        &remote("echo short"),
+    );
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = run_printed(&short);
+    assert_eq!((code, out.trim()), (0, "short"), "{err}");
+    wait_until(
+        Duration::from_secs(20),
+        "the 4 s certificate to expire",
+        || (run_printed(&short).0 != 0).then_some(()),
+    );
+
+    // A pool that wants reasons: none given, nothing recorded.
+    reg.ok(&[
+        "pool",
+        "add",
+        "strict",
+        "--ports",
+        "39990-39999",
+        "--require-reason",
+    ]);
+    let (_, spare) = key(&keys);
+    reg.ok(&["enroll", "STRICT1", "--key", &spare, "--pool", "strict"]);
+    let before = reg.dump();
+    let (code, _, err) = connect(&["STRICT1"], &["--print"], &[]);
+    assert_eq!((code, err.lines().count()), (2, 1), "{err}");
+    assert!(err.contains("requires a --reason"), "{err}");
+    assert_eq!(before, reg.dump(), "a refused connect changed the registry");
+
+    // Every connect is in the audit trail with its certificate serial.
+    let audit = json(&reg, &["audit", "--operator", "alice", "--json"]);
+    let entries = audit.as_array().unwrap();
+    let connects: Vec<&serde_json::Value> = entries
+        .iter()
+        .filter(|e| e["action"] == "connect")
+        .collect();
+    assert_eq!(connects.len(), 5, "{audit:#}");
+    for e in &connects {
+        let d = e["detail"].as_str().unwrap();
+        assert!(
+            d.contains("jail jail-a") && d.contains("certificate serial"),
+            "{d}"
+        );
+    }
+    assert_eq!(connects[0]["reason"], "ticket 7");
+    assert!(entries.iter().any(|e| e["action"] == "operator-login"));
+    // Append-only in the database itself, whoever asks.
+    for stmt in ["UPDATE audit SET action = 'x'", "DELETE FROM audit"] {
+        let err = raw_sql(&reg, kind, stmt).expect_err(stmt);
+        assert!(err.contains("append-only"), "{stmt}: {err}");
+    }
+    drop(jail);
+}
+
+#[test]
+fn connect_signs_for_one_device_and_the_grant_window_sqlite() {
+    connect_signs_for_one_device_and_the_grant_window(Kind::Sqlite);
+}
+
+#[test]
+fn connect_signs_for_one_device_and_the_grant_window_postgres() {
+    connect_signs_for_one_device_and_the_grant_window(Kind::Postgres);
 }
