@@ -415,6 +415,29 @@ fn failover_to_the_second_jail_at_the_same_port() {
     assert!(line.contains(&lo.to_string()), "{line}");
     let hello = target.operator_ssh(&["-p", &lo.to_string()], "127.0.0.1", "echo via-b");
     assert_eq!(hello.trim(), "via-b");
+    // An operator's `warden connect` goes through the pool's first jail while
+    // no watch has seen the device ...
+    let op_pub = std::fs::read_to_string(format!("{}.pub", target.client_key.display())).unwrap();
+    reg.ok(&["operator", "add", "ops", "--key", op_pub.trim()]);
+    let certs = TempDir::new("certs");
+    let connect = || {
+        let mut args = vec![
+            "connect".to_string(),
+            "d1".into(),
+            "--identity".into(),
+            target.client_key.display().to_string(),
+            "--cert-dir".into(),
+            certs.0.display().to_string(),
+            "--print".into(),
+            "--".into(),
+        ];
+        args.extend(batch());
+        args.extend(["-l".into(), agent::device_user(), "echo via-connect".into()]);
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        reg.ok(&refs)
+    };
+    let first = connect();
+    assert!(first.contains(&format!("-p {} -W", a.port)), "{first}");
     // Each jail's watch counts only its own sshd's listeners.
     watch_once(&reg, &a);
     assert!(json(&reg, &["show", "d1", "--json"])["online"].is_null());
@@ -426,6 +449,11 @@ fn failover_to_the_second_jail_at_the_same_port() {
             .any(|l| l.starts_with("d1 ") && l.contains("online") && l.contains("jail-b")),
         "{ls}"
     );
+    // ... and through the jail watch saw holding it once it has.
+    let now = connect();
+    assert!(now.contains(&format!("-p {} -W", b.port)), "{now}");
+    let (code, out, err) = run_printed(&now);
+    assert_eq!((code, out.trim()), (0, "via-connect"), "{err}");
 }
 
 #[test]

@@ -647,3 +647,73 @@ fn operators_and_grants_refuse_bad_input(kind: Kind) {
         assert_eq!(before, reg.dump(), "{args:?} changed the registry");
     }
 }
+
+#[test]
+fn on_postgres_warden_runs_as_a_role_that_can_only_append_to_the_audit() {
+    let reg = Registry::new(Kind::Postgres);
+    reg.pool("p", "41000-41009");
+    let c = pg();
+    let db = reg.url.rsplit('/').next().unwrap().to_string();
+    let sql = reg.ok(&["db-grants", "--role", "warden_app"]);
+    assert!(
+        sql.contains("GRANT SELECT, INSERT ON audit TO warden_app;"),
+        "{sql}"
+    );
+    let mut owner = c.client(&db);
+    owner
+        .batch_execute(
+            "DO $$ BEGIN CREATE ROLE warden_app LOGIN PASSWORD 'app-pw'; EXCEPTION WHEN duplicate_object THEN NULL; END $$;",
+        )
+        .unwrap();
+    owner.batch_execute(&sql).unwrap();
+    // Everything warden does works as that role ...
+    let url = format!("postgres://warden_app@127.0.0.1:{}/{db}", c.port);
+    let as_app = |args: &[&str]| {
+        let mut cmd = std::process::Command::new(warden_bin());
+        cmd.env("PGPASSWORD", "app-pw")
+            .arg("--db")
+            .arg(&url)
+            .args(args);
+        split(cmd.output().unwrap())
+    };
+    let dir = TempDir::new("keys");
+    for args in [
+        vec!["enroll", "D1", "--key", &key(&dir).1],
+        vec!["operator", "add", "carol", "--key", &key(&dir).1],
+        vec!["grant", "D1", "--operator", "carol", "--for", "1h"],
+        vec!["revoke", "D1"],
+        vec!["audit"],
+    ] {
+        let (code, _, err) = as_app(&args);
+        assert_eq!(code, 0, "{args:?} as warden_app: {err}");
+    }
+    // ... but it cannot change or remove an audit entry.
+    let mut app = ::postgres::Client::connect(
+        &format!(
+            "host=127.0.0.1 port={} user=warden_app password=app-pw dbname={db}",
+            c.port
+        ),
+        ::postgres::NoTls,
+    )
+    .unwrap();
+    for stmt in [
+        "UPDATE audit SET action = 'x'",
+        "DELETE FROM audit",
+        "TRUNCATE audit",
+    ] {
+        let err = format!("{:?}", app.batch_execute(stmt).expect_err(stmt));
+        assert!(err.contains("permission denied"), "{stmt}: {err}");
+    }
+    // The owner is held off by the trigger.
+    let err = format!(
+        "{:?}",
+        owner
+            .batch_execute("DELETE FROM audit")
+            .expect_err("owner delete")
+    );
+    assert!(err.contains("append-only"), "{err}");
+    // SQLite has no roles: said so, exit 2.
+    let lite = Registry::new(Kind::Sqlite);
+    let (code, _, err) = lite.warden(&["db-grants", "--role", "warden_app"]);
+    assert_eq!((code, err.lines().count()), (2, 1), "{err}");
+}
