@@ -426,6 +426,14 @@ fn ipk_is_well_formed() {
     assert_eq!(field("Version"), format!("{VERSION}-1"));
     assert_eq!(field("Architecture"), "x86_64");
     assert_eq!(field("Depends"), "libc");
+    // The postinst's default_postinst makes the service user and group from
+    // this field (add_group_and_user in OpenWrt's /lib/functions.sh); an SDK
+    // build writes it from the feed Makefile's USERID.
+    assert_eq!(field("Require-User"), "jailbird:jailbird");
+    assert!(
+        makefile.contains("\n  USERID:=jailbird:jailbird\n"),
+        "the feed Makefile's USERID differs"
+    );
     assert!(field("Installed-Size").parse::<u64>().unwrap() > 100_000);
     let conffiles =
         ok(Command::new("tar")

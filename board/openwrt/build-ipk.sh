@@ -21,6 +21,10 @@ esac
 # Version and release from the feed Makefile, which must match Cargo.toml.
 version="$(sed -n 's/^PKG_VERSION:=//p' "$here/Makefile")"
 release="$(sed -n 's/^PKG_RELEASE:=//p' "$here/Makefile")"
+# The service user, as the buildroot writes it from USERID (package-pack.mk):
+# the postinst's default_postinst creates it from the control file.
+userid="$(sed -n 's/^ *USERID:=//p' "$here/Makefile")"
+[ -n "$userid" ] || { echo "build-ipk: no USERID in board/openwrt/Makefile" >&2; exit 2; }
 cargo_version="$(sed -n 's/^version = "\(.*\)"$/\1/p' "$root/Cargo.toml" | head -n 1)"
 [ "$version" = "$cargo_version" ] || {
   echo "build-ipk: board/openwrt/Makefile PKG_VERSION $version != Cargo.toml version $cargo_version" >&2; exit 2; }
@@ -45,6 +49,7 @@ Source: board/openwrt
 SourceName: jailbird
 License: Apache-2.0
 Section: net
+Require-User: $userid
 Architecture: $arch
 Installed-Size: $installed_size
 Description: Reverse SSH tunnel to a locked-down jail (static binary)
