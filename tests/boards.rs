@@ -455,7 +455,8 @@ fn ipk_is_well_formed() {
 /// syntax (`config TYPE 'NAME'`, `option K 'V'`, `list K 'V'`), loaded the way
 /// /lib/functions.sh does, with config_get/config_get_bool/config_foreach
 /// following its semantics. procd calls are printed one per line, arguments
-/// tab-separated.
+/// tab-separated, and so are `logger` calls. `user_exists` (/lib/functions.sh)
+/// knows the one user in STUB_USER.
 const OPENWRT_STUBS: &str = r#"
 CONFIG_SECTIONS=
 CONFIG_NUM=0
@@ -496,25 +497,112 @@ procd_set_param() { stub_print set "$@"; }
 procd_append_param() { stub_print append "$@"; }
 procd_add_reload_trigger() { stub_print reload_trigger "$@"; }
 procd_add_interface_trigger() { stub_print interface_trigger "$@"; }
+procd_add_jail() { stub_print jail "$@"; }
+procd_add_jail_mount() { stub_print jail_mount "$@"; }
+procd_add_jail_mount_rw() { stub_print jail_mount_rw "$@"; }
+user_exists() { [ -n "${STUB_USER:-}" ] && [ "$1" = "$STUB_USER" ]; }
+logger() { stub_print logger "$@"; }
 "#;
+
+/// The router an init script test runs on: a temporary root holding the state
+/// and status directories (and /sbin/ujail when the image has it), and the
+/// service user and group when the package's postinst made them.
+struct Image {
+    root: Temp,
+    user: Option<(String, String)>,
+}
+
+impl Image {
+    /// An image whose service user is whoever runs the tests (a chown to
+    /// oneself needs no privilege).
+    fn new(ujail: bool) -> Image {
+        let user = ok(Command::new("id").arg("-un")).trim().to_string();
+        let group = ok(Command::new("id").arg("-gn")).trim().to_string();
+        Image::with(ujail, Some((user, group)))
+    }
+
+    fn with(ujail: bool, user: Option<(String, String)>) -> Image {
+        use std::os::unix::fs::PermissionsExt;
+        let root = Temp::new("image");
+        if ujail {
+            std::fs::create_dir_all(root.path("sbin")).unwrap();
+            std::fs::write(root.path("sbin/ujail"), "#!/bin/sh\nexit 1\n").unwrap();
+            std::fs::set_permissions(
+                root.path("sbin/ujail"),
+                std::fs::Permissions::from_mode(0o755),
+            )
+            .unwrap();
+        }
+        Image { root, user }
+    }
+
+    fn state_dir(&self) -> String {
+        self.root.str("etc/jailbird")
+    }
+
+    fn run_dir(&self) -> String {
+        self.root.str("var/run/jailbird")
+    }
+
+    /// Shell lines, run after the init script is sourced, that point it at
+    /// this image instead of the machine's /etc, /var/run and /sbin.
+    fn setup(&self) -> String {
+        let (user, group, known) = match &self.user {
+            Some((u, g)) => (u.as_str(), g.as_str(), u.as_str()),
+            None => ("jailbird", "jailbird", ""),
+        };
+        format!(
+            "STATE_DEFAULT='{}/identity'\nRUN_DIR='{}'\nUJAIL='{}'\n\
+             RUN_USER='{user}'\nRUN_GROUP='{group}'\nSTUB_USER='{known}'\n",
+            self.state_dir(),
+            self.run_dir(),
+            self.root.str("sbin/ujail"),
+        )
+    }
+}
 
 /// What the init script registered with procd.
 #[derive(Debug, Default)]
 struct Procd {
-    /// (instance name, command line, other params as "name\targs").
+    /// (instance name, command line, other params as "name\targs"; the jail
+    /// as "jail\t...", "jail_mount\t...", "jail_mount_rw\t...").
     instances: Vec<(String, Vec<String>, Vec<String>)>,
     triggers: Vec<String>,
+    /// What it told syslog (`logger` arguments, tab-separated).
+    logs: Vec<String>,
+}
+
+impl Procd {
+    /// The params of instance `name`.
+    fn params(&self, name: &str) -> &[String] {
+        &self
+            .instances
+            .iter()
+            .find(|i| i.0 == name)
+            .unwrap_or_else(|| panic!("no instance {name}: {self:?}"))
+            .2
+    }
+}
+
+/// The jail params among an instance's params, in order.
+fn jail(params: &[String]) -> Vec<&str> {
+    params
+        .iter()
+        .map(String::as_str)
+        .filter(|p| p.starts_with("jail"))
+        .collect()
 }
 
 /// Runs the init script's start_service and service_triggers over `uci`
-/// under `shell`, with the stubs.
-fn procd_for(shell: &[&str], uci: &str) -> Procd {
+/// under `shell`, with the stubs, on `image`.
+fn procd_for(shell: &[&str], uci: &str, image: &Image) -> Procd {
     let t = Temp::new("uci");
     std::fs::write(t.path("jailbird"), uci).unwrap();
     let init = root().join("board/openwrt/files/jailbird.init");
     let script = format!(
-        "set -u\n{OPENWRT_STUBS}\n. '{}'\nstart_service\nservice_triggers\n",
-        init.display()
+        "set -u\n{OPENWRT_STUBS}\n. '{}'\n{}start_service\nservice_triggers\n",
+        init.display(),
+        image.setup()
     );
     let out = ok(Command::new(shell[0])
         .args(&shell[1..])
@@ -525,6 +613,12 @@ fn procd_for(shell: &[&str], uci: &str) -> Procd {
         let mut f = line.split('\t').map(str::to_string);
         match f.next().as_deref() {
             Some("open") => p.instances.push((f.next().unwrap(), vec![], vec![])),
+            Some(kind @ ("jail" | "jail_mount" | "jail_mount_rw")) => {
+                let inst = p.instances.last_mut().expect("jail outside an instance");
+                inst.2
+                    .push(format!("{kind}\t{}", f.collect::<Vec<_>>().join("\t")));
+            }
+            Some("logger") => p.logs.push(f.collect::<Vec<_>>().join("\t")),
             Some("set" | "append") => {
                 let inst = p.instances.last_mut().expect("param outside an instance");
                 match f.next().as_deref() {
@@ -593,6 +687,8 @@ config jailbird 'lan'
 ",
         status = t.str("lan.status")
     );
+    let image = Image::new(true);
+    let main_status = format!("{}/main.status", image.run_dir());
     let want_main = strings(&[
         "/usr/sbin/jailbird",
         "run",
@@ -617,7 +713,7 @@ config jailbird 'lan'
         "-o",
         "StreamLocalBindUnlink=yes",
         "--status-file",
-        "/var/run/jailbird.main.status",
+        &main_status,
         &format!("tunuser@127.0.0.1:{p1}"),
     ]);
     let want_lan = strings(&[
@@ -636,7 +732,7 @@ config jailbird 'lan'
         &format!("tunuser@127.0.0.1:{p2},localhost:{p2}"),
     ]);
     for shell in [&["sh"][..], &["busybox", "sh"][..]] {
-        let p = procd_for(shell, &uci);
+        let p = procd_for(shell, &uci, &image);
         let names: Vec<&str> = p.instances.iter().map(|i| i.0.as_str()).collect();
         assert_eq!(names, ["main", "lan"], "{shell:?}: enabled sections only");
         assert_eq!(p.instances[0].1, want_main, "{shell:?}");
@@ -703,12 +799,13 @@ config jailbird 'lan'
     // example tunnel with its WAN trigger.
     let shipped =
         std::fs::read_to_string(root().join("board/openwrt/files/jailbird.config")).unwrap();
-    let p = procd_for(&["busybox", "sh"], &shipped);
+    let p = procd_for(&["busybox", "sh"], &shipped, &image);
     assert!(p.instances.is_empty(), "{p:?}");
     assert_eq!(p.triggers, ["reload_trigger\tjailbird"]);
     let p = procd_for(
         &["sh"],
         &shipped.replace("option enabled '0'", "option enabled '1'"),
+        &image,
     );
     assert_eq!(
         p.instances[0].1,
@@ -720,7 +817,7 @@ config jailbird 'lan'
             "--known-hosts",
             "/etc/jailbird/known_hosts",
             "--status-file",
-            "/var/run/jailbird.main.status",
+            &main_status,
             "tunuser@jail.example:8022",
         ])
     );
@@ -729,6 +826,271 @@ config jailbird 'lan'
             .iter()
             .any(|t| t.contains("interface.*.up\twan\t"))
     );
+}
+
+/// The value of a `NAME=value` line of the OpenWrt init script.
+fn init_value(name: &str) -> String {
+    let text = std::fs::read_to_string(root().join("board/openwrt/files/jailbird.init")).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}=")))
+        .unwrap_or_else(|| panic!("jailbird.init sets no {name}"))
+        .to_string()
+}
+
+/// The uid the tests run as.
+fn my_uid() -> u32 {
+    ok(Command::new("id").arg("-u")).trim().parse().unwrap()
+}
+
+/// Owner and permission bits of `path` (not following a symlink).
+fn owner_mode(path: &str) -> (u32, u32) {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::symlink_metadata(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    (m.uid(), m.mode() & 0o7777)
+}
+
+#[test]
+fn openwrt_init_runs_as_jailbird_and_in_ujail_where_the_image_has_it() {
+    need("busybox", "busybox");
+    // What the script takes for granted, against the package and the build.
+    assert_eq!(init_value("RUN_USER"), "jailbird", "Require-User's user");
+    assert_eq!(init_value("RUN_GROUP"), "jailbird", "Require-User's group");
+    let profile = std::fs::read_to_string(root().join("board/openwrt/profile.sh")).unwrap();
+    assert!(
+        profile.contains(&format!(
+            ": \"${{JAILBIRD_DEFAULT_STATE:={}}}\"",
+            init_value("STATE_DEFAULT")
+        )),
+        "the init script's STATE_DEFAULT is not the OpenWrt build's JAILBIRD_DEFAULT_STATE"
+    );
+    assert_eq!(init_value("RUN_DIR"), "/var/run/jailbird");
+    assert_eq!(init_value("UJAIL"), "/sbin/ujail");
+
+    let t = Temp::new("priv");
+    let (kh, idf) = (t.str("known_hosts"), t.str("id_ed25519"));
+    let uci = format!(
+        "config jailbird 'main'
+	option enabled '1'
+	option destination 'tunuser@jail.example'
+	option known_hosts '{kh}'
+
+config jailbird 'lan'
+	option enabled '1'
+	option destination 'tunuser@jail.example'
+	option jail '0'
+
+config jailbird 'other'
+	option enabled '1'
+	option destination 'tunuser@jail.example'
+	option identity_file '{idf}'
+	option state '{state}'
+	option status_file '{status}'
+",
+        state = t.str("keys/identity"),
+        status = t.str("status/other.status"),
+    );
+    let names = ["main", "lan", "other"];
+    let has = |params: &[String], prefix: &str| params.iter().any(|p| p.starts_with(prefix));
+    for shell in [&["sh"][..], &["busybox", "sh"][..]] {
+        // ujail and the service user: every instance runs as that user, each
+        // jailed unless it says `option jail '0'`, with only what it needs.
+        let image = Image::new(true);
+        let (user, group) = image.user.clone().unwrap();
+        let p = procd_for(shell, &uci, &image);
+        for name in names {
+            let params = p.params(name);
+            for want in [format!("user\t{user}"), format!("group\t{group}")] {
+                assert!(
+                    params.contains(&want),
+                    "{shell:?} {name}: no {want:?} in {params:?}"
+                );
+            }
+        }
+        let (hosts, jailed) = (
+            "jail_mount\t/etc/hosts\t/etc/resolv.conf",
+            "jail\tjailbird\tprocfs\tronly",
+        );
+        assert_eq!(
+            jail(p.params("main")),
+            [
+                jailed,
+                hosts,
+                &format!("jail_mount\t{kh}"),
+                &format!("jail_mount_rw\t{}\t{}", image.state_dir(), image.run_dir()),
+            ],
+            "{shell:?}"
+        );
+        assert!(
+            jail(p.params("lan")).is_empty(),
+            "{shell:?}: option jail '0'"
+        );
+        assert_eq!(
+            jail(p.params("other")),
+            [
+                jailed,
+                hosts,
+                &format!("jail_mount\t{idf}"),
+                &format!("jail_mount_rw\t{}\t{}", t.str("keys"), t.str("status")),
+            ],
+            "{shell:?}"
+        );
+        assert!(p.logs.is_empty(), "{shell:?}: {:?}", p.logs);
+        // The state directory is the service user's alone; the status
+        // directory the service user's, readable by all.
+        let me = my_uid();
+        assert_eq!(owner_mode(&image.state_dir()), (me, 0o700), "{shell:?}");
+        assert_eq!(owner_mode(&image.run_dir()), (me, 0o755), "{shell:?}");
+
+        // No ujail on the image: the same user, no jail.
+        let image = Image::new(false);
+        let p = procd_for(shell, &uci, &image);
+        for name in names {
+            let params = p.params(name);
+            assert!(
+                params.contains(&format!("user\t{user}"))
+                    && params.contains(&format!("group\t{group}")),
+                "{shell:?} {name}: {params:?}"
+            );
+            assert!(jail(params).is_empty(), "{shell:?} {name}: {params:?}");
+        }
+
+        // No service user (the package unpacked without its postinst): the
+        // tunnels run as root, still jailed, and the log says why.
+        let image = Image::with(true, None);
+        let p = procd_for(shell, &uci, &image);
+        for name in names {
+            let params = p.params(name);
+            assert!(
+                !has(params, "user\t") && !has(params, "group\t"),
+                "{shell:?} {name}: {params:?}"
+            );
+        }
+        assert_eq!(jail(p.params("main"))[0], jailed, "{shell:?}");
+        assert!(
+            p.logs
+                .iter()
+                .any(|l| l.contains("daemon.warn") && l.contains("no user jailbird")),
+            "{shell:?}: {:?}",
+            p.logs
+        );
+    }
+}
+
+#[test]
+fn openwrt_init_hands_a_root_key_to_the_service_user() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    assert_eq!(
+        my_uid(),
+        0,
+        "this test hands files to the user nobody: run it as root (.ci/run does)"
+    );
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap();
+    let nobody: Vec<u32> = passwd
+        .lines()
+        .find_map(|l| l.strip_prefix("nobody:"))
+        .expect("no user nobody in /etc/passwd")
+        .split(':')
+        .skip(1)
+        .take(2)
+        .map(|n| n.parse().unwrap())
+        .collect();
+    let (uid, gid) = (nobody[0], nobody[1]);
+    let image = Image::with(false, Some(("nobody".into(), gid.to_string())));
+
+    // An install from before the service dropped root: /etc/jailbird and its
+    // key are root's (as `jailbird authorize` run as root also leaves them).
+    let dir = image.state_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let identity = format!("{dir}/identity");
+    let key = ok(Command::new(BIN).args(["key", "--state", &identity]));
+    let lock = format!("{identity}.lock");
+    std::fs::write(&lock, "").unwrap();
+    std::fs::set_permissions(&lock, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let as_nobody = || {
+        output(
+            Command::new(BIN)
+                .args(["key", "--state", &identity])
+                .uid(uid)
+                .gid(gid),
+        )
+    };
+    assert!(
+        !as_nobody().status.success(),
+        "nobody read root's key before the handover"
+    );
+
+    // What a service user gone bad could plant where its key should be: a
+    // hard link and a symlink to a file of root's.
+    let victim = image.root.str("victim");
+    std::fs::write(&victim, "root's\n").unwrap();
+    std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::create_dir_all(image.root.path("linked")).unwrap();
+    std::fs::hard_link(&victim, image.root.path("linked/identity")).unwrap();
+    std::fs::create_dir_all(image.root.path("symlinked")).unwrap();
+    std::os::unix::fs::symlink(&victim, image.root.path("symlinked/identity")).unwrap();
+    let uci = format!(
+        "config jailbird 'main'
+	option enabled '1'
+	option destination 'tunuser@jail.example'
+
+config jailbird 'linked'
+	option enabled '1'
+	option destination 'tunuser@jail.example'
+	option state '{}'
+
+config jailbird 'symlinked'
+	option enabled '1'
+	option destination 'tunuser@jail.example'
+	option state '{}'
+",
+        image.root.str("linked/identity"),
+        image.root.str("symlinked/identity"),
+    );
+    let p = procd_for(&["busybox", "sh"], &uci, &image);
+    assert!(
+        p.params("main").contains(&"user\tnobody".to_string()),
+        "{p:?}"
+    );
+
+    assert_eq!(owner_mode(&dir), (uid, 0o700));
+    assert_eq!(owner_mode(&image.run_dir()), (uid, 0o755));
+    assert_eq!(
+        owner_mode(&identity),
+        (uid, 0o600),
+        "the key was not handed over"
+    );
+    assert_eq!(
+        owner_mode(&lock),
+        (uid, 0o600),
+        "the pin lock was not handed over"
+    );
+    for f in [&identity, &lock] {
+        assert!(
+            p.logs
+                .iter()
+                .any(|l| l.ends_with(&format!("{f} now belongs to nobody, who runs the tunnel"))),
+            "{f}: {:?}",
+            p.logs
+        );
+    }
+    assert_eq!(
+        owner_mode(&victim),
+        (0, 0o600),
+        "a hard link handed root's file over"
+    );
+    assert_eq!(owner_mode(&image.root.str("symlinked/identity")).0, 0);
+    assert_eq!(p.logs.len(), 2, "{:?}", p.logs);
+
+    // The service user now reads the same identity: the device keeps its key.
+    let out = as_nobody();
+    assert!(
+        out.status.success(),
+        "nobody cannot read the handed-over key: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), key);
 }
 
 /// `KEY=VALUE` lines of an EnvironmentFile; `commented` takes `#KEY=VALUE` ones instead.
