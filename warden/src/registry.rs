@@ -1101,6 +1101,37 @@ pub fn granted_ports(
         .collect())
 }
 
+/// Device ports of `pool` an operator may be connected to at `at`: an
+/// unrevoked device holding at least one live grant, with the device's id.
+pub fn granted_devices_by_port(
+    c: &mut Conn,
+    pool: &str,
+    at: i64,
+) -> Result<BTreeMap<u16, String>, Error> {
+    let rows = c.query(
+        "SELECT DISTINCT d.port, d.id FROM grants g JOIN devices d ON d.id = g.device
+         WHERE g.expires > $1 AND d.pool = $2 AND d.revoked IS NULL",
+        &[at.into(), pool.into()],
+    )?;
+    Ok(rows
+        .iter()
+        .map(|r| (r[0].int().unwrap_or(0) as u16, text(r, 1)))
+        .collect())
+}
+
+/// The device of `pool` at `port`, and whether it is revoked.
+pub fn device_at_port(
+    c: &mut Conn,
+    pool: &str,
+    port: u16,
+) -> Result<Option<(String, bool)>, Error> {
+    let rows = c.query(
+        "SELECT id, revoked FROM devices WHERE pool = $1 AND port = $2",
+        &[pool.into(), i64::from(port).into()],
+    )?;
+    Ok(rows.first().map(|r| (text(r, 0), r[1] != Value::Null)))
+}
+
 // ---- the audit trail ----------------------------------------------------------
 
 /// One audit entry.

@@ -35,16 +35,7 @@ pub fn parse_proc_net(text: &str) -> Vec<Listener> {
         let Some((addr, port)) = f[1].split_once(':') else {
             continue;
         };
-        let loopback = match addr.len() {
-            // 127.0.0.0/8, stored little-endian: the last byte pair is the first octet.
-            8 => addr.ends_with("7F"),
-            // ::1, or ::ffff:127.x.y.z.
-            32 => {
-                addr == "00000000000000000000000001000000"
-                    || (addr.starts_with("0000000000000000FFFF0000") && addr.ends_with("7F"))
-            }
-            _ => false,
-        };
+        let loopback = is_loopback_hex(addr);
         let (Ok(port), Ok(uid), Ok(inode)) = (
             u16::from_str_radix(port, 16),
             f[7].parse::<u32>(),
@@ -57,6 +48,58 @@ pub fn parse_proc_net(text: &str) -> Vec<Listener> {
         }
     }
     out
+}
+
+/// An established TCP connection from this host to a loopback port: what an
+/// operator's `ssh -W localhost:PORT` session holds while it reaches a device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Outgoing {
+    pub remote_port: u16,
+    pub uid: u32,
+    pub inode: u64,
+}
+
+/// Parses `/proc/net/tcp{,6}` text: ESTABLISHED connections to loopback.
+pub fn parse_proc_net_outgoing(text: &str) -> Vec<Outgoing> {
+    let mut out = Vec::new();
+    for line in text.lines().skip(1) {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() < 10 || f[3] != "01" {
+            continue; // not ESTABLISHED
+        }
+        let Some((addr, port)) = f[2].split_once(':') else {
+            continue;
+        };
+        let (Ok(remote_port), Ok(uid), Ok(inode)) = (
+            u16::from_str_radix(port, 16),
+            f[7].parse::<u32>(),
+            f[9].parse::<u64>(),
+        ) else {
+            continue;
+        };
+        if is_loopback_hex(addr) && inode != 0 {
+            out.push(Outgoing {
+                remote_port,
+                uid,
+                inode,
+            });
+        }
+    }
+    out
+}
+
+/// A /proc/net address (hex, in the kernel's byte order) on loopback.
+fn is_loopback_hex(addr: &str) -> bool {
+    match addr.len() {
+        // 127.0.0.0/8, stored little-endian: the last byte pair is the first octet.
+        8 => addr.ends_with("7F"),
+        // ::1, or ::ffff:127.x.y.z.
+        32 => {
+            addr == "00000000000000000000000001000000"
+                || (addr.starts_with("0000000000000000FFFF0000") && addr.ends_with("7F"))
+        }
+        _ => false,
+    }
 }
 
 fn read_capped(p: &Path) -> String {
@@ -257,6 +300,7 @@ pub fn watch(a: &WatchArgs) -> Result<(), Error> {
             for (id, port) in &tick.revoked_holding {
                 end_session(c, id, *port, held.get(port).copied())?;
             }
+            end_operator_sessions(c, &jail, range, sshd_pid, &proc_net)?;
             Ok(())
         })();
         if let Err(e) = result {
@@ -313,6 +357,79 @@ fn end_session(c: &mut Conn, id: &str, port: u16, holder: Option<(u32, u64)>) ->
     Ok(())
 }
 
+/// Ends every operator session on this jail connected to a device port that
+/// no live grant covers any more (the grant expired, or the device was
+/// revoked). sshd checked the grant at login only; this is what makes it
+/// hold for the session. A session is one sshd process; one reaching a port
+/// that another operator's grant still covers is left alone (watch cannot tell
+/// which operator a session is), as is one that is not sshd's.
+fn end_operator_sessions(
+    c: &mut Conn,
+    jail: &Jail,
+    range: PortRange,
+    sshd_pid: Option<u32>,
+    proc_net: &[PathBuf],
+) -> Result<(), Error> {
+    let Some(uid) = uid_of(&jail.operator_user) else {
+        return Ok(()); // no operator account here: no operator sessions
+    };
+    let mut conns = Vec::new();
+    for p in proc_net {
+        conns.extend(parse_proc_net_outgoing(&read_capped(p)));
+    }
+    conns.retain(|o| o.uid == uid && range.contains(o.remote_port));
+    if conns.is_empty() {
+        return Ok(());
+    }
+    let live = registry::granted_devices_by_port(c, &jail.pool, registry::now())?;
+    conns.retain(|o| !live.contains_key(&o.remote_port));
+    let inodes: BTreeSet<u64> = conns.iter().map(|o| o.inode).collect();
+    let pids = holders(&inodes, uid);
+    let mut ended = BTreeSet::new();
+    for o in conns {
+        let Some(&pid) = pids.get(&o.inode) else {
+            continue;
+        };
+        if ended.contains(&pid)
+            || sshd_pid.is_some_and(|root| !is_descendant(pid, root))
+            || !holds(pid, o.inode)
+        {
+            continue;
+        }
+        let name = comm(pid);
+        if name != "sshd" && name != "sshd-session" {
+            continue;
+        }
+        let (id, why) = match registry::device_at_port(c, &jail.pool, o.remote_port)? {
+            Some((id, true)) => (Some(id), "device revoked"),
+            Some((id, false)) => (Some(id), "no live grant"),
+            None => (None, "no such device"),
+        };
+        let ok = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            log(&format!("could not end operator session pid {pid} ({why})"));
+            continue;
+        }
+        ended.insert(pid);
+        let shown = id.clone().unwrap_or_else(|| "-".into());
+        log(&format!(
+            "ended an operator session reaching {shown} (port {}, sshd pid {pid}): {why}",
+            o.remote_port
+        ));
+        let detail = format!(
+            "operator session on jail {} port {} sshd pid {pid}",
+            jail.name, o.remote_port
+        );
+        c.transaction(|c| {
+            registry::audit(c, "end-session", id.as_deref(), Some(why), Some(&detail))
+        })?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -334,6 +451,15 @@ mod tests {
         let v6 = "  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n\
    0: 00000000000000000000000001000000:2711 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000   998        0 77 1 0000000000000000 100 0 0 10 0\n\
    1: 00000000000000000000000000000000:2712 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000   998        0 78 1 0000000000000000 100 0 0 10 0\n";
+        // The third v4 line: an established connection to 127.0.0.1:53448.
+        assert_eq!(
+            parse_proc_net_outgoing(v4),
+            vec![Outgoing {
+                remote_port: 0xD0C8,
+                uid: 998,
+                inode: 4243
+            }]
+        );
         assert_eq!(
             parse_proc_net(v6),
             vec![Listener {

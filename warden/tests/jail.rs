@@ -991,3 +991,114 @@ fn connect_signs_for_one_device_and_the_grant_window_sqlite() {
 fn connect_signs_for_one_device_and_the_grant_window_postgres() {
     connect_signs_for_one_device_and_the_grant_window(Kind::Postgres);
 }
+
+/// Waits until `child` prints `word` on stdout (read in a thread), within READY.
+fn wait_stdout(child: &mut std::process::Child, word: &str) {
+    use std::io::BufRead;
+    let out = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = std::time::Instant::now() + READY;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(l) if l.contains(word) => return,
+            Ok(_) => continue,
+            Err(e) => panic!("no {word:?} on the session's stdout: {e}"),
+        }
+    }
+}
+
+#[test]
+fn watch_ends_operator_sessions_no_grant_covers_any_more() {
+    let (reg, _lo, jail) = registry_and_jail(Kind::Sqlite, 4);
+    let target = DeviceSshd::start();
+    let mut d1 = enrol_device(&reg, "D1", target.port);
+    d1.start();
+    let op_pub_file = format!("{}.pub", target.client_key.display());
+    let op_pub = std::fs::read_to_string(&op_pub_file).unwrap();
+    reg.ok(&["operator", "add", "ops", "--key", op_pub.trim()]);
+    let op_fp = run_ok(Command::new("ssh-keygen").args(["-lf", &op_pub_file]))
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_string();
+    let certs = TempDir::new("certs");
+    let session = |duration: &str| {
+        let mut args = vec![
+            "connect".to_string(),
+            "D1".into(),
+            "--identity".into(),
+            target.client_key.display().to_string(),
+            "--cert-dir".into(),
+            certs.0.display().to_string(),
+            "--for".into(),
+            duration.into(),
+            "--".into(),
+        ];
+        args.extend(batch());
+        args.extend([
+            "-l".into(),
+            agent::device_user(),
+            "echo started; sleep 120".into(),
+        ]);
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut child = reg
+            .warden_cmd(&refs)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_stdout(&mut child, "started");
+        child
+    };
+    let granted = || {
+        let (_, line, _) =
+            reg.warden(&["authorized-keys", "--jail", "jail-a", OPERATOR_USER, &op_fp]);
+        !line.is_empty()
+    };
+    let ends = |child: &mut std::process::Child, what: &str| {
+        watch_once(&reg, &jail);
+        wait_until(Duration::from_secs(15), what, || child.try_wait().unwrap());
+    };
+
+    // A session that outlives its grant: sshd checked the grant at login only,
+    // so it runs on until watch ends it.
+    let mut s1 = session("3s");
+    wait_until(Duration::from_secs(20), "the 3 s grant to lapse", || {
+        (!granted()).then_some(())
+    });
+    assert!(
+        s1.try_wait().unwrap().is_none(),
+        "the session ended by itself"
+    );
+    ends(&mut s1, "watch to end the session of a lapsed grant");
+
+    // A revoked device: watch ends its tunnel's session, and with the tunnel
+    // every operator session through it ends.
+    let mut s2 = session("1h");
+    reg.ok(&["revoke", "D1"]);
+    ends(&mut s2, "watch to end the session to a revoked device");
+
+    let audit = json(&reg, &["audit", "--device", "D1", "--json"]);
+    let ended: Vec<(&str, &str)> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "end-session")
+        .map(|e| (e["reason"].as_str().unwrap(), e["detail"].as_str().unwrap()))
+        .collect();
+    assert_eq!(ended.len(), 2, "{audit:#}");
+    assert!(
+        ended[0].0 == "no live grant" && ended[0].1.starts_with("operator session on jail jail-a"),
+        "{ended:?}"
+    );
+    assert!(
+        ended[1].0 == "device revoked" && !ended[1].1.starts_with("operator session"),
+        "{ended:?}"
+    );
+}
