@@ -263,7 +263,10 @@ pub fn check_protected(file: &std::fs::File) -> Result<(), StateError> {
             "mode {mode:04o} lets group or others read it; chmod 600 it"
         )));
     }
+    // Root may use a service account's key (`jailbird key` on a device whose
+    // service runs as `jailbird`); a rewrite keeps the file's owner (write_state).
     if let Some(euid) = effective_uid()
+        && euid != 0
         && m.uid() != euid
         && m.uid() != 0
     {
@@ -377,6 +380,9 @@ pub fn write_atomic(path: &Path, state: &State, replace: bool) -> Result<(), Fil
             .open(&tmp)
             .map_err(StateError::Io)?;
         encode(state, &mut StdIo(&mut file))?;
+        if replace {
+            keep_owner(path, &file)?;
+        }
         file.flush().map_err(StateError::Io)?;
         file.sync_all().map_err(StateError::Io)?;
         drop(file);
@@ -394,6 +400,22 @@ pub fn write_atomic(path: &Path, state: &State, replace: bool) -> Result<(), Fil
         let _ = std::fs::remove_file(&tmp);
     }
     result.map_err(err)
+}
+
+/// A replacement written by root keeps the owner of the file it replaces (a
+/// pin saved by `jailbird run` as root must not take the service's key away
+/// from the service's user).
+fn keep_owner(path: &Path, tmp: &std::fs::File) -> Result<(), StateError> {
+    use std::os::unix::fs::MetadataExt;
+    if effective_uid() != Some(0) {
+        return Ok(());
+    }
+    match std::fs::metadata(path) {
+        Ok(m) if m.uid() != 0 || m.gid() != 0 => {
+            std::os::unix::fs::fchown(tmp, Some(m.uid()), Some(m.gid())).map_err(StateError::Io)
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Removes temp files (`.NAME.tmpPID`) left by writers that died mid-write

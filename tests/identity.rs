@@ -383,6 +383,51 @@ fn the_agent_never_dumps_core() {
 }
 
 #[test]
+fn root_uses_a_service_accounts_key_and_leaves_it_the_services() {
+    // On a device whose service runs as its own user, `jailbird key` and
+    // `authorize` as root must work, and a pin saved by root keeps the
+    // service's ownership (else the service could no longer read its key).
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    use std::os::unix::fs::MetadataExt;
+    let (dir, state, listen, line) = authorized_device("service-owned");
+    let (s, before, _) = jailbird(&["key", "--state", &state]);
+    assert!(s.success());
+    const NOBODY: u32 = 65534;
+    std::os::unix::fs::chown(&state, Some(NOBODY), Some(NOBODY)).unwrap();
+    let (s, after, err) = jailbird(&["key", "--state", &state]);
+    assert!(s.success(), "root refused a service-owned key: {err}");
+    assert_eq!(before, after);
+    let jail = Jail::start(JailOpts::new(listen, &line));
+    let echo = Echo::start();
+    let fwd = format!("{listen}:127.0.0.1:{}", echo.port);
+    let agent = Agent::spawn(
+        &[
+            "run",
+            "--state",
+            &state,
+            "-o",
+            "StrictHostKeyChecking=accept-new",
+            "-R",
+            &fwd,
+            &jail.destination(),
+        ],
+        &[],
+    );
+    agent.wait_log("tunnel up", READY);
+    let st = jailbird::identity::decode_bytes(&std::fs::read(&state).unwrap()).unwrap();
+    assert_eq!(st.pins.len(), 1, "the pin was not saved");
+    let m = std::fs::metadata(&state).unwrap();
+    assert_eq!(
+        (m.uid(), m.gid(), m.mode() & 0o777),
+        (NOBODY, NOBODY, 0o600)
+    );
+    drop(dir);
+}
+
+#[test]
 fn agents_sharing_a_state_file_keep_each_others_pins() {
     // Two agents, one state file, accept-new, each to its own jail, started
     // together: both load the file before either pins. Each pin is merged
