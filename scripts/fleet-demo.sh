@@ -67,7 +67,8 @@ for j in jail-a jail-b; do
 done
 "$warden" jail ls
 
-echo "== 3. a stand-in for the devices' own sshd"
+echo "== 3. the operator CA, and a stand-in for the devices' own sshd (trusting it for the devices' ids)"
+"$warden" ca init --ca "$demo/operator_ca"
 device_port=$(free_port)
 ssh-keygen -q -t ed25519 -N '' -f "$demo/device_host_key"
 ssh-keygen -q -t ed25519 -N '' -C operator -f "$demo/operator"
@@ -76,6 +77,8 @@ ListenAddress 127.0.0.1:$device_port
 HostKey $demo/device_host_key
 PidFile none
 AuthorizedKeysFile $demo/operator.pub
+TrustedUserCAKeys $demo/operator_ca.pub
+AuthorizedPrincipalsFile $demo/principals
 StrictModes no
 UsePAM no
 PasswordAuthentication no
@@ -94,7 +97,9 @@ for i in 0 1 2; do
   mkdir -p "$demo/$d"
   key=$("$jailbird" key --state "$demo/$d/identity")
   "$warden" enroll "$d" --key "$key" --mac "${macs[$i]}" --target "127.0.0.1:$device_port" --label site=demo
-  "$warden" device-config "$d" --out "$demo/$d" --known-hosts-path "$demo/$d/known_hosts"
+  "$warden" device-config "$d" --out "$demo/$d" --known-hosts-path "$demo/$d/known_hosts" --operator-ca "$demo/operator_ca"
+  # One stand-in sshd plays all three devices: it takes each one's principal.
+  cat "$demo/$d/warden_principals" >> "$demo/principals"
 done
 echo "-- $demo/234DNJE4/jailbird.env:"
 grep -v '^#' "$demo/234DNJE4/jailbird.env"
@@ -115,13 +120,14 @@ port=$("$warden" show 234DNJE4 --json | python3 -c 'import json,sys; print(json.
 ssh -F /dev/null -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR \
   -i "$demo/operator" -p "$port" root@127.0.0.1 'echo "hello from 234DNJE4 (port '"$port"') through the jail"'
 
-echo "== 6b. operator alice, with a 15-minute grant, reaches 234DNJE4 through the jail's operator account"
+echo "== 6b. operator alice: warden connect by id (a 15-minute grant, a certificate for 234DNJE4 only, ssh through the jail holding it)"
 ssh-keygen -q -t ed25519 -N '' -C alice -f "$demo/alice"
 "$warden" operator add alice --key "$(cat "$demo/alice.pub")"
-"$warden" grant --mac 92:be:bf:83:6e:b3 --operator alice --for 15m --reason "fleet demo"
-proxy="ssh -F /dev/null -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -i $demo/alice -p ${jail_port[jail-a]} -W localhost:$port jbop@127.0.0.1"
-ssh -F /dev/null -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR \
-  -o ProxyCommand="$proxy" -i "$demo/operator" root@234DNJE4 'echo "hello from 234DNJE4, reached by alice on her grant"'
+export WARDEN_IDENTITY="$demo/alice" WARDEN_OPERATOR_CA="$demo/operator_ca" WARDEN_CERT_DIR="$demo/certs"
+"$warden" connect --mac 92:be:bf:83:6e:b3 --for 15m --reason "fleet demo" --print
+"$warden" connect 234DNJE4 --for 15m --reason "fleet demo" -- \
+  -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR \
+  -l root 'echo "hello from 234DNJE4, reached by alice with her certificate (no key of hers on the device)"'
 "$warden" audit --operator alice
 
 echo "== 7. jail-a dies: the devices come back on jail-b, same ports, no re-enrolment"
@@ -137,4 +143,4 @@ ssh -F /dev/null -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsF
 
 if [ "${JAILBIRD_DEMO_HOLD:-1}" = 0 ]; then exit 0; fi
 echo "== holding; try: WARDEN_DB=$WARDEN_DB $warden ls   (Ctrl-C stops)"
-wait "${pids[0]}"
+wait

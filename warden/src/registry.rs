@@ -1102,7 +1102,8 @@ pub fn granted_ports(
 }
 
 /// Device ports of `pool` an operator may be connected to at `at`: an
-/// unrevoked device holding at least one live grant, with the device's id.
+/// unrevoked device holding at least one live grant of an enabled operator,
+/// with the device's id.
 pub fn granted_devices_by_port(
     c: &mut Conn,
     pool: &str,
@@ -1110,7 +1111,8 @@ pub fn granted_devices_by_port(
 ) -> Result<BTreeMap<u16, String>, Error> {
     let rows = c.query(
         "SELECT DISTINCT d.port, d.id FROM grants g JOIN devices d ON d.id = g.device
-         WHERE g.expires > $1 AND d.pool = $2 AND d.revoked IS NULL",
+         JOIN operators o ON o.name = g.operator
+         WHERE g.expires > $1 AND d.pool = $2 AND d.revoked IS NULL AND o.disabled IS NULL",
         &[at.into(), pool.into()],
     )?;
     Ok(rows
