@@ -533,8 +533,17 @@ fn registry_and_jail(kind: Kind, n: u16) -> (Registry, u16, Jail) {
 }
 
 #[test]
-fn an_operator_reaches_exactly_the_devices_granted_while_granted() {
-    let (reg, lo, jail) = registry_and_jail(Kind::Sqlite, 4);
+fn an_operator_reaches_exactly_the_devices_granted_while_granted_sqlite() {
+    an_operator_reaches_exactly_the_devices_granted_while_granted(Kind::Sqlite);
+}
+
+#[test]
+fn an_operator_reaches_exactly_the_devices_granted_while_granted_postgres() {
+    an_operator_reaches_exactly_the_devices_granted_while_granted(Kind::Postgres);
+}
+
+fn an_operator_reaches_exactly_the_devices_granted_while_granted(kind: Kind) {
+    let (reg, lo, jail) = registry_and_jail(kind, 4);
     let target = DeviceSshd::start();
     let mut d1 = enrol_device(&reg, "234DNJE4", target.port);
     let mut d2 = enrol_device(&reg, "NEIGHBOUR", target.port);
@@ -624,8 +633,17 @@ fn an_operator_reaches_exactly_the_devices_granted_while_granted() {
 }
 
 #[test]
-fn a_revoked_device_is_out_of_reach_whatever_the_grant() {
-    let (reg, lo, jail) = registry_and_jail(Kind::Postgres, 2);
+fn a_revoked_device_is_out_of_reach_whatever_the_grant_sqlite() {
+    a_revoked_device_is_out_of_reach_whatever_the_grant(Kind::Sqlite);
+}
+
+#[test]
+fn a_revoked_device_is_out_of_reach_whatever_the_grant_postgres() {
+    a_revoked_device_is_out_of_reach_whatever_the_grant(Kind::Postgres);
+}
+
+fn a_revoked_device_is_out_of_reach_whatever_the_grant(kind: Kind) {
+    let (reg, lo, jail) = registry_and_jail(kind, 2);
     let keys = TempDir::new("operator");
     let (op_key, op_pub) = key(&keys);
     let (_, dev_pub) = key(&keys);
