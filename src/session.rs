@@ -13,10 +13,11 @@ use crate::limits::{
     SHUTDOWN_GRACE, WINDOW_BYTES,
 };
 use crate::shutdown::Shutdown;
-use russh::client::{self, ChannelOpenHandle, Handle, Msg, Session};
+use russh::client::{self, ChannelOpenHandle, ChannelOpener, Handle, Msg, Session};
 use russh::keys::{PrivateKey, PrivateKeyWithHashAlg, PublicKeyOrCertificate};
 use russh::{Channel, ChannelOpenFailure, Disconnect};
 use std::fmt;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -24,6 +25,7 @@ use tokio::net::TcpListener;
 use tokio::net::TcpStream;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
+use tokio::time::error::Elapsed;
 use tokio::time::{Instant, timeout, timeout_at};
 
 /// Settings shared by every attempt.
@@ -186,6 +188,24 @@ struct Expected {
     port: AtomicU32,
     /// The socket path of a `-R /path.sock:...` forward.
     socket: Option<String>,
+}
+
+impl Expected {
+    /// What channels the jail may open for this forward.
+    fn for_forward(forward: &Forward) -> Self {
+        match forward {
+            Forward::Remote(f) => Expected {
+                reverse: true,
+                port: AtomicU32::new(u32::from(f.port)),
+                socket: f.socket.clone(),
+            },
+            Forward::Local(_) => Expected {
+                reverse: false,
+                port: AtomicU32::new(0),
+                socket: None,
+            },
+        }
+    }
 }
 
 /// What a forwarded channel says it came in on.
@@ -544,29 +564,15 @@ pub async fn serve(
     let failure = loop {
         tokio::select! {
             _ = shutdown.wait() => break None,
-            r = &mut handle => break Some(Failure::Lost(match r {
-                Ok(()) => format!("link to jail {jail} closed by the jail"),
-                Err(HandshakeError::Ssh(russh::Error::KeepaliveTimeout | russh::Error::InactivityTimeout)) =>
-                    format!("link to jail {jail} declared dead: no answer to keepalives (ServerAliveInterval x ServerAliveCountMax)"),
-                Err(e) => format!("link to jail {jail} lost: {e}"),
-            })),
+            r = &mut handle => break Some(lost(jail, r)),
             Some(incoming) = rx.recv() => {
                 let target = ctx.target.clone();
                 tasks.spawn(async move { forward::serve(incoming, &target).await });
             }
             r = forward::accept(local) => match r {
-                Ok((stream, peer)) => match local_permits.clone().try_acquire_owned() {
-                    Ok(permit) => {
-                        let (opener, target) = (opener.clone(), ctx.target.clone());
-                        tasks.spawn(async move {
-                            forward::serve_local(opener, stream, peer, &target, permit).await
-                        });
-                    }
-                    Err(_) => {
-                        log::warn!("refused local connection from {peer}: {MAX_CHANNELS} connections already open (MAX_CHANNELS)");
-                        forward::reset(stream);
-                    }
-                },
+                Ok((stream, peer)) => {
+                    take_local(stream, peer, &opener, &local_permits, &ctx.target, &mut tasks);
+                }
                 Err(e) => {
                     log::warn!("cannot accept a local connection: {e}");
                     tokio::time::sleep(crate::limits::ACCEPT_ERROR_PAUSE).await;
@@ -576,29 +582,7 @@ pub async fn serve(
         }
     };
     if failure.is_none() {
-        let bye = async {
-            let _ = match &ctx.forward {
-                Forward::Local(_) => Ok(()),
-                Forward::Remote(f) => match &f.socket {
-                    Some(path) => handle.cancel_streamlocal_forward(path.as_str()).await,
-                    None => {
-                        handle
-                            .cancel_tcpip_forward(f.bind_address(), u32::from(f.port))
-                            .await
-                    }
-                },
-            };
-            let _ = handle
-                .disconnect(Disconnect::ByApplication, "jailbird shutting down", "en")
-                .await;
-            let _ = (&mut handle).await;
-        };
-        if timeout(SHUTDOWN_GRACE, bye).await.is_err() {
-            log::warn!(
-                "jail {jail} did not acknowledge the disconnect within {}ms",
-                SHUTDOWN_GRACE.as_millis()
-            );
-        }
+        say_goodbye(&ctx.forward, jail, &mut handle).await;
     }
     tasks.abort_all();
     Attempt {
@@ -607,6 +591,76 @@ pub async fn serve(
     }
 }
 
+/// Why the link ended, when the session ended without being asked to.
+fn lost(jail: &Jail, r: Result<(), HandshakeError>) -> Failure {
+    Failure::Lost(match r {
+        Ok(()) => format!("link to jail {jail} closed by the jail"),
+        Err(HandshakeError::Ssh(
+            russh::Error::KeepaliveTimeout | russh::Error::InactivityTimeout,
+        )) => format!(
+            "link to jail {jail} declared dead: no answer to keepalives (ServerAliveInterval x ServerAliveCountMax)"
+        ),
+        Err(e) => format!("link to jail {jail} lost: {e}"),
+    })
+}
+
+/// A local (`-L`) connection: served through the jail if a MAX_CHANNELS
+/// slot is free, else reset.
+fn take_local(
+    stream: TcpStream,
+    peer: SocketAddr,
+    opener: &ChannelOpener,
+    permits: &Arc<Semaphore>,
+    target: &Target,
+    tasks: &mut JoinSet<()>,
+) {
+    match permits.clone().try_acquire_owned() {
+        Ok(permit) => {
+            let (opener, target) = (opener.clone(), target.clone());
+            tasks.spawn(async move {
+                forward::serve_local(opener, stream, peer, &target, permit).await
+            });
+        }
+        Err(_) => {
+            log::warn!(
+                "refused local connection from {peer}: {MAX_CHANNELS} connections already open (MAX_CHANNELS)"
+            );
+            forward::reset(stream);
+        }
+    }
+}
+
+/// On shutdown: cancels the forward and disconnects, waiting for the jail's
+/// acknowledgement no longer than SHUTDOWN_GRACE.
+async fn say_goodbye(forward: &Forward, jail: &Jail, handle: &mut Handle<Client>) {
+    let bye = async {
+        let _ = match forward {
+            Forward::Local(_) => Ok(()),
+            Forward::Remote(f) => match &f.socket {
+                Some(path) => handle.cancel_streamlocal_forward(path.as_str()).await,
+                None => {
+                    handle
+                        .cancel_tcpip_forward(f.bind_address(), u32::from(f.port))
+                        .await
+                }
+            },
+        };
+        let _ = handle
+            .disconnect(Disconnect::ByApplication, "jailbird shutting down", "en")
+            .await;
+        let _ = (&mut *handle).await;
+    };
+    if timeout(SHUTDOWN_GRACE, bye).await.is_err() {
+        log::warn!(
+            "jail {jail} did not acknowledge the disconnect within {}ms",
+            SHUTDOWN_GRACE.as_millis()
+        );
+    }
+}
+
+/// One attempt's setup, each step under its own limit: TCP connect, SSH
+/// handshake with the host-key check, pinning a key accepted as new,
+/// authentication, and the forward request.
 async fn establish(
     ctx: &Ctx,
     jail: &Jail,
@@ -617,18 +671,7 @@ async fn establish(
     let deadline = Instant::now() + ctx.connect_timeout;
     let stream = dial(jail, deadline).await?;
     let check = Arc::new(Mutex::new(KeyCheck::default()));
-    let expect = Arc::new(match &ctx.forward {
-        Forward::Remote(f) => Expected {
-            reverse: true,
-            port: AtomicU32::new(u32::from(f.port)),
-            socket: f.socket.clone(),
-        },
-        Forward::Local(_) => Expected {
-            reverse: false,
-            port: AtomicU32::new(0),
-            socket: None,
-        },
-    });
+    let expect = Arc::new(Expected::for_forward(&ctx.forward));
     let handler = Client {
         jail: jail.clone(),
         trust: ctx.trust.clone(),
@@ -643,31 +686,56 @@ async fn establish(
         client::connect_stream(ctx.ssh.clone(), stream, handler),
     )
     .await;
-    let taken = check
+    // What the host-key callback decided during the handshake.
+    let checked = check
         .lock()
         .map(|mut c| std::mem::take(&mut *c))
         .unwrap_or_default();
-    let mut handle = match connected {
-        Err(_) => {
-            return Err(Failure::Handshake(format!(
-                "jail {jail}: no SSH handshake within {}s (ConnectTimeout)",
-                ctx.connect_timeout.as_secs()
-            )));
-        }
-        Ok(Err(HandshakeError::HostKey(why))) => return Err(Failure::HostKey(why)),
-        Ok(Err(HandshakeError::Ssh(e))) => {
-            return Err(Failure::Handshake(format!(
-                "SSH handshake with jail {jail} failed: {e}"
-            )));
-        }
-        Ok(Ok(h)) => h,
-    };
-    if let Some((sha, fp)) = taken.new_pin {
+    let mut handle = handshake_reply(ctx, jail, connected)?;
+    keep_new_pin(jail, checked.new_pin, save_pin)?;
+    authenticate(ctx, jail, &mut handle).await?;
+    let up = request_forward(&ctx.forward, jail, &handle, &expect, checked.cipher).await?;
+    Ok((handle, up))
+}
+
+/// What the handshake's outcome means: the session, or why the attempt
+/// failed (a trust refusal is [`Failure::HostKey`]).
+fn handshake_reply(
+    ctx: &Ctx,
+    jail: &Jail,
+    connected: Result<Result<Handle<Client>, HandshakeError>, Elapsed>,
+) -> Result<Handle<Client>, Failure> {
+    match connected {
+        Err(_) => Err(Failure::Handshake(format!(
+            "jail {jail}: no SSH handshake within {}s (ConnectTimeout)",
+            ctx.connect_timeout.as_secs()
+        ))),
+        Ok(Err(HandshakeError::HostKey(why))) => Err(Failure::HostKey(why)),
+        Ok(Err(HandshakeError::Ssh(e))) => Err(Failure::Handshake(format!(
+            "SSH handshake with jail {jail} failed: {e}"
+        ))),
+        Ok(Ok(h)) => Ok(h),
+    }
+}
+
+/// A key accepted as new is trusted only once it is on disk: saved before
+/// authenticating, and the attempt fails if it cannot be.
+fn keep_new_pin(
+    jail: &Jail,
+    new_pin: Option<([u8; 32], String)>,
+    save_pin: PinSaver<'_>,
+) -> Result<(), Failure> {
+    if let Some((sha, fp)) = new_pin {
         save_pin(jail, sha)
             .map_err(|e| Failure::HostKey(format!("cannot pin jail {jail} host key {fp}: {e}")))?;
         log::info!("pinned jail {jail} host key {fp} (StrictHostKeyChecking=accept-new)");
     }
+    Ok(())
+}
 
+/// Public-key authentication within AUTH_TIMEOUT; a refusal names the key
+/// and the user, a link that ended meanwhile says so.
+async fn authenticate(ctx: &Ctx, jail: &Jail, handle: &mut Handle<Client>) -> Result<(), Failure> {
     let hash = if ctx.key.algorithm().is_rsa() {
         handle
             .best_supported_rsa_hash()
@@ -686,105 +754,106 @@ async fn establish(
         ),
     );
     match auth.await {
-        Ok(Ok(client::AuthResult::Success)) => {}
+        Ok(Ok(client::AuthResult::Success)) => Ok(()),
         // russh reports a link that ended mid-auth as a failure: not a refusal.
-        Ok(Ok(client::AuthResult::Failure { .. })) if handle.is_closed() => {
-            return Err(Failure::Auth(format!(
-                "jail {jail} closed the connection during authentication"
-            )));
-        }
-        Ok(Ok(client::AuthResult::Failure { .. })) => {
-            return Err(Failure::Auth(format!(
-                "jail {jail} refused key {} for user {}: is its `jailbird authorize` line in that user's authorized_keys?",
-                fingerprint(ctx.key.public_key()),
-                jail.user
-            )));
-        }
-        Ok(Err(e)) => {
-            return Err(Failure::Auth(format!(
-                "authentication with jail {jail} failed: {e}"
-            )));
-        }
-        Err(_) => {
-            return Err(Failure::Auth(format!(
-                "jail {jail} did not answer authentication within {}s",
-                AUTH_TIMEOUT.as_secs()
-            )));
-        }
+        Ok(Ok(client::AuthResult::Failure { .. })) if handle.is_closed() => Err(Failure::Auth(
+            format!("jail {jail} closed the connection during authentication"),
+        )),
+        Ok(Ok(client::AuthResult::Failure { .. })) => Err(Failure::Auth(format!(
+            "jail {jail} refused key {} for user {}: is its `jailbird authorize` line in that user's authorized_keys?",
+            fingerprint(ctx.key.public_key()),
+            jail.user
+        ))),
+        Ok(Err(e)) => Err(Failure::Auth(format!(
+            "authentication with jail {jail} failed: {e}"
+        ))),
+        Err(_) => Err(Failure::Auth(format!(
+            "jail {jail} did not answer authentication within {}s",
+            AUTH_TIMEOUT.as_secs()
+        ))),
     }
+}
 
-    let f = match &ctx.forward {
-        // -L: nothing to ask for; channels are opened per local connection.
-        Forward::Local(_) => {
-            let up = Up {
-                listen: String::new(),
-                port: 0,
-                cipher: taken.cipher,
-            };
-            return Ok((handle, up));
-        }
-        Forward::Remote(f) => f,
+/// Why a jail most likely refuses a `tcpip-forward` request.
+const PORT_REFUSED: &str = "usually its old session still holds the port (until ClientAliveInterval x ClientAliveCountMax evicts it), or the port is not permitted for this key (PermitListen / permitlisten)";
+
+/// Asks the jail for the reverse forward (`-L` asks nothing: channels are
+/// opened per local connection) and says what came up: for `-R 0`, the port
+/// the jail allocated, which the channel gate then expects.
+async fn request_forward(
+    forward: &Forward,
+    jail: &Jail,
+    handle: &Handle<Client>,
+    expect: &Expected,
+    cipher: &'static str,
+) -> Result<Up, Failure> {
+    let Forward::Remote(f) = forward else {
+        return Ok(Up {
+            listen: String::new(),
+            port: 0,
+            cipher,
+        });
     };
-    if let Some(path) = &f.socket {
-        return match timeout(
-            FORWARD_REPLY_TIMEOUT,
-            handle.streamlocal_forward(path.as_str()),
-        )
-        .await
-        {
-            Ok(Ok(())) => Ok((
-                handle,
-                Up {
-                    listen: path.clone(),
-                    port: 0,
-                    cipher: taken.cipher,
-                },
-            )),
-            Ok(Err(russh::Error::RequestDenied)) => Err(Failure::ForwardRefused(format!(
-                "jail {jail} refused the forward of {path}: a stale socket is there (the jail needs StreamLocalBindUnlink yes), its directory is not writable by {}, or AllowStreamLocalForwarding is off",
-                jail.user
-            ))),
-            Ok(Err(e)) => Err(Failure::Lost(format!(
-                "jail {jail} dropped the link during the forward request for {path}: {e}"
-            ))),
-            Err(_) => Err(Failure::ForwardTimeout(format!(
-                "jail {jail} did not answer the forward request for {path} within {}s",
-                FORWARD_REPLY_TIMEOUT.as_secs()
-            ))),
-        };
-    }
-    let spec = format!("{}:{}", f.bind_address(), f.port);
-    match timeout(
-        FORWARD_REPLY_TIMEOUT,
-        handle.tcpip_forward(f.bind_address(), u32::from(f.port)),
-    )
-    .await
-    {
-        Ok(Ok(allocated)) => {
+    let (listen, port) = match &f.socket {
+        Some(path) => {
+            let reply = timeout(
+                FORWARD_REPLY_TIMEOUT,
+                handle.streamlocal_forward(path.as_str()),
+            )
+            .await;
+            forward_reply(
+                jail,
+                path,
+                reply.map(|r| r.map(|()| 0)),
+                format_args!(
+                    "a stale socket is there (the jail needs StreamLocalBindUnlink yes), its directory is not writable by {}, or AllowStreamLocalForwarding is off",
+                    jail.user
+                ),
+            )?;
+            (path.clone(), 0)
+        }
+        None => {
+            let spec = format!("{}:{}", f.bind_address(), f.port);
+            let reply = timeout(
+                FORWARD_REPLY_TIMEOUT,
+                handle.tcpip_forward(f.bind_address(), u32::from(f.port)),
+            )
+            .await;
+            let allocated = forward_reply(jail, &spec, reply, format_args!("{PORT_REFUSED}"))?;
             let port = if f.port == 0 {
                 allocated
             } else {
                 u32::from(f.port)
             };
             expect.port.store(port, Ordering::Relaxed);
-            let listen = format!("{}:{port}", f.bind_address());
-            Ok((
-                handle,
-                Up {
-                    listen,
-                    port,
-                    cipher: taken.cipher,
-                },
-            ))
+            (format!("{}:{port}", f.bind_address()), port)
         }
+    };
+    Ok(Up {
+        listen,
+        port,
+        cipher,
+    })
+}
+
+/// What the jail's answer to the forward request for `what` means: the port
+/// it allocated, or why the attempt failed (`refused`: the likely causes).
+fn forward_reply(
+    jail: &Jail,
+    what: &str,
+    reply: Result<Result<u32, russh::Error>, Elapsed>,
+    refused: fmt::Arguments<'_>,
+) -> Result<u32, Failure> {
+    match reply {
+        Ok(Ok(port)) => Ok(port),
         Ok(Err(russh::Error::RequestDenied)) => Err(Failure::ForwardRefused(format!(
-            "jail {jail} refused the forward of {spec}: usually its old session still holds the port (until ClientAliveInterval x ClientAliveCountMax evicts it), or the port is not permitted for this key (PermitListen / permitlisten)"
+            "jail {jail} refused the forward of {what}: {refused}"
         ))),
         Ok(Err(e)) => Err(Failure::Lost(format!(
-            "jail {jail} dropped the link during the forward request for {spec}: {e}"
+            "jail {jail} dropped the link during the forward request for {what}: {e}"
         ))),
         Err(_) => Err(Failure::ForwardTimeout(format!(
-            "jail {jail} did not answer the forward request for {spec} within {}s",
+            "jail {jail} did not answer the forward request for {what} within {}s",
             FORWARD_REPLY_TIMEOUT.as_secs()
         ))),
     }
