@@ -3,61 +3,29 @@
 //! on everywhere. It never gives up on its own.
 
 use crate::backoff::Backoff;
-use crate::config::{Forward, RunConfig};
+use crate::config::{Forward, Jail, LocalForward, RunConfig};
 use crate::device::DeviceKey;
 use crate::forward::{self, Target};
-use crate::identity;
+use crate::identity::{self, State};
 use crate::limits::HEALTHY_RESET;
-use crate::session::{self, Ctx};
+use crate::session::{self, Attempt, Ctx};
 use crate::shutdown::Shutdown;
 use crate::status;
+use russh::keys::PrivateKey;
+use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
 
 /// Holds the tunnel until shutdown. Errors only for bad local configuration
 /// (an unreadable identity), which retrying cannot fix.
 pub async fn run(cfg: RunConfig, mut shutdown: Shutdown) -> Result<(), String> {
-    let DeviceKey { key, mut state } = DeviceKey::load(&cfg.state_path, &cfg.key)?;
+    let DeviceKey { key, state } = DeviceKey::load(&cfg.state_path, &cfg.key)?;
     log::info!("device key {}", identity::fingerprint(key.public_key()));
-    let mut forward = cfg.forward.clone();
-    let mut local = None;
-    let target = match &mut forward {
-        Forward::Remote(r) => {
-            if let Some(t) = &r.socket {
-                let id = identity::device_id(key.public_key());
-                let path = crate::config::expand_socket_path(t, &identity::hostname(), &id);
-                if !crate::spec::valid_socket_path(&path) {
-                    return Err(format!(
-                        "-R {t:?}: expands to {path:?}, longer than {} bytes or not a usable socket path",
-                        crate::spec::MAX_SOCKET_PATH_BYTES
-                    ));
-                }
-                r.socket = Some(path);
-            }
-            Target {
-                host: r.target_host.clone(),
-                port: r.target_port,
-            }
-        }
-        Forward::Local(l) => {
-            // Bound once, for the life of the agent: the port stays ours across
-            // reconnects, and a busy port is a startup error, not a retry loop.
-            let listener = TcpListener::bind((l.bind_address(), l.port))
-                .await
-                .map_err(|e| format!("-L: cannot listen on {}:{}: {e}", l.bind, l.port))?;
-            if let Ok(a) = listener.local_addr() {
-                log::info!(
-                    "listening on {a} for -L to {}:{} (refused while the link to the jail is down)",
-                    l.host,
-                    l.host_port
-                );
-            }
-            local = Some(listener);
-            Target {
-                host: l.host.clone(),
-                port: l.host_port,
-            }
-        }
+    let (forward, target) = prepare_forward(&cfg.forward, &key)?;
+    let local = match &forward {
+        Forward::Local(l) => Some(bind_local(l).await?),
+        Forward::Remote(_) => None,
     };
     let ctx = Ctx {
         ssh: Arc::new(session::ssh_config(
@@ -73,70 +41,152 @@ pub async fn run(cfg: RunConfig, mut shutdown: Shutdown) -> Result<(), String> {
     };
     // The owner of the tunnel's lifecycle writes its record, for every outcome.
     let status = cfg.status_file.as_deref();
-    let target = format!("{}:{}", ctx.target.host, ctx.target.port);
+    let mut pins = Pins {
+        path: &cfg.state_path,
+        state,
+    };
     let rng = ring::rand::SystemRandom::new();
     let mut backoff = Backoff::default();
     let mut next = 0usize;
     loop {
         let jail = &cfg.jails[next % cfg.jails.len()];
-        let state_pin = state
-            .as_ref()
-            .and_then(|s| s.pin_for(&jail.to_string()))
-            .map(|p| p.sha256);
-        let mut save_pin = |jail: &crate::config::Jail, sha: [u8; 32]| -> Result<(), String> {
-            // Merged under a lock with what other agents sharing the file pinned.
-            let saved = identity::save_pin(&cfg.state_path, &jail.to_string(), sha)
-                .map_err(|e| e.to_string())?;
-            state = Some(saved);
-            Ok(())
-        };
-        let attempt = match session::connect(
-            &ctx,
-            jail,
-            state_pin,
-            &mut save_pin,
-            &mut shutdown,
-            local.as_ref(),
-        )
-        .await
-        {
-            Ok(link) => {
-                let up = status::Up {
-                    jail: &jail.to_string(),
-                    listen: &link.up.listen,
-                    port: link.up.port,
-                    target: &target,
-                };
-                status::up(status, &up);
-                session::serve(&ctx, jail, link, &mut shutdown, local.as_ref()).await
-            }
-            Err(failure) => session::Attempt {
-                up_for: None,
-                failure,
-            },
-        };
-        let Some(failure) = attempt.failure else {
-            status::remove(status);
-            log::info!("tunnel closed");
-            return Ok(());
+        let outcome = attempt(&ctx, jail, &mut pins, status, &mut shutdown, local.as_ref()).await;
+        let Some(failure) = outcome.failure else {
+            return closed(status);
         };
         status::down(status, &failure.to_string());
-        if attempt.up_for.is_some_and(|d| d >= HEALTHY_RESET) {
+        if outcome.up_for.is_some_and(|d| d >= HEALTHY_RESET) {
             backoff.reset();
         }
         let delay = backoff.next_delay(failure.kind(), random_u32(&rng));
         next = next.wrapping_add(1);
         log::warn!("{failure}; retrying in {:.1}s", delay.as_secs_f32());
-        tokio::select! {
-            _ = tokio::time::sleep(delay) => {}
-            never = forward::refuse_while_down(local.as_ref()) => match never {},
-            _ = shutdown.wait() => {
-                status::remove(status);
-                log::info!("tunnel closed");
-                return Ok(());
-            }
+        if !pause(delay, &mut shutdown, local.as_ref()).await {
+            return closed(status);
         }
     }
+}
+
+/// The forward as this device serves it (a `-R` socket path with `%h` and
+/// `%i` filled in), and where its channels end up.
+fn prepare_forward(forward: &Forward, key: &PrivateKey) -> Result<(Forward, Target), String> {
+    let mut forward = forward.clone();
+    let target = match &mut forward {
+        Forward::Remote(r) => {
+            if let Some(t) = &r.socket {
+                r.socket = Some(expand_socket_path(t, key)?);
+            }
+            Target {
+                host: r.target_host.clone(),
+                port: r.target_port,
+            }
+        }
+        Forward::Local(l) => Target {
+            host: l.host.clone(),
+            port: l.host_port,
+        },
+    };
+    Ok((forward, target))
+}
+
+/// A `-R` socket path template for this device; refused if the result is
+/// too long or otherwise unusable as a socket path.
+fn expand_socket_path(template: &str, key: &PrivateKey) -> Result<String, String> {
+    let id = identity::device_id(key.public_key());
+    let path = crate::config::expand_socket_path(template, &identity::hostname(), &id);
+    if !crate::spec::valid_socket_path(&path) {
+        return Err(format!(
+            "-R {template:?}: expands to {path:?}, longer than {} bytes or not a usable socket path",
+            crate::spec::MAX_SOCKET_PATH_BYTES
+        ));
+    }
+    Ok(path)
+}
+
+/// The `-L` listener, bound once for the life of the agent: the port stays
+/// ours across reconnects, and a busy port is a startup error, not a retry loop.
+async fn bind_local(l: &LocalForward) -> Result<TcpListener, String> {
+    let listener = TcpListener::bind((l.bind_address(), l.port))
+        .await
+        .map_err(|e| format!("-L: cannot listen on {}:{}: {e}", l.bind, l.port))?;
+    if let Ok(a) = listener.local_addr() {
+        log::info!(
+            "listening on {a} for -L to {}:{} (refused while the link to the jail is down)",
+            l.host,
+            l.host_port
+        );
+    }
+    Ok(listener)
+}
+
+/// Host keys pinned on first use, kept in the state file.
+struct Pins<'a> {
+    path: &'a Path,
+    state: Option<State>,
+}
+
+impl Pins<'_> {
+    /// The key pinned for `jail` earlier, if any.
+    fn get(&self, jail: &Jail) -> Option<[u8; 32]> {
+        let pin = self.state.as_ref()?.pin_for(&jail.to_string())?;
+        Some(pin.sha256)
+    }
+
+    /// Pins a key accepted as new; merged under a lock with what other agents
+    /// sharing the file pinned.
+    fn save(&mut self, jail: &Jail, sha: [u8; 32]) -> Result<(), String> {
+        let saved =
+            identity::save_pin(self.path, &jail.to_string(), sha).map_err(|e| e.to_string())?;
+        self.state = Some(saved);
+        Ok(())
+    }
+}
+
+/// One attempt on `jail`: connect, record `up` in the status file, serve
+/// until the link ends or shutdown is asked for.
+async fn attempt(
+    ctx: &Ctx,
+    jail: &Jail,
+    pins: &mut Pins<'_>,
+    status: Option<&Path>,
+    shutdown: &mut Shutdown,
+    local: Option<&TcpListener>,
+) -> Attempt {
+    let state_pin = pins.get(jail);
+    let mut save_pin = |jail: &Jail, sha: [u8; 32]| pins.save(jail, sha);
+    match session::connect(ctx, jail, state_pin, &mut save_pin, shutdown, local).await {
+        Ok(link) => {
+            let up = status::Up {
+                jail: &jail.to_string(),
+                listen: &link.up.listen,
+                port: link.up.port,
+                target: &format!("{}:{}", ctx.target.host, ctx.target.port),
+            };
+            status::up(status, &up);
+            session::serve(ctx, jail, link, shutdown, local).await
+        }
+        Err(failure) => Attempt {
+            up_for: None,
+            failure,
+        },
+    }
+}
+
+/// Waits `delay` before the next attempt, refusing `-L` connections
+/// meanwhile; false if shutdown was asked for first.
+async fn pause(delay: Duration, shutdown: &mut Shutdown, local: Option<&TcpListener>) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(delay) => true,
+        never = forward::refuse_while_down(local) => match never {},
+        _ = shutdown.wait() => false,
+    }
+}
+
+/// A requested shutdown: the status file goes with the tunnel.
+fn closed(status: Option<&Path>) -> Result<(), String> {
+    status::remove(status);
+    log::info!("tunnel closed");
+    Ok(())
 }
 
 fn random_u32(rng: &ring::rand::SystemRandom) -> u32 {
