@@ -1,6 +1,6 @@
 //! The typed, validated configuration. Flags win over `JAILBIRD_*` variables,
 //! which win over the autossh container's `SSH_*` names, which win over the
-//! compiled-in defaults: that order is [`Lookup`], and each option is then
+//! compiled-in defaults: that order is `Lookup`, and each option is then
 //! resolved by a small `resolve_*` step. Everything is parsed here, once;
 //! nothing downstream re-parses a string.
 //!

@@ -6,16 +6,18 @@
 //! ```text
 //! args + env -> Config -> Identity -> supervisor (backoff, shutdown, status file)
 //!   cli.rs      config.rs  identity.rs  supervisor.rs, backoff.rs, shutdown.rs, status.rs
-//!   spec.rs     options.rs device.rs     -> session: connect -> Up -> serve
-//!   defaults.rs                             session.rs, hostkey.rs
+//!   spec.rs     config/    device.rs     -> session: connect -> Up -> serve
+//!   defaults.rs options.rs                  session.rs, hostkey.rs
 //!                                           -> forward (channel <-> target, fixed buffers)
 //!                                              forward.rs
 //! ```
 //!
 //! `spec.rs` holds every configuration parser (build.rs includes it, so the
 //! compiled-in defaults are checked by the same code); `config.rs` resolves
-//! flags, environment and defaults in one order. Every bound lives in
-//! [`limits`] (those of configuration values re-exported from `spec`).
+//! flags, environment and defaults in one order (`config/`: the authorize
+//! permit, the autossh container's composite variables, the host-key trust
+//! sources). Every bound lives in [`limits`] (those of configuration values
+//! re-exported from `spec`).
 #![forbid(unsafe_code)]
 
 pub mod backoff;
