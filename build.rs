@@ -25,6 +25,7 @@ const VARS: &[(&str, Check)] = &[
     ("JAILBIRD_DEFAULT_STATE", |v| spec::parse_absolute_path(v, "path")),
     ("JAILBIRD_DEFAULT_KNOWN_HOSTS", |v| spec::parse_absolute_path(v, "path")),
     ("JAILBIRD_DEFAULT_HOST_KEY", host_key),
+    ("JAILBIRD_DEFAULT_HOST_CA", host_key),
     ("JAILBIRD_DEFAULT_STRICT_HOST_KEY_CHECKING", |v| spec::parse_strict(v).map(drop)),
     ("JAILBIRD_DEFAULT_SERVER_ALIVE_INTERVAL", |v| spec::parse_secs(v, "seconds").map(drop)),
     ("JAILBIRD_DEFAULT_SERVER_ALIVE_COUNT_MAX", |v| number(v, "count", 1, MAX_ALIVE_COUNT)),

@@ -27,6 +27,8 @@ command -v ar >/dev/null 2>&1 || need+=(binutils)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v sqlite3 >/dev/null 2>&1 || need+=(sqlite3)
 command -v runuser >/dev/null 2>&1 || need+=(util-linux)
+# tests/hostcert.rs: a board whose clock is unset, faked with libfaketime.
+command -v faketime >/dev/null 2>&1 || need+=(faketime)
 if [ "${#need[@]}" -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null

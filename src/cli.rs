@@ -18,6 +18,7 @@ run options:
   --identity-file PATH     use an existing unencrypted OpenSSH private key instead
   --known-hosts PATH       OpenSSH known_hosts file with the jail's key
   --host-key \"TYPE BASE64\" pin the jail's host key
+  --host-ca \"TYPE BASE64\"  trust jails whose host certificate this CA signed
   --status-file PATH       where `tunnel up` details go (default $RUNTIME_DIRECTORY/status, else none)
   -o ServerAliveInterval=N | ServerAliveCountMax=N | ConnectTimeout=N
   -o StrictHostKeyChecking=yes|accept-new | StreamLocalBindUnlink=yes|no
@@ -35,6 +36,7 @@ pub mod env {
     pub const IDENTITY_FILE: &str = "JAILBIRD_IDENTITY_FILE";
     pub const KNOWN_HOSTS: &str = "JAILBIRD_KNOWN_HOSTS";
     pub const HOST_KEY: &str = "JAILBIRD_HOST_KEY";
+    pub const HOST_CA: &str = "JAILBIRD_HOST_CA";
     pub const SERVER_ALIVE_INTERVAL: &str = "JAILBIRD_SERVER_ALIVE_INTERVAL";
     pub const SERVER_ALIVE_COUNT_MAX: &str = "JAILBIRD_SERVER_ALIVE_COUNT_MAX";
     pub const CONNECT_TIMEOUT: &str = "JAILBIRD_CONNECT_TIMEOUT";
@@ -81,6 +83,7 @@ pub struct Args {
     pub identity_file: Option<String>,
     pub known_hosts: Option<String>,
     pub host_key: Option<String>,
+    pub host_ca: Option<String>,
     pub listen: Option<String>,
     pub open: Option<String>,
     pub comment: Option<String>,
@@ -122,8 +125,8 @@ fn parse_words<I: IntoIterator<Item = OsString>>(argv: I) -> Result<Args, String
             Short('o') => a.options.push(value(&mut p, "-o")?),
             Short(c @ ('p' | 'R' | 'L')) => a.take_value(&mut p, &format!("-{c}"))?,
             Long(
-                name @ ("state" | "identity-file" | "known-hosts" | "host-key" | "listen" | "open"
-                | "comment" | "status-file"),
+                name @ ("state" | "identity-file" | "known-hosts" | "host-key" | "host-ca"
+                | "listen" | "open" | "comment" | "status-file"),
             ) => {
                 // `name` borrows the parser: the flag is made before the value is read.
                 let flag = format!("--{name}");
@@ -154,6 +157,7 @@ impl Args {
             "--identity-file" => &mut self.identity_file,
             "--known-hosts" => &mut self.known_hosts,
             "--host-key" => &mut self.host_key,
+            "--host-ca" => &mut self.host_ca,
             "--listen" => &mut self.listen,
             "--open" => &mut self.open,
             "--status-file" => &mut self.status_file,

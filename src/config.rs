@@ -144,6 +144,7 @@ fn check_flags_fit(verb: Verb, args: &Args) -> Result<(), ConfigError> {
             (args.destination.is_some(), "a destination"),
             (args.known_hosts.is_some(), "--known-hosts"),
             (args.host_key.is_some(), "--host-key"),
+            (args.host_ca.is_some(), "--host-ca"),
         ] {
             if given {
                 return Err(bad(format!("{flag} is only for `jailbird run`")));

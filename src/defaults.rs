@@ -54,6 +54,9 @@ pub const STATE_PATH: &str = match text(option_env!("JAILBIRD_DEFAULT_STATE")) {
 pub const KNOWN_HOSTS: Option<&str> = text(option_env!("JAILBIRD_DEFAULT_KNOWN_HOSTS"));
 /// Pinned jail host key, "TYPE BASE64" (`JAILBIRD_DEFAULT_HOST_KEY`).
 pub const HOST_KEY: Option<&str> = text(option_env!("JAILBIRD_DEFAULT_HOST_KEY"));
+/// The fleet's host CA, "TYPE BASE64" (`JAILBIRD_DEFAULT_HOST_CA`): jails with a
+/// host certificate it signed are trusted (src/hostcert.rs).
+pub const HOST_CA: Option<&str> = text(option_env!("JAILBIRD_DEFAULT_HOST_CA"));
 /// `yes` or `accept-new` (`JAILBIRD_DEFAULT_STRICT_HOST_KEY_CHECKING`).
 pub const STRICT_HOST_KEY_CHECKING: &str =
     match text(option_env!("JAILBIRD_DEFAULT_STRICT_HOST_KEY_CHECKING")) {
@@ -145,6 +148,7 @@ pub fn build_info() -> String {
         ("STATE", STATE_PATH),
         ("KNOWN_HOSTS", KNOWN_HOSTS.unwrap_or("")),
         ("HOST_KEY", HOST_KEY.unwrap_or("")),
+        ("HOST_CA", HOST_CA.unwrap_or("")),
         ("STRICT_HOST_KEY_CHECKING", STRICT_HOST_KEY_CHECKING),
         ("SERVER_ALIVE_INTERVAL", &alive),
         ("SERVER_ALIVE_COUNT_MAX", &count),

@@ -17,6 +17,8 @@ pub struct TrustSources {
     pub known_hosts: Option<PathBuf>,
     /// `StrictHostKeyChecking=accept-new`.
     pub accept_new: bool,
+    /// `--host-ca "TYPE BASE64"`: a CA trusted to sign any jail's host certificate.
+    pub host_cas: Vec<Vec<u8>>,
 }
 
 /// The outcome of checking one host key.
@@ -105,13 +107,8 @@ pub fn check_known_hosts_text(text: &str, host: &str, port: u16, blob: &[u8]) ->
     }
 }
 
-/// Reads a known_hosts file (bounded) and checks `blob` against it.
-pub fn check_known_hosts_file(
-    path: &Path,
-    host: &str,
-    port: u16,
-    blob: &[u8],
-) -> Result<Verdict, String> {
+/// Reads a known_hosts file, refusing one above MAX_KNOWN_HOSTS_BYTES.
+pub fn read_known_hosts(path: &Path) -> Result<String, String> {
     let mut text = String::new();
     std::fs::File::open(path)
         .and_then(|f| f.take(MAX_KNOWN_HOSTS_BYTES + 1).read_to_string(&mut text))
@@ -122,7 +119,22 @@ pub fn check_known_hosts_file(
             path.display()
         ));
     }
-    Ok(check_known_hosts_text(&text, host, port, blob))
+    Ok(text)
+}
+
+/// Reads a known_hosts file (bounded) and checks `blob` against it.
+pub fn check_known_hosts_file(
+    path: &Path,
+    host: &str,
+    port: u16,
+    blob: &[u8],
+) -> Result<Verdict, String> {
+    Ok(check_known_hosts_text(
+        &read_known_hosts(path)?,
+        host,
+        port,
+        blob,
+    ))
 }
 
 /// Does a comma-separated pattern list (with `!negation`, `*`, `?` and hashed

@@ -26,6 +26,7 @@ pub mod config;
 pub mod defaults;
 pub mod device;
 pub mod forward;
+pub mod hostcert;
 pub mod hostkey;
 pub mod identity;
 pub mod limits;

@@ -77,6 +77,10 @@ pub const MAX_PACKET_BYTES: u32 = 32 * 1024;
 /// needs to be deep enough that a compliant jail never fills it with small packets.
 pub const CHANNEL_QUEUE_MSGS: usize = 256;
 
+/// How often a tunnel whose host certificate was accepted on an unset clock
+/// (no RTC, before NTP) looks at the clock again (src/hostcert.rs).
+pub const CLOCK_RECHECK: Duration = Duration::from_secs(5);
+
 /// Largest state (identity) file we read; a larger file is refused, never truncated.
 pub const MAX_STATE_FILE_BYTES: usize = 2048;
 /// Jail host keys pinned by `StrictHostKeyChecking=accept-new` in the state file.

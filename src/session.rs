@@ -6,11 +6,12 @@
 use crate::backoff;
 use crate::config::{Forward, Jail};
 use crate::forward::{self, Incoming, Target};
+use crate::hostcert;
 use crate::hostkey::{self, TrustSources, Verdict};
 use crate::identity::fingerprint;
 use crate::limits::{
-    AUTH_TIMEOUT, CHANNEL_QUEUE_MSGS, FORWARD_REPLY_TIMEOUT, MAX_CHANNELS, MAX_PACKET_BYTES,
-    SHUTDOWN_GRACE, WINDOW_BYTES,
+    AUTH_TIMEOUT, CHANNEL_QUEUE_MSGS, CLOCK_RECHECK, FORWARD_REPLY_TIMEOUT, MAX_CHANNELS,
+    MAX_PACKET_BYTES, SHUTDOWN_GRACE, WINDOW_BYTES,
 };
 use crate::shutdown::Shutdown;
 use russh::client::{self, ChannelOpenHandle, ChannelOpener, Handle, Msg, Session};
@@ -31,6 +32,9 @@ use tokio::time::{Instant, timeout, timeout_at};
 /// Settings shared by every attempt.
 pub struct Ctx {
     pub ssh: Arc<client::Config>,
+    /// The same, also asking for the jail's host certificate: for jails a CA
+    /// may vouch for (`--host-ca`, `@cert-authority`), as ssh(1) does.
+    pub ssh_cert: Arc<client::Config>,
     pub key: Arc<PrivateKey>,
     pub trust: Arc<TrustSources>,
     pub forward: Forward,
@@ -79,6 +83,45 @@ pub fn ssh_config(
         c.inactivity_timeout = Some(i * alive_count_max + Duration::from_millis(500));
     }
     c
+}
+
+/// `c`, also advertising the host certificate algorithms of its host keys.
+pub fn with_host_certificates(mut c: client::Config) -> client::Config {
+    c.preferred.host_key_certificates = c.preferred.key.to_vec().into();
+    c
+}
+
+/// The known_hosts file's CA lines, if there is a file.
+fn ca_lines(trust: &TrustSources) -> Result<Option<hostcert::CaLines>, String> {
+    match &trust.known_hosts {
+        Some(path) => Ok(Some(hostcert::CaLines::parse(&hostkey::read_known_hosts(
+            path,
+        )?))),
+        None => Ok(None),
+    }
+}
+
+/// The system clock in Unix seconds (0 if it reads before 1970).
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// The client configuration for `jail`: with certificate algorithms when a CA
+/// may vouch for it (an unreadable known_hosts is reported by the key check).
+fn config_for(ctx: &Ctx, jail: &Jail) -> Arc<client::Config> {
+    let lines = ca_lines(&ctx.trust).ok().flatten();
+    let cas = hostcert::Authorities {
+        fleet: &ctx.trust.host_cas,
+        known_hosts: lines.as_ref(),
+    };
+    if cas.any_for(&jail.host, jail.port) {
+        ctx.ssh_cert.clone()
+    } else {
+        ctx.ssh.clone()
+    }
 }
 
 /// Host-key algorithms without `ssh-rsa` (RSA with SHA-1 signatures).
@@ -137,6 +180,8 @@ pub struct Attempt {
 #[derive(Default)]
 struct KeyCheck {
     new_pin: Option<([u8; 32], String)>,
+    /// A host certificate's validity window the unset clock could not judge.
+    unchecked_window: Option<(u64, u64)>,
     /// Negotiated cipher, for the `tunnel up` line.
     cipher: &'static str,
 }
@@ -215,6 +260,36 @@ enum Via<'a> {
 }
 
 impl Client {
+    /// A host certificate, by hostcert's rules; the CA lines come from the
+    /// known_hosts file and `--host-ca`.
+    fn check_certificate(&self, cert: &russh::keys::Certificate) -> Result<bool, HandshakeError> {
+        let jail = &self.jail;
+        let lines = ca_lines(&self.trust).map_err(HandshakeError::HostKey)?;
+        let cas = hostcert::Authorities {
+            fleet: &self.trust.host_cas,
+            known_hosts: lines.as_ref(),
+        };
+        let now = unix_now();
+        let ok = hostcert::check(cert, cas, &jail.host, jail.port, now).map_err(|why| {
+            HandshakeError::HostKey(format!("jail {jail} host certificate refused: {why}"))
+        })?;
+        log::info!(
+            "jail {jail} host certificate {:?} signed by trusted CA {}",
+            cert.key_id().escape_debug().to_string(),
+            ok.ca
+        );
+        if let Some((after, before)) = ok.unchecked_window {
+            log::warn!(
+                "the system clock reads {now} s since 1970, before {} (this build's earliest sane time): jail {jail}'s certificate validity ({after}..{before}) is checked once the clock is set",
+                hostcert::CLOCK_EPOCH_SECS
+            );
+        }
+        if let Ok(mut c) = self.check.lock() {
+            c.unchecked_window = ok.unchecked_window;
+        }
+        Ok(true)
+    }
+
     fn verdict(&self, blob: &[u8]) -> Result<Verdict, String> {
         if let Some(pinned) = &self.trust.pinned {
             return Ok(if pinned == blob {
@@ -330,11 +405,9 @@ impl client::Handler for Client {
         &mut self,
         key: &PublicKeyOrCertificate,
     ) -> Result<bool, Self::Error> {
-        let PublicKeyOrCertificate::PublicKey { key, .. } = key else {
-            return Err(HandshakeError::HostKey(format!(
-                "jail {} offered a host certificate; only plain host keys are supported",
-                self.jail
-            )));
+        let key = match key {
+            PublicKeyOrCertificate::PublicKey { key, .. } => key,
+            PublicKeyOrCertificate::Certificate(cert) => return self.check_certificate(cert),
         };
         let blob = key.to_bytes().map_err(|_| russh::Error::UnknownKey)?;
         let got = fingerprint(key);
@@ -505,6 +578,9 @@ pub struct Up {
     pub port: u32,
     /// Negotiated cipher.
     pub cipher: &'static str,
+    /// The jail's host certificate validity window, still to check once the
+    /// clock is set (src/hostcert.rs).
+    pub unchecked_window: Option<(u64, u64)>,
 }
 
 /// Connects, authenticates and requests the forward. `Err(None)`: `shutdown`
@@ -561,10 +637,16 @@ pub async fn serve(
     );
 
     let mut tasks = JoinSet::new();
+    let mut unchecked = up.unchecked_window;
     let failure = loop {
         tokio::select! {
             _ = shutdown.wait() => break None,
             r = &mut handle => break Some(lost(jail, r)),
+            _ = tokio::time::sleep(CLOCK_RECHECK), if unchecked.is_some() => {
+                if let Some(f) = recheck_window(jail, &mut unchecked) {
+                    break Some(f);
+                }
+            }
             Some(incoming) = rx.recv() => {
                 let target = ctx.target.clone();
                 tasks.spawn(async move { forward::serve(incoming, &target).await });
@@ -588,6 +670,27 @@ pub async fn serve(
     Attempt {
         up_for: Some(up_at.elapsed()),
         failure,
+    }
+}
+
+/// Once the clock is set, the host certificate's validity window the unset
+/// clock could not judge: outside it, the link ends (and the next attempt
+/// checks the certificate in full).
+fn recheck_window(jail: &Jail, unchecked: &mut Option<(u64, u64)>) -> Option<Failure> {
+    let (after, before) = (*unchecked)?;
+    let now = unix_now();
+    if !hostcert::clock_is_set(now) {
+        return None;
+    }
+    *unchecked = None;
+    match hostcert::window_failure(after, before, now) {
+        Some(why) => Some(Failure::HostKey(format!(
+            "jail {jail} host certificate is {why} now that the clock is set ({after}..{before}, now {now})"
+        ))),
+        None => {
+            log::info!("the clock is set: jail {jail}'s host certificate is within its validity");
+            None
+        }
     }
 }
 
@@ -683,7 +786,7 @@ async fn establish(
     };
     let connected = timeout_at(
         deadline,
-        client::connect_stream(ctx.ssh.clone(), stream, handler),
+        client::connect_stream(config_for(ctx, jail), stream, handler),
     )
     .await;
     // What the host-key callback decided during the handshake.
@@ -694,7 +797,8 @@ async fn establish(
     let mut handle = handshake_reply(ctx, jail, connected)?;
     keep_new_pin(jail, checked.new_pin, save_pin)?;
     authenticate(ctx, jail, &mut handle).await?;
-    let up = request_forward(&ctx.forward, jail, &handle, &expect, checked.cipher).await?;
+    let mut up = request_forward(&ctx.forward, jail, &handle, &expect, checked.cipher).await?;
+    up.unchecked_window = checked.unchecked_window;
     Ok((handle, up))
 }
 
@@ -792,6 +896,7 @@ async fn request_forward(
             listen: String::new(),
             port: 0,
             cipher,
+            unchecked_window: None,
         });
     };
     let (listen, port) = match &f.socket {
@@ -833,6 +938,7 @@ async fn request_forward(
         listen,
         port,
         cipher,
+        unchecked_window: None,
     })
 }
 

@@ -27,12 +27,10 @@ pub async fn run(cfg: RunConfig, mut shutdown: Shutdown) -> Result<(), String> {
         Forward::Local(l) => Some(bind_local(l).await?),
         Forward::Remote(_) => None,
     };
+    let ssh = || session::ssh_config(cfg.alive_interval, cfg.alive_count_max, &cfg.ciphers);
     let ctx = Ctx {
-        ssh: Arc::new(session::ssh_config(
-            cfg.alive_interval,
-            cfg.alive_count_max,
-            &cfg.ciphers,
-        )),
+        ssh: Arc::new(ssh()),
+        ssh_cert: Arc::new(session::with_host_certificates(ssh())),
         key: Arc::new(key),
         trust: Arc::new(cfg.trust.clone()),
         forward,

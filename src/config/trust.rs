@@ -34,6 +34,13 @@ pub(super) fn resolve_trust(
         Some(k) => Some(parse_host_key(&k, "--host-key")?),
         None => None,
     };
+    let host_cas = match l
+        .get(args.host_ca.take(), &[env::HOST_CA])
+        .or_else(|| defaults::HOST_CA.map(Into::into))
+    {
+        Some(k) => vec![parse_host_key(&k, "--host-ca")?],
+        None => Vec::new(),
+    };
     let accept_new = parse_strict(
         &l.get_or_ssh(
             o.strict.take(),
@@ -44,18 +51,20 @@ pub(super) fn resolve_trust(
     )?;
     if pinned.is_none()
         && known_hosts.is_none()
+        && host_cas.is_empty()
         && !accept_new
         && matches!(key, KeySource::OpenSsh(_))
     {
         // Without a state file there is nowhere to have pinned a key earlier either.
         return Err(bad(
-            "no way to check the jail's host key: give --known-hosts, --host-key, or -o StrictHostKeyChecking=accept-new",
+            "no way to check the jail's host key: give --known-hosts, --host-key, --host-ca, or -o StrictHostKeyChecking=accept-new",
         ));
     }
     Ok(TrustSources {
         pinned,
         known_hosts,
         accept_new,
+        host_cas,
     })
 }
 

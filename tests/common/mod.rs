@@ -162,6 +162,8 @@ pub struct JailOpts {
     /// Run sshd inside this network namespace, listening on this address
     /// (see [`NetPair`]); `None` is loopback in the test's own namespace.
     pub netns: Option<(String, String)>,
+    /// More sshd_config lines (e.g. `HostCertificate PATH`).
+    pub extra: String,
 }
 
 impl JailOpts {
@@ -176,6 +178,7 @@ impl JailOpts {
             streamlocal: false,
             permit_open: None,
             netns: None,
+            extra: String::new(),
         }
     }
 }
@@ -256,8 +259,9 @@ impl Jail {
                  ForceCommand /bin/false\n\
                  ClientAliveInterval {ci}\n\
                  ClientAliveCountMax {cm}\n\
-                 LogLevel VERBOSE\n",
+                 LogLevel VERBOSE\n{extra}",
                 hk = self.dir.path("ssh_host_ed25519_key").display(),
+                extra = self.opts.extra,
                 ak = self.dir.path("authorized_keys").display(),
                 user = self.user,
                 sl = if self.opts.streamlocal {
