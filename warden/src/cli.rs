@@ -139,6 +139,14 @@ pub enum PoolCmd {
     },
     /// List pools.
     Ls,
+    /// Let a host CA vouch for the pool's jails (`warden jail sign`): devices
+    /// configured after this trust the CA, not each jail's key.
+    HostCa {
+        name: String,
+        /// The CA's public key, "TYPE BASE64" (the .pub `warden ca init` wrote).
+        #[arg(long)]
+        key: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -177,6 +185,21 @@ pub enum JailCmd {
     },
     /// List jails.
     Ls,
+    /// Sign the jail's host key with the pool's host CA: a host certificate for
+    /// the jail's address, for sshd's HostCertificate.
+    Sign {
+        name: String,
+        /// The host CA's private key file (`warden ca init`).
+        #[arg(long, env = "WARDEN_HOST_CA")]
+        ca: PathBuf,
+        /// How long it is valid (renew before then: `jail ls` shows no expiry,
+        /// the certificate file does, `ssh-keygen -L -f FILE`).
+        #[arg(long = "valid", default_value = "365d")]
+        valid: String,
+        /// Where to write the certificate (default NAME-cert.pub).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -229,6 +252,9 @@ pub struct SshdConfigArgs {
     /// The warden binary sshd runs (default: this one's absolute path).
     #[arg(long)]
     pub binary: Option<PathBuf>,
+    /// The jail's host certificate (`warden jail sign`), for `HostCertificate`.
+    #[arg(long)]
+    pub host_certificate: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]

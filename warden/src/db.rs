@@ -103,6 +103,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         3,
         "ALTER TABLE pools ADD COLUMN require_reason BIGINT NOT NULL DEFAULT 0;
+    ALTER TABLE pools ADD COLUMN host_ca TEXT;
     {append_only_audit}",
     ),
 ];

@@ -14,6 +14,7 @@ pub const DEFAULT_DEVICE_KNOWN_HOSTS: &str = "/etc/jailbird/known_hosts";
 pub fn render(
     d: &Device,
     jails: &[Jail],
+    host_ca: Option<&str>,
     known_hosts_path: &str,
 ) -> Result<(String, String), Error> {
     if d.revoked {
@@ -38,9 +39,17 @@ pub fn render(
         "# known_hosts for device {} (pool {}), written by warden: the pool's jails.\n",
         d.id, d.pool
     );
+    if let Some(ca) = host_ca {
+        // One line for every jail of the pool, now and later: a jail added or
+        // rebuilt with a certificate from this CA needs no device change.
+        kh.push_str(&format!("@cert-authority * {ca}\n"));
+    }
     for j in jails {
+        dests.push(format!("{}@{}", j.user, j.host_port()?));
+        if host_ca.is_some() {
+            continue;
+        }
         let hp = j.host_port()?;
-        dests.push(format!("{}@{hp}", j.user));
         let host = if hp.host.contains(':') {
             format!("[{}]", hp.host)
         } else {

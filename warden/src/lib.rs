@@ -257,6 +257,17 @@ pub fn run(cli: &Cli) -> Result<String, Error> {
                 }
             )
         }
+        Cmd::Pool(PoolCmd::HostCa { name: n, key }) => {
+            let n = Name::parse("pool", n)?;
+            let key = PublicKey::parse("--key", key)?;
+            let mut c = Conn::open(&db, Mode::Admin)?;
+            registry::pool_host_ca(&mut c, &n, &key)?;
+            c.fix_ownership();
+            format!(
+                "pool {n} host CA {}: sign its jails (warden jail sign), then write devices' config\n",
+                key.fingerprint
+            )
+        }
         Cmd::Pool(PoolCmd::Ls) => {
             let mut c = Conn::open(&db, Mode::Admin)?;
             let ps = registry::pools(&mut c)?;
@@ -296,6 +307,15 @@ pub fn run(cli: &Cli) -> Result<String, Error> {
             let j = registry::jail_add(&mut c, &j)?;
             c.fix_ownership();
             format!("jail {} pool {} address {}\n", j.name, j.pool, j.address)
+        }
+        Cmd::Jail(JailCmd::Sign {
+            name: n,
+            ca,
+            valid,
+            out,
+        }) => {
+            let n = Name::parse("jail", n)?;
+            operator::jail_sign(&db, &n, ca, valid, out.as_deref())?
         }
         Cmd::Jail(JailCmd::Ls) => {
             let mut c = Conn::open(&db, Mode::Admin)?;
@@ -389,7 +409,12 @@ pub fn run(cli: &Cli) -> Result<String, Error> {
                 .into_iter()
                 .filter(|j| j.pool == d.pool)
                 .collect();
-            let (env, kh) = device_config::render(&d, &jails, known_hosts_path)?;
+            let host_ca = registry::pools(&mut c)?
+                .into_iter()
+                .find(|p| p.name == d.pool)
+                .and_then(|p| p.host_ca);
+            let (env, kh) =
+                device_config::render(&d, &jails, host_ca.as_deref(), known_hosts_path)?;
             device_config::write_file(out, "jailbird.env", &env)?;
             device_config::write_file(out, "known_hosts", &kh)?;
             if let Some(ca) = operator_ca {
@@ -583,6 +608,7 @@ pub fn run(cli: &Cli) -> Result<String, Error> {
                     operator_user: a.operator_user.as_deref(),
                     binary: &binary,
                     db: &db,
+                    host_certificate: a.host_certificate.as_deref(),
                 },
             )?
         }

@@ -136,6 +136,105 @@ impl Ca {
     }
 }
 
+/// Host certificates start this long before they are made, for device
+/// clocks behind the admin host's.
+pub const HOST_CERT_BACKDATE_SECS: i64 = 3600;
+
+impl Ca {
+    /// The CA's public key, "TYPE BASE64".
+    pub fn public_line(&self) -> String {
+        let line = self.key.public_key().to_openssh().unwrap_or_default();
+        line.split_whitespace()
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// A host certificate for `jail`'s host key: principal = the host name
+    /// devices dial, valid from an hour ago for `valid_secs`.
+    pub fn sign_host(&self, jail: &Jail, valid_secs: i64) -> Result<ssh_key::Certificate, Error> {
+        let fail = |e: ssh_key::Error| Error::runtime(format!("signing the host certificate: {e}"));
+        let host = ssh_key::PublicKey::from_openssh(&jail.host_key)
+            .map_err(|e| Error::runtime(format!("jail {}: stored host key: {e}", jail.name)))?;
+        let now = registry::now();
+        let after = (now - HOST_CERT_BACKDATE_SECS).max(0) as u64;
+        let before = (now + valid_secs) as u64;
+        let mut b = Builder::new(
+            random::<32>()?.to_vec(),
+            host.key_data().clone(),
+            after,
+            before,
+        )
+        .map_err(fail)?;
+        b.serial(now as u64).map_err(fail)?;
+        b.cert_type(CertType::Host).map_err(fail)?;
+        b.key_id(format!("warden jail {} pool {}", jail.name, jail.pool))
+            .map_err(fail)?;
+        b.valid_principal(jail.host_port()?.host).map_err(fail)?;
+        b.comment(format!("warden:{}", jail.name)).map_err(fail)?;
+        b.sign(&self.key).map_err(fail)
+    }
+}
+
+/// `warden jail sign`: the pool must name this CA (devices trust the pool's
+/// CA), then the certificate is written to `out`.
+pub fn jail_sign(
+    db: &DbUrl,
+    name: &Name,
+    ca: &Path,
+    valid: &str,
+    out: Option<&Path>,
+) -> Result<String, Error> {
+    let valid_secs = types::parse_duration(valid)?.as_secs() as i64;
+    let ca = load_ca(ca)?;
+    let mut c = Conn::open(db, Mode::Admin)?;
+    let jail = registry::jail(&mut c, name)?;
+    let pool = registry::pools(&mut c)?
+        .into_iter()
+        .find(|p| p.name == jail.pool)
+        .ok_or_else(|| Error::runtime(format!("jail {name} names a missing pool")))?;
+    match &pool.host_ca {
+        Some(k) if *k == ca.public_line() => {}
+        Some(_) => {
+            return Err(Error::invalid(format!(
+                "--ca is not pool {}'s host CA (warden pool ls --json shows it)",
+                pool.name
+            )));
+        }
+        None => {
+            return Err(Error::invalid(format!(
+                "pool {} has no host CA: warden pool host-ca {} --key \"$(cat CA.pub)\"",
+                pool.name, pool.name
+            )));
+        }
+    }
+    let cert = ca.sign_host(&jail, valid_secs)?;
+    let text = cert
+        .to_openssh()
+        .map_err(|e| Error::runtime(format!("encoding the certificate: {e}")))?;
+    let path = out
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from(format!("{name}-cert.pub")));
+    let _ = std::fs::remove_file(&path);
+    write_new(&path, format!("{text}\n").as_bytes(), 0o644)?;
+    let until = registry::rfc3339(cert.valid_before() as i64);
+    c.transaction(|c| {
+        registry::audit(
+            c,
+            "jail-sign",
+            None,
+            None,
+            Some(&format!("{name} serial {} until {until}", cert.serial())),
+        )
+    })?;
+    Ok(format!(
+        "{}: host certificate for jail {name} ({}) until {until}; sshd: HostCertificate {}\n",
+        path.display(),
+        jail.host_port()?.host,
+        path.display()
+    ))
+}
+
 /// The certificate's key id, which the device's sshd logs at every login.
 pub fn cert_key_id(operator: &str, g: &Granted) -> String {
     format!(

@@ -126,6 +126,9 @@ pub struct Pool {
     pub devices: i64,
     /// Grants in this pool need a `--reason`.
     pub require_reason: bool,
+    /// The CA that signs this pool's jails' host certificates, "TYPE BASE64":
+    /// devices then trust it instead of each jail's key.
+    pub host_ca: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -227,7 +230,7 @@ pub fn parse_labels(items: &[String]) -> Result<BTreeMap<String, String>, Error>
 pub fn pools(c: &mut Conn) -> Result<Vec<Pool>, Error> {
     let rows = c.query(
         "SELECT p.name, p.port_lo, p.port_hi,
-                (SELECT count(*) FROM devices d WHERE d.pool = p.name), p.require_reason
+                (SELECT count(*) FROM devices d WHERE d.pool = p.name), p.require_reason, p.host_ca
          FROM pools p ORDER BY p.name",
         &[],
     )?;
@@ -244,6 +247,7 @@ pub fn pools(c: &mut Conn) -> Result<Vec<Pool>, Error> {
                 range,
                 devices: r[3].int().unwrap_or(0),
                 require_reason: r[4].int().unwrap_or(0) != 0,
+                host_ca: opt_text(r, 5),
             }
         })
         .collect())
@@ -301,6 +305,27 @@ pub fn pool_add(
             if require_reason { " require-reason" } else { "" }
         );
         audit(c, "pool-add", None, None, Some(&detail))?;
+        Ok(())
+    })
+}
+
+/// Sets the CA that signs `pool`'s jails' host certificates.
+pub fn pool_host_ca(c: &mut Conn, pool: &Name, key: &PublicKey) -> Result<(), Error> {
+    c.transaction(|c| {
+        if !pools(c)?.iter().any(|p| p.name == pool.as_str()) {
+            return Err(Error::invalid(format!("unknown pool {pool}")).into());
+        }
+        c.exec(
+            "UPDATE pools SET host_ca = $1 WHERE name = $2",
+            &[key.line().into(), pool.as_str().into()],
+        )?;
+        audit(
+            c,
+            "pool-host-ca",
+            None,
+            None,
+            Some(&format!("{pool} CA {}", key.fingerprint)),
+        )?;
         Ok(())
     })
 }

@@ -51,6 +51,8 @@ pub struct SshdConfigArgs<'a> {
     pub operator_user: Option<&'a str>,
     pub binary: &'a Path,
     pub db: &'a DbUrl,
+    /// `HostCertificate` for the jail's sshd (`warden jail sign`).
+    pub host_certificate: Option<&'a Path>,
 }
 
 fn check_user(what: &str, u: &str) -> Result<(), Error> {
@@ -128,13 +130,25 @@ pub fn sshd_config(c: &mut Conn, a: &SshdConfigArgs) -> Result<String, Error> {
          MaxStartups {ms}\n\
          LoginGraceTime {grace}\n\
          # Logs each key's fingerprint and each forward: the jail's own audit trail.\n\
-         LogLevel VERBOSE\n",
+         LogLevel VERBOSE\n{cert}",
         name = jail.name,
         pool = pool.name,
         ports = pool.range,
         op = operator,
         ms = max_startups(pool.range.size()),
         grace = LOGIN_GRACE_SECS,
+        cert = match (a.host_certificate, &pool.host_ca) {
+            (Some(p), _) => format!(
+                "# Devices of pool {} trust its host CA, which signed this certificate.\nHostCertificate {}\n",
+                pool.name,
+                sshd_word(&p.display().to_string())
+            ),
+            (None, Some(_)) => format!(
+                "# Pool {} has a host CA: add `HostCertificate PATH` (warden jail sign {}).\n",
+                pool.name, jail.name
+            ),
+            (None, None) => String::new(),
+        },
     );
     let common = format!(
         "\tAuthenticationMethods publickey\n\

@@ -1120,3 +1120,68 @@ fn watch_ends_operator_sessions_no_grant_covers_any_more() {
         "{ended:?}"
     );
 }
+
+#[test]
+fn a_host_ca_pool_takes_a_rebuilt_jail_without_touching_the_device() {
+    require_root();
+    let reg = Registry::new(Kind::Sqlite);
+    reg.pool("p", &ports(4).1);
+    let keys = TempDir::new("hostca");
+    let ca = keys.path("host_ca");
+    reg.ok(&["ca", "init", "--ca", ca.to_str().unwrap()]);
+    let ca_pub = std::fs::read_to_string(keys.path("host_ca.pub")).unwrap();
+    let ca_key: String = ca_pub
+        .split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ");
+    // Signing needs the pool to name the CA first: refused, nothing written.
+    let (code, _, err) = reg.warden(&["jail", "sign", "nope", "--ca", ca.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    reg.ok(&["pool", "host-ca", "p", "--key", &ca_key]);
+    let mut a = Jail::start_with(&reg, "jail-a", "p", None, Some(&ca));
+    let mut b = Jail::start_with(&reg, "jail-b", "p", None, Some(&ca));
+    assert!(
+        std::fs::read_to_string(a.dir.path("warden.conf"))
+            .unwrap()
+            .contains("HostCertificate "),
+        "the drop-in names the certificate"
+    );
+    let target = DeviceSshd::start();
+    let mut dev = enrol_device(&reg, "d1", target.port);
+    // The device trusts the CA, and no jail's own key.
+    let kh = std::fs::read_to_string(dev.dir.path("known_hosts")).unwrap();
+    assert!(kh.contains(&format!("@cert-authority * {ca_key}")), "{kh}");
+    assert!(
+        !kh.contains(a.host_key_line.split_whitespace().nth(1).unwrap()),
+        "{kh}"
+    );
+    let up = dev.start().wait_log("tunnel up", READY);
+    assert!(up.contains(&format!("jail=127.0.0.1:{}", a.port)), "{up}");
+    // Both jails die; jail-a's host is rebuilt with a new host key (a new jail
+    // record at the same address), signed by the same CA. The device's files
+    // are untouched: it comes back through the rebuilt jail.
+    let port_a = a.port;
+    a.kill();
+    b.kill();
+    let c = Jail::start_with(&reg, "jail-c", "p", Some(port_a), Some(&ca));
+    assert_ne!(c.host_key_line, a.host_key_line);
+    let agent = dev.agent.as_ref().unwrap();
+    let again = agent.wait_log_n("tunnel up", 2, READY);
+    assert!(
+        again.contains(&format!("jail=127.0.0.1:{port_a}")),
+        "{again}"
+    );
+    assert!(
+        agent.count("signed by trusted CA") >= 2,
+        "{:#?}",
+        agent.lines()
+    );
+    let hello = target.operator_ssh(&["-p", &dev.port.to_string()], "127.0.0.1", "echo rebuilt");
+    assert_eq!(hello.trim(), "rebuilt");
+    let audit = reg.ok(&["audit"]);
+    assert!(
+        audit.contains("pool-host-ca") && audit.contains("jail-sign"),
+        "{audit}"
+    );
+}

@@ -353,9 +353,21 @@ impl Jail {
     /// Registers jail `name` (pool `pool`) in `reg` on a free port, writes the
     /// drop-in `warden sshd-config` prints, and starts sshd with it.
     pub fn start(reg: &Registry, name: &str, pool: &str) -> Jail {
+        Self::start_with(reg, name, pool, None, None)
+    }
+
+    /// As [`Jail::start`], on `port` if given, and with a host certificate
+    /// from `host_ca` (`warden jail sign`, `sshd-config --host-certificate`).
+    pub fn start_with(
+        reg: &Registry,
+        name: &str,
+        pool: &str,
+        port: Option<u16>,
+        host_ca: Option<&Path>,
+    ) -> Jail {
         let dir = TempDir::new("wjail");
         let (_, host_key_line) = keygen(&dir, "ssh_host_ed25519_key");
-        let port = free_port();
+        let port = port.unwrap_or_else(free_port);
         reg.ok(&[
             "jail",
             "add",
@@ -372,15 +384,30 @@ impl Jail {
             OPERATOR_USER,
         ]);
         let bin = warden_bin();
-        let dropin = reg.ok(&[
-            "sshd-config",
-            "--jail",
-            name,
-            "--binary",
-            bin.to_str().unwrap(),
-            "--operator-user",
-            OPERATOR_USER,
-        ]);
+        let cert = dir.path("ssh_host_ed25519_key-cert.pub");
+        let mut args = vec![
+            "sshd-config".to_string(),
+            "--jail".into(),
+            name.into(),
+            "--binary".into(),
+            bin.display().to_string(),
+            "--operator-user".into(),
+            OPERATOR_USER.into(),
+        ];
+        if let Some(ca) = host_ca {
+            reg.ok(&[
+                "jail",
+                "sign",
+                name,
+                "--ca",
+                ca.to_str().unwrap(),
+                "--out",
+                cert.to_str().unwrap(),
+            ]);
+            args.extend(["--host-certificate".into(), cert.display().to_string()]);
+        }
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let dropin = reg.ok(&refs);
         std::fs::write(dir.path("warden.conf"), dropin).unwrap();
         let mut j = Jail {
             name: name.to_string(),
