@@ -19,6 +19,7 @@ run options:
   --known-hosts PATH       OpenSSH known_hosts file with the jail's key
   --host-key \"TYPE BASE64\" pin the jail's host key
   --host-ca \"TYPE BASE64\"  trust jails whose host certificate this CA signed
+  --certificate PATH       log in with this OpenSSH user certificate of the device key
   --status-file PATH       where `tunnel up` details go (default $RUNTIME_DIRECTORY/status, else none)
   -o ServerAliveInterval=N | ServerAliveCountMax=N | ConnectTimeout=N
   -o StrictHostKeyChecking=yes|accept-new | StreamLocalBindUnlink=yes|no
@@ -37,6 +38,7 @@ pub mod env {
     pub const KNOWN_HOSTS: &str = "JAILBIRD_KNOWN_HOSTS";
     pub const HOST_KEY: &str = "JAILBIRD_HOST_KEY";
     pub const HOST_CA: &str = "JAILBIRD_HOST_CA";
+    pub const CERTIFICATE: &str = "JAILBIRD_CERTIFICATE";
     pub const SERVER_ALIVE_INTERVAL: &str = "JAILBIRD_SERVER_ALIVE_INTERVAL";
     pub const SERVER_ALIVE_COUNT_MAX: &str = "JAILBIRD_SERVER_ALIVE_COUNT_MAX";
     pub const CONNECT_TIMEOUT: &str = "JAILBIRD_CONNECT_TIMEOUT";
@@ -84,6 +86,7 @@ pub struct Args {
     pub known_hosts: Option<String>,
     pub host_key: Option<String>,
     pub host_ca: Option<String>,
+    pub certificate: Option<String>,
     pub listen: Option<String>,
     pub open: Option<String>,
     pub comment: Option<String>,
@@ -126,7 +129,7 @@ fn parse_words<I: IntoIterator<Item = OsString>>(argv: I) -> Result<Args, String
             Short(c @ ('p' | 'R' | 'L')) => a.take_value(&mut p, &format!("-{c}"))?,
             Long(
                 name @ ("state" | "identity-file" | "known-hosts" | "host-key" | "host-ca"
-                | "listen" | "open" | "comment" | "status-file"),
+                | "certificate" | "listen" | "open" | "comment" | "status-file"),
             ) => {
                 // `name` borrows the parser: the flag is made before the value is read.
                 let flag = format!("--{name}");
@@ -158,6 +161,7 @@ impl Args {
             "--known-hosts" => &mut self.known_hosts,
             "--host-key" => &mut self.host_key,
             "--host-ca" => &mut self.host_ca,
+            "--certificate" => &mut self.certificate,
             "--listen" => &mut self.listen,
             "--open" => &mut self.open,
             "--status-file" => &mut self.status_file,

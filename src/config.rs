@@ -78,6 +78,8 @@ pub struct RunConfig {
     pub status_file: Option<PathBuf>,
     /// Cipher preference, most preferred first (names from [`SUPPORTED_CIPHERS`]).
     pub ciphers: heapless::Vec<&'static str, 4>,
+    /// An OpenSSH user certificate of the device key to log in with.
+    pub certificate: Option<PathBuf>,
 }
 
 /// What an authorized_keys line lets the device do on the jail.
@@ -145,6 +147,7 @@ fn check_flags_fit(verb: Verb, args: &Args) -> Result<(), ConfigError> {
             (args.known_hosts.is_some(), "--known-hosts"),
             (args.host_key.is_some(), "--host-key"),
             (args.host_ca.is_some(), "--host-ca"),
+            (args.certificate.is_some(), "--certificate"),
         ] {
             if given {
                 return Err(bad(format!("{flag} is only for `jailbird run`")));
@@ -222,7 +225,14 @@ fn build_run(
     let stream_local_bind_unlink = resolve_unlink(&l, o.unlink.take())?;
     let ciphers = resolve_ciphers(&l, o.ciphers.take())?;
     let status_file = resolve_status_file(&l, args.status_file.take());
+    let certificate = l
+        .get(
+            args.certificate.take().or(o.certificate_file.take()),
+            &[env::CERTIFICATE],
+        )
+        .map(PathBuf::from);
     Ok(RunConfig {
+        certificate,
         status_file,
         ciphers,
         jails,

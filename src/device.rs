@@ -66,6 +66,73 @@ pub fn load_openssh_key(path: &Path) -> Result<PrivateKey, String> {
     Ok(key)
 }
 
+/// Why a user certificate cannot be used now.
+#[derive(Debug, PartialEq, Eq)]
+pub enum CertProblem {
+    /// Unreadable, too large, not a certificate, or not the device key's:
+    /// retrying with the same file cannot help.
+    Unusable(String),
+    /// Expired (or not yet valid): a renewer may replace the file.
+    OutsideWindow(String),
+}
+
+impl std::fmt::Display for CertProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CertProblem::Unusable(m) | CertProblem::OutsideWindow(m) => f.write_str(m),
+        }
+    }
+}
+
+/// Reads `--certificate` (bounded) and checks that it certifies `key` and is
+/// within its validity window at `now` (Unix seconds; a clock that is not set
+/// yet cannot judge the window, see hostcert.rs).
+pub fn load_certificate(
+    path: &Path,
+    key: &PrivateKey,
+    now: u64,
+) -> Result<russh::keys::Certificate, CertProblem> {
+    let what = |e: &dyn std::fmt::Display| format!("certificate {}: {e}", path.display());
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .and_then(|f| {
+            f.take(MAX_IDENTITY_FILE_BYTES + 1)
+                .read_to_string(&mut text)
+        })
+        .map_err(|e| CertProblem::Unusable(what(&e)))?;
+    if text.len() as u64 > MAX_IDENTITY_FILE_BYTES {
+        return Err(CertProblem::Unusable(what(&format!(
+            "larger than {MAX_IDENTITY_FILE_BYTES} bytes"
+        ))));
+    }
+    let cert = russh::keys::Certificate::from_openssh(text.trim())
+        .map_err(|e| CertProblem::Unusable(what(&format!("not an OpenSSH certificate ({e})"))))?;
+    let public = russh::keys::PublicKey::from(cert.public_key().clone());
+    if cert.public_key() != key.public_key().key_data() {
+        return Err(CertProblem::Unusable(what(&format!(
+            "certifies key {}, not this device's key {}",
+            identity::fingerprint(&public),
+            identity::fingerprint(key.public_key())
+        ))));
+    }
+    if cert.cert_type() != russh::keys::ssh_key::certificate::CertType::User {
+        return Err(CertProblem::Unusable(what(
+            &"a host certificate, not a user one",
+        )));
+    }
+    if crate::hostcert::clock_is_set(now)
+        && let Some(why) =
+            crate::hostcert::window_failure(cert.valid_after(), cert.valid_before(), now)
+    {
+        return Err(CertProblem::OutsideWindow(what(&format!(
+            "{why} (valid {}..{}, now {now}); waiting for a renewed one",
+            cert.valid_after(),
+            cert.valid_before()
+        ))));
+    }
+    Ok(cert)
+}
+
 /// `jailbird key`: the public key line.
 pub fn key_line(key: &PrivateKey) -> String {
     identity::public_line(

@@ -14,6 +14,7 @@ pub struct Options {
     pub strict: Option<String>,
     pub unlink: Option<String>,
     pub user_known_hosts: Option<String>,
+    pub certificate_file: Option<String>,
     pub ciphers: Option<String>,
 }
 
@@ -26,6 +27,7 @@ impl Options {
             "stricthostkeychecking" => &mut self.strict,
             "streamlocalbindunlink" => &mut self.unlink,
             "userknownhostsfile" => &mut self.user_known_hosts,
+            "certificatefile" => &mut self.certificate_file,
             "ciphers" => &mut self.ciphers,
             _ => return None,
         })

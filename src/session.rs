@@ -37,6 +37,8 @@ pub struct Ctx {
     pub ssh_cert: Arc<client::Config>,
     pub key: Arc<PrivateKey>,
     pub trust: Arc<TrustSources>,
+    /// `--certificate`: read again at each attempt (a renewer may replace it).
+    pub certificate: Option<std::path::PathBuf>,
     pub forward: Forward,
     /// Where channels end up: the device-side target for `-R`, the host the
     /// jail connects to for `-L`.
@@ -102,7 +104,7 @@ fn ca_lines(trust: &TrustSources) -> Result<Option<hostcert::CaLines>, String> {
 }
 
 /// The system clock in Unix seconds (0 if it reads before 1970).
-fn unix_now() -> u64 {
+pub fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -850,24 +852,47 @@ async fn authenticate(ctx: &Ctx, jail: &Jail, handle: &mut Handle<Client>) -> Re
     } else {
         None
     };
-    let auth = timeout(
-        AUTH_TIMEOUT,
-        handle.authenticate_publickey(
-            jail.user.as_str(),
-            PrivateKeyWithHashAlg::new(ctx.key.clone(), hash),
-        ),
-    );
-    match auth.await {
+    let user = jail.user.as_str();
+    let auth = match &ctx.certificate {
+        Some(path) => {
+            let cert = crate::device::load_certificate(path, &ctx.key, unix_now())
+                .map_err(|p| Failure::Auth(p.to_string()))?;
+            timeout(
+                AUTH_TIMEOUT,
+                handle.authenticate_openssh_cert(user, ctx.key.clone(), cert),
+            )
+            .await
+        }
+        None => {
+            timeout(
+                AUTH_TIMEOUT,
+                handle.authenticate_publickey(
+                    user,
+                    PrivateKeyWithHashAlg::new(ctx.key.clone(), hash),
+                ),
+            )
+            .await
+        }
+    };
+    match auth {
         Ok(Ok(client::AuthResult::Success)) => Ok(()),
         // russh reports a link that ended mid-auth as a failure: not a refusal.
         Ok(Ok(client::AuthResult::Failure { .. })) if handle.is_closed() => Err(Failure::Auth(
             format!("jail {jail} closed the connection during authentication"),
         )),
-        Ok(Ok(client::AuthResult::Failure { .. })) => Err(Failure::Auth(format!(
-            "jail {jail} refused key {} for user {}: is its `jailbird authorize` line in that user's authorized_keys?",
-            fingerprint(ctx.key.public_key()),
-            jail.user
-        ))),
+        Ok(Ok(client::AuthResult::Failure { .. })) => Err(Failure::Auth(match &ctx.certificate {
+            Some(path) => format!(
+                "jail {jail} refused certificate {} of key {} for user {}: does it trust the certificate's CA (TrustedUserCAKeys) for that user?",
+                path.display(),
+                fingerprint(ctx.key.public_key()),
+                jail.user
+            ),
+            None => format!(
+                "jail {jail} refused key {} for user {}: is its `jailbird authorize` line in that user's authorized_keys?",
+                fingerprint(ctx.key.public_key()),
+                jail.user
+            ),
+        })),
         Ok(Err(e)) => Err(Failure::Auth(format!(
             "authentication with jail {jail} failed: {e}"
         ))),

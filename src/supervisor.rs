@@ -27,12 +27,26 @@ pub async fn run(cfg: RunConfig, mut shutdown: Shutdown) -> Result<(), String> {
         Forward::Local(l) => Some(bind_local(l).await?),
         Forward::Remote(_) => None,
     };
+    if let Some(path) = &cfg.certificate {
+        // A certificate that cannot be this key's is a configuration error; an
+        // expired one is waited out (a renewer may replace the file).
+        match crate::device::load_certificate(path, &key, session::unix_now()) {
+            Err(crate::device::CertProblem::Unusable(why)) => return Err(why),
+            Err(crate::device::CertProblem::OutsideWindow(why)) => log::warn!("{why}"),
+            Ok(cert) => log::info!(
+                "logging in with certificate {:?} (serial {})",
+                cert.key_id().escape_debug().to_string(),
+                cert.serial()
+            ),
+        }
+    }
     let ssh = || session::ssh_config(cfg.alive_interval, cfg.alive_count_max, &cfg.ciphers);
     let ctx = Ctx {
         ssh: Arc::new(ssh()),
         ssh_cert: Arc::new(session::with_host_certificates(ssh())),
         key: Arc::new(key),
         trust: Arc::new(cfg.trust.clone()),
+        certificate: cfg.certificate.clone(),
         forward,
         target,
         connect_timeout: cfg.connect_timeout,

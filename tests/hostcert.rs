@@ -262,3 +262,105 @@ fn a_bad_host_ca_is_one_line_and_exit_2() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("--host-ca"), "{err}");
 }
+
+// ---------------------------------------------------------------------------
+// The device logging in with a user certificate (--certificate)
+// ---------------------------------------------------------------------------
+
+/// Signs the device key of `state` as a user certificate for the jail user
+/// (`ssh-keygen -s CA -I ... -n USER -V VALIDITY`); returns its path.
+fn sign_device(dir: &TempDir, ca: &Path, state: &str, name: &str, validity: &str) -> PathBuf {
+    let (s, key, err) = jailbird(&["key", "--state", state]);
+    assert!(s.success(), "{err}");
+    let public = dir.path(&format!("{name}.pub"));
+    std::fs::write(&public, key).unwrap();
+    run_ok(
+        Command::new("ssh-keygen")
+            .args(["-q", "-s"])
+            .arg(ca)
+            .args(["-I", name, "-n", &jail_user(), "-V", validity])
+            .arg(&public),
+    );
+    dir.path(&format!("{name}-cert.pub"))
+}
+
+/// A jail that trusts `ca` for user certificates and has no authorized_keys
+/// line for the device: only a certificate gets it in.
+fn user_ca_jail(dir: &TempDir, listen: u16, ca_pub: &str) -> Jail {
+    let ca_file = dir.path("user_ca.pub");
+    std::fs::write(&ca_file, format!("{ca_pub}\n")).unwrap();
+    let (_, stranger) = keygen(dir, "stranger");
+    let mut opts = JailOpts::new(listen, &stranger);
+    opts.extra = format!("TrustedUserCAKeys {}\n", ca_file.display());
+    Jail::start(opts)
+}
+
+#[test]
+fn the_device_logs_in_with_its_user_certificate_and_waits_out_an_expired_one() {
+    let (dir, state, listen, _) = authorized_device("usercert");
+    let (ca, ca_pub) = new_ca(&dir, "user-ca");
+    let jail = user_ca_jail(&dir, listen, &ca_pub);
+    let trust = ["--host-key".to_string(), plain(&jail)];
+    // The plain key alone is refused (nothing in authorized_keys) ...
+    let agent = run_agent(&state, listen, &jail, &[&trust[0], &trust[1]], &[]);
+    agent.wait_log("refused key", READY);
+    drop(agent);
+    // ... the certificate of that key gets in.
+    let cert = sign_device(&dir, &ca, &state, "device", "-5m:+1h");
+    let c = cert.to_str().unwrap();
+    let agent = run_agent(
+        &state,
+        listen,
+        &jail,
+        &[&trust[0], &trust[1], "--certificate", c],
+        &[],
+    );
+    agent.wait_log("tunnel up", READY);
+    assert!(
+        agent.count("logging in with certificate") == 1,
+        "{:#?}",
+        agent.lines()
+    );
+    drop(agent);
+    // Expired: one line, retried with backoff; a renewer replaces the file and
+    // the next attempt gets in.
+    let old = sign_device(&dir, &ca, &state, "old", "-2h:-1h");
+    std::fs::copy(&old, &cert).unwrap();
+    let agent = run_agent(
+        &state,
+        listen,
+        &jail,
+        &[&trust[0], &trust[1], "--certificate", c],
+        &[],
+    );
+    agent.wait_log("expired", READY);
+    agent.wait_log("retrying in", READY);
+    let renewed = sign_device(&dir, &ca, &state, "renewed", "-5m:+1h");
+    std::fs::copy(&renewed, &cert).unwrap();
+    agent.wait_log("tunnel up", READY);
+}
+
+#[test]
+fn a_certificate_of_another_key_is_one_line_and_exit_2() {
+    let (dir, state, _, _) = authorized_device("usercert-other");
+    let (other_dir, other_state, _, _) = authorized_device("usercert-stranger");
+    let (ca, _) = new_ca(&dir, "user-ca");
+    let cert = sign_device(&other_dir, &ca, &other_state, "stranger", "-5m:+1h");
+    let (s, _, err) = jailbird(&[
+        "run",
+        "--state",
+        &state,
+        "--host-key",
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl",
+        "--certificate",
+        cert.to_str().unwrap(),
+        "-R",
+        "2222:127.0.0.1:22",
+        "127.0.0.1:1",
+    ]);
+    assert_eq!(s.code(), Some(2), "{err}");
+    // One error line (beside the agent's log records, which start with `[`).
+    let errors: Vec<&str> = err.lines().filter(|l| !l.starts_with('[')).collect();
+    assert_eq!(errors.len(), 1, "{err}");
+    assert!(errors[0].contains("not this device's key"), "{err}");
+}
