@@ -549,6 +549,20 @@ mod tests {
                 },
             ),
             (
+                "certificate",
+                vec![
+                    (Flag("--certificate /a"), "/a"),
+                    (Flag("-o CertificateFile=/b"), "/b"),
+                    (Var(env::CERTIFICATE, "/c"), "/c"),
+                ],
+                "none",
+                |c| {
+                    c.certificate
+                        .as_ref()
+                        .map_or("none".into(), |p| p.display().to_string())
+                },
+            ),
+            (
                 "jail port",
                 vec![
                     (Flag("-p 1"), "1"),
