@@ -511,11 +511,12 @@ def main():
 
     scale = 1024 if a.per == "GiB" else 1
     cfmt = "{:.2f}" if a.per == "GiB" else "{:.4f}"
+    built = time.strftime("%Y-%m-%d %H:%M", time.localtime(os.path.getmtime(a.bin))) if os.path.exists(a.bin) else "?"
     bin_size = os.path.getsize(a.bin) if os.path.exists(a.bin) else "?"
     print(f"# {time.strftime('%Y-%m-%d %H:%M %Z')}, {machine()}; load average {load_before} before, {load()} after")
     if a.label:
         print(f"# {a.label}")
-    print(f"# jailbird {jb_target} {a.bin} ({bin_size} bytes), commit {git_state()}"
+    print(f"# jailbird {jb_target} {a.bin} ({bin_size} bytes, built {built}); source tree now: {git_state()}"
           + (f", run under '{a.runner}'" if a.runner else ""))
     print(f"# OpenSSH client: {ssh_version} ({' '.join(ssh_cmd)}); jail: host sshd on loopback"
           + (f"; dbclient: {db_version} ({' '.join(db_cmd)}) -W 2097152" if db_cmd else ""))
