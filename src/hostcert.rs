@@ -61,8 +61,8 @@ impl CaLines {
                 continue;
             };
             match marker {
-                "cert-authority" => out.cas.push((patterns.to_string(), blob)),
-                "revoked" => out.revoked.push(blob),
+                "cert-authority" => out.cas.push((patterns.to_string(), plain_of(blob))),
+                "revoked" => out.revoked.push(plain_of(blob)),
                 _ => {}
             }
         }
@@ -105,6 +105,28 @@ impl Authorities<'_> {
     }
 }
 
+/// Why a certificate was refused; a revocation is final (no retry as a plain key).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    pub why: String,
+    pub revoked: bool,
+}
+
+/// The wire blob of the plain key a certificate certifies.
+pub fn plain_blob(cert: &Certificate) -> Result<Vec<u8>, String> {
+    wire(cert.public_key())
+}
+
+/// A known_hosts key blob as the plain key it names: a certificate
+/// (`*-cert-v01@openssh.com`) stands for the key inside it, as OpenSSH
+/// compares `@revoked` entries.
+pub(crate) fn plain_of(blob: Vec<u8>) -> Vec<u8> {
+    match Certificate::from_bytes(&blob) {
+        Ok(cert) => wire(cert.public_key()).unwrap_or(blob),
+        Err(_) => blob,
+    }
+}
+
 /// A certificate that passed, and what is left to check.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Accepted {
@@ -130,8 +152,10 @@ pub fn window_failure(after: u64, before: u64, now: u64) -> Option<&'static str>
     }
 }
 
-fn wire(key: &ssh_key::public::KeyData) -> Vec<u8> {
-    PublicKey::from(key.clone()).to_bytes().unwrap_or_default()
+fn wire(key: &ssh_key::public::KeyData) -> Result<Vec<u8>, String> {
+    PublicKey::from(key.clone())
+        .to_bytes()
+        .map_err(|e| format!("cannot encode a key of it ({e})"))
 }
 
 /// Checks a jail's host certificate for `host:port` at `now`; the error is one
@@ -142,11 +166,22 @@ pub fn check(
     host: &str,
     port: u16,
     now: u64,
-) -> Result<Accepted, String> {
-    let ca_blob = wire(cert.signature_key());
-    let host_blob = wire(cert.public_key());
+) -> Result<Accepted, Refusal> {
+    let encoded = |k| {
+        wire(k).map_err(|why| Refusal {
+            why,
+            revoked: false,
+        })
+    };
+    let ca_blob = encoded(cert.signature_key())?;
+    let host_blob = encoded(cert.public_key())?;
     let (ca, host_fp) = (blob_fingerprint(&ca_blob), blob_fingerprint(&host_blob));
-    let refuse = |why: &str| Err(format!("{why} (CA {ca}, host key {host_fp})"));
+    let refuse = |why: &str| {
+        Err(Refusal {
+            why: format!("{why} (CA {ca}, host key {host_fp})"),
+            revoked: why.contains("@revoked"),
+        })
+    };
     if cert.cert_type() != CertType::Host {
         return refuse("not a host certificate");
     }
@@ -198,7 +233,9 @@ pub fn check(
 fn principal_matches(principal: &str, host: &str) -> bool {
     // One pattern, no list: a principal holding a comma or `!` is literal text
     // no host name can equal.
-    !principal.contains([',', '!']) && host_matches(principal, host)
+    !principal.contains([',', '!'])
+        && !principal.starts_with("|1|")
+        && host_matches(principal, host)
 }
 
 #[cfg(test)]

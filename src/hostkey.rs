@@ -80,7 +80,8 @@ pub fn check_known_hosts_text(text: &str, host: &str, port: u16, blob: &[u8]) ->
         };
         match marker {
             Some("revoked") => {
-                if entry_blob == blob {
+                // A revoked certificate revokes the key inside it (OpenSSH).
+                if crate::hostcert::plain_of(entry_blob) == blob {
                     return Verdict::Revoked;
                 }
                 continue;

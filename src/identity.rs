@@ -309,6 +309,9 @@ pub fn save_pin(path: &Path, jail: &str, sha256: [u8; 32]) -> Result<State, File
         .mode(0o600)
         .open(&lock_path)
         .map_err(|e| err("cannot lock", StateError::Io(e)))?;
+    // Root's lock file is the state file's owner's too, or the service
+    // could not lock (and pin) after root did.
+    keep_owner(path, &lock).map_err(|e| err("cannot lock", e))?;
     lock.lock()
         .map_err(|e| err("cannot lock", StateError::Io(e)))?;
     let (mut state, replace) = match load(path)? {
@@ -410,8 +413,9 @@ fn keep_owner(path: &Path, tmp: &std::fs::File) -> Result<(), StateError> {
     if effective_uid() != Some(0) {
         return Ok(());
     }
-    match std::fs::metadata(path) {
-        Ok(m) if m.uid() != 0 || m.gid() != 0 => {
+    // Not through a symlink: only a regular file's owner is kept.
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_file() && (m.uid() != 0 || m.gid() != 0) => {
             std::os::unix::fs::fchown(tmp, Some(m.uid()), Some(m.gid())).map_err(StateError::Io)
         }
         _ => Ok(()),

@@ -114,6 +114,9 @@ pub fn unix_now() -> u64 {
 /// The client configuration for `jail`: with certificate algorithms when a CA
 /// may vouch for it (an unreadable known_hosts is reported by the key check).
 fn config_for(ctx: &Ctx, jail: &Jail) -> Arc<client::Config> {
+    if ctx.trust.pinned.is_some() {
+        return ctx.ssh.clone(); // a pinned key is the only trust: no certificates
+    }
     let lines = ca_lines(&ctx.trust).ok().flatten();
     let cas = hostcert::Authorities {
         fleet: &ctx.trust.host_cas,
@@ -271,10 +274,28 @@ impl Client {
             fleet: &self.trust.host_cas,
             known_hosts: lines.as_ref(),
         };
+        let refused = |why: &str| format!("jail {jail} host certificate refused: {why}");
+        let key = hostcert::plain_blob(cert).map_err(|e| HandshakeError::HostKey(refused(&e)))?;
+        if self.trust.pinned.is_some() {
+            // A pin is exclusive, certificate or not: only the pinned key.
+            return match self.verdict(&key).map_err(HandshakeError::HostKey)? {
+                Verdict::Trusted => Ok(true),
+                _ => Err(HandshakeError::HostKey(refused(
+                    "its key is not the pinned --host-key",
+                ))),
+            };
+        }
         let now = unix_now();
-        let ok = hostcert::check(cert, cas, &jail.host, jail.port, now).map_err(|why| {
-            HandshakeError::HostKey(format!("jail {jail} host certificate refused: {why}"))
-        })?;
+        let ok = match hostcert::check(cert, cas, &jail.host, jail.port, now) {
+            Ok(ok) => ok,
+            // As ssh(1): a certificate that fails for any reason but a
+            // revocation is tried again as its plain key.
+            Err(r) if !r.revoked && self.verdict(&key) == Ok(Verdict::Trusted) => {
+                log::warn!("{}; its key is trusted as a plain key", refused(&r.why));
+                return Ok(true);
+            }
+            Err(r) => return Err(HandshakeError::HostKey(refused(&r.why))),
+        };
         log::info!(
             "jail {jail} host certificate {:?} signed by trusted CA {}",
             cert.key_id().escape_debug().to_string(),
@@ -640,11 +661,14 @@ pub async fn serve(
 
     let mut tasks = JoinSet::new();
     let mut unchecked = up.unchecked_window;
+    // One clock for the whole session: channel traffic must not push it back.
+    let mut clock = tokio::time::interval(CLOCK_RECHECK);
+    clock.reset();
     let failure = loop {
         tokio::select! {
             _ = shutdown.wait() => break None,
             r = &mut handle => break Some(lost(jail, r)),
-            _ = tokio::time::sleep(CLOCK_RECHECK), if unchecked.is_some() => {
+            _ = clock.tick(), if unchecked.is_some() => {
                 if let Some(f) = recheck_window(jail, &mut unchecked) {
                     break Some(f);
                 }

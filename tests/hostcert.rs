@@ -123,6 +123,70 @@ fn a_host_certificate_from_a_trusted_ca_is_accepted_by_cert_authority_or_host_ca
 }
 
 #[test]
+fn a_pin_stays_exclusive_and_a_failing_certificate_falls_back_to_a_listed_plain_key() {
+    let (dir, state, listen, line) = authorized_device("hostcert-pin");
+    let (ca, ca_pub) = new_ca(&dir, "ca");
+    let (_, stranger) = new_ca(&dir, "stranger");
+    let jail = cert_jail(listen, &line, &ca, "127.0.0.1", "-2h:-1h");
+    // --host-key pins another key: a CA beside it widens nothing.
+    let agent = run_agent(
+        &state,
+        listen,
+        &jail,
+        &[
+            "--host-key",
+            &ca_key(&stranger),
+            "--host-ca",
+            &ca_key(&ca_pub),
+        ],
+        &[],
+    );
+    agent.wait_log("retrying in", READY);
+    assert_eq!(agent.count("tunnel up"), 0, "{:#?}", agent.lines());
+    drop(agent);
+    // An expired certificate, but known_hosts also lists the jail's plain key:
+    // as ssh(1), the key is then checked as a plain key and trusted.
+    let kh = dir.path("known_hosts");
+    std::fs::write(
+        &kh,
+        format!("@cert-authority * {ca_pub}\n{}\n", jail.known_hosts_line()),
+    )
+    .unwrap();
+    let agent = run_agent(
+        &state,
+        listen,
+        &jail,
+        &["--known-hosts", kh.to_str().unwrap()],
+        &[],
+    );
+    agent.wait_log("tunnel up", READY);
+    agent.wait_log("trusted as a plain key", READY);
+    drop(agent);
+    // A revoked certificate (its -cert.pub pasted after @revoked) revokes its
+    // key, and a revocation gets no plain-key retry.
+    let fresh = cert_jail(listen, &line, &ca, "127.0.0.1", "-5m:+1h");
+    let cert_line =
+        std::fs::read_to_string(fresh.dir.path("ssh_host_ed25519_key-cert.pub")).unwrap();
+    std::fs::write(
+        &kh,
+        format!(
+            "@cert-authority * {ca_pub}\n{}\n@revoked * {}\n",
+            fresh.known_hosts_line(),
+            cert_line.trim()
+        ),
+    )
+    .unwrap();
+    let agent = run_agent(
+        &state,
+        listen,
+        &fresh,
+        &["--known-hosts", kh.to_str().unwrap()],
+        &[],
+    );
+    refused(&agent, &fresh, "its host key is marked @revoked");
+}
+
+#[test]
 fn without_a_ca_the_agent_asks_for_and_checks_the_plain_key() {
     // The jail has a certificate, but the device knows only its plain key: the
     // agent does not ask for certificates and the plain line matches.

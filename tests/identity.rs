@@ -424,6 +424,9 @@ fn root_uses_a_service_accounts_key_and_leaves_it_the_services() {
         (m.uid(), m.gid(), m.mode() & 0o777),
         (NOBODY, NOBODY, 0o600)
     );
+    // The lock root created is the service's too (else its next pin fails).
+    let lock = std::fs::metadata(format!("{state}.lock")).unwrap();
+    assert_eq!((lock.uid(), lock.gid()), (NOBODY, NOBODY));
     drop(dir);
 }
 

@@ -302,7 +302,6 @@ impl Encrypted {
         }
     }
 
-    /// jailbird patch: account for received data without granting it again.
     /// jailbird patch: what OpenSSH's channel_input_data checks before it
     /// takes channel data: the packet is within the maximum packet size we
     /// advertised and within the window we granted. A peer that breaks either
@@ -328,6 +327,7 @@ impl Encrypted {
         Ok(())
     }
 
+    /// jailbird patch: account for received data without granting it again.
     pub(crate) fn debit_window(&mut self, channel: ChannelId, data: &[u8]) {
         if let Some(channel) = self.channels.get_mut(&channel) {
             channel.sender_window_size = channel.sender_window_size.saturating_sub(data.len() as u32);

@@ -532,9 +532,7 @@ impl Session {
         }
     }
 
-    /// Dispatch a single message received on the session's internal channel
-    /// (sent via [`Handle`]). Shared by the `select!` receiver arm and the
-    /// pre-`select!` backlog drain so the two can't drift apart.
+    /// jailbird patch, feature `hostile-peer`: carries out one misbehaviour.
     #[cfg(feature = "hostile-peer")]
     fn hostile(&mut self, act: Hostile) -> Result<(), Error> {
         match act {
@@ -561,6 +559,9 @@ impl Session {
         Ok(())
     }
 
+    /// Dispatch a single message received on the session's internal channel
+    /// (sent via [`Handle`]). Shared by the `select!` receiver arm and the
+    /// pre-`select!` backlog drain so the two can't drift apart.
     fn dispatch_msg(&mut self, msg: Msg) -> Result<(), Error> {
         match msg {
             #[cfg(feature = "hostile-peer")]
