@@ -117,6 +117,9 @@ const APPEND_ONLY_AUDIT_SQLITE: &str = "
     CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
         BEGIN SELECT RAISE(ABORT, 'audit is append-only'); END;
     CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+        BEGIN SELECT RAISE(ABORT, 'audit is append-only'); END;
+    CREATE TRIGGER audit_no_replace BEFORE INSERT ON audit
+        WHEN NEW.seq IN (SELECT seq FROM audit)
         BEGIN SELECT RAISE(ABORT, 'audit is append-only'); END;";
 const APPEND_ONLY_AUDIT_PG: &str = "
     CREATE FUNCTION warden_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS

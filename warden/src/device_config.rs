@@ -46,9 +46,8 @@ pub fn render(
     }
     for j in jails {
         dests.push(format!("{}@{}", j.user, j.host_port()?));
-        if host_ca.is_some() {
-            continue;
-        }
+        // The jails' own keys stay beside the CA line: a jail not signed yet
+        // (or whose certificate lapsed) is still known by its key.
         let hp = j.host_port()?;
         let host = if hp.host.contains(':') {
             format!("[{}]", hp.host)

@@ -646,8 +646,8 @@ pub const MAX_IMPORT_BYTES: u64 = 64 << 20;
 /// A `--reason`: up to 512 printable characters.
 pub fn check_reason(reason: Option<&str>) -> Result<(), Error> {
     match reason {
-        Some(r) if r.chars().any(char::is_control) || r.len() > 512 => {
-            Err(Error::invalid("--reason: up to 512 printable characters"))
+        Some(r) if r.chars().any(char::is_control) || r.len() > 512 || r.trim().is_empty() => {
+            Err(Error::invalid("--reason: 1 to 512 printable characters"))
         }
         _ => Ok(()),
     }

@@ -78,7 +78,12 @@ pub fn ca_init(path: &Path) -> Result<String, Error> {
 /// ssh refuses an unprotected private key), an encrypted one, or a non-ed25519 one.
 pub fn load_ca(path: &Path) -> Result<Ca, Error> {
     let shown = path.display();
-    let meta = std::fs::metadata(path).map_err(|e| Error::invalid(format!("--ca {shown}: {e}")))?;
+    // One open file for the checks and the read: no swap in between.
+    let mut file =
+        std::fs::File::open(path).map_err(|e| Error::invalid(format!("--ca {shown}: {e}")))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| Error::invalid(format!("--ca {shown}: {e}")))?;
     if !meta.is_file() || meta.len() > MAX_KEY_FILE_BYTES {
         return Err(Error::invalid(format!("--ca {shown}: not a key file")));
     }
@@ -89,8 +94,9 @@ pub fn load_ca(path: &Path) -> Result<Ca, Error> {
             meta.uid()
         )));
     }
-    let text =
-        std::fs::read_to_string(path).map_err(|e| Error::invalid(format!("--ca {shown}: {e}")))?;
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut file, &mut text)
+        .map_err(|e| Error::invalid(format!("--ca {shown}: {e}")))?;
     let key = ssh_key::PrivateKey::from_openssh(text.as_bytes())
         .map_err(|e| Error::invalid(format!("--ca {shown}: not an OpenSSH private key ({e})")))?;
     if key.is_encrypted() {
@@ -330,7 +336,7 @@ fn jails_known_hosts(jails: &[Jail]) -> Result<String, Error> {
 pub fn shell_word(w: &str) -> String {
     if !w.is_empty()
         && w.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"@%+=:,./_-[]".contains(&b))
+            .all(|b| b.is_ascii_alphanumeric() || b"@+=:,./_-".contains(&b))
     {
         w.to_string()
     } else {
@@ -346,6 +352,46 @@ fn shell_line(words: &[String]) -> String {
         .join(" ")
 }
 
+/// A path that goes into an ssh option or ssh_config: ssh splits such values
+/// at spaces and expands `%` tokens in them, so neither (nor quotes or control
+/// characters) is allowed.
+fn safe_path(what: &str, p: &Path) -> Result<String, Error> {
+    let s = p.display().to_string();
+    if s.is_empty()
+        || s.contains(|c: char| c.is_whitespace() || c.is_control() || "\"'%".contains(c))
+    {
+        return Err(Error::invalid(format!(
+            "{what} {}: a path without spaces, quotes or %",
+            types::quote(&s)
+        )));
+    }
+    Ok(s)
+}
+
+/// The registry's text is checked again before it reaches a shell, ssh's
+/// arguments or ssh_config: a row written by anyone with database access
+/// (the jail's `warden` account, say) must not inject a line or an option.
+fn check_jail_text(j: &Jail) -> Result<(), Error> {
+    j.host_port()?;
+    crate::sshd::check_user("stored operator user", &j.operator_user)?;
+    PublicKey::parse("stored host key", &j.host_key)?;
+    Ok(())
+}
+
+fn check_device_text(d: &Device) -> Result<(), Error> {
+    DeviceId::parse(&d.id)?;
+    if d.id.starts_with('-') {
+        return Err(Error::invalid(format!(
+            "device {}: an id starting with '-' would be an ssh option",
+            d.id
+        )));
+    }
+    if let Some(m) = &d.mac {
+        Mac::parse(m)?;
+    }
+    Ok(())
+}
+
 /// What the route through a jail needs.
 struct Route<'a> {
     jail: &'a Jail,
@@ -357,10 +403,12 @@ struct Route<'a> {
 /// `ssh -W localhost:PORT OPUSER@JAIL`, the ProxyCommand: the jail's sshd
 /// lets the operator's key open exactly the granted devices' ports.
 fn proxy_command(r: &Route) -> Result<Vec<String>, Error> {
+    check_jail_text(r.jail)?;
     let hp = r.jail.host_port()?;
     let mut w: Vec<String> = vec!["ssh".into()];
     if let Some(kh) = r.known_hosts {
-        w.extend(["-o".into(), format!("UserKnownHostsFile={}", kh.display())]);
+        let kh = safe_path("--known-hosts", kh)?;
+        w.extend(["-o".into(), format!("UserKnownHostsFile={kh}")]);
         w.extend(["-o".into(), "StrictHostKeyChecking=yes".into()]);
     }
     if let Some(id) = r.identity {
@@ -368,7 +416,7 @@ fn proxy_command(r: &Route) -> Result<Vec<String>, Error> {
             "-o".into(),
             "IdentitiesOnly=yes".into(),
             "-i".into(),
-            id.display().to_string(),
+            safe_path("--identity", id)?,
         ]);
     }
     w.extend([
@@ -379,6 +427,12 @@ fn proxy_command(r: &Route) -> Result<Vec<String>, Error> {
         format!("{}@{}", r.jail.operator_user, hp.host),
     ]);
     Ok(w)
+}
+
+/// The ProxyCommand as ssh reads it: shell words, `%` doubled (ssh expands
+/// `%` tokens in it).
+fn proxy_line(r: &Route) -> Result<String, Error> {
+    Ok(shell_line(&proxy_command(r)?).replace('%', "%%"))
 }
 
 // ---- connect ------------------------------------------------------------------
@@ -431,12 +485,30 @@ pub fn connect(db: &DbUrl, a: &ConnectArgs) -> Result<String, Error> {
         (Some(p), Some(_)) => Some(load_ca(p)?),
         (None, _) => None,
     };
+    if let Some(p) = &a.identity {
+        safe_path("--identity", p)?;
+    }
     let dir = cert_dir(a.cert_dir.as_deref())?;
+    safe_path("--cert-dir", &dir)?;
     let mut c = Conn::open(db, Mode::Admin)?;
     let operator = who(&mut c, a, identity.as_ref().map(|(k, _)| k))?;
+    // Everything that goes into the command is checked before the grant is recorded.
+    let device = registry::show(&mut c, &which)?;
+    check_device_text(&device)?;
+    if a.reason.is_none()
+        && registry::pools(&mut c)?
+            .iter()
+            .any(|p| p.name == device.pool && p.require_reason)
+    {
+        return Err(Error::invalid(format!(
+            "pool {} requires a --reason for every grant",
+            device.pool
+        )));
+    }
+    let jail = registry::jail_for(&mut c, &device)?;
+    check_jail_text(&jail)?;
     let g = registry::grant(&mut c, &which, &operator, secs, a.reason.as_deref())?;
     c.fix_ownership();
-    let jail = registry::jail_for(&mut c, &g.device)?;
     let kh = dir.join(JAILS_KNOWN_HOSTS);
     replace_file(
         &kh,
@@ -487,7 +559,7 @@ pub fn connect(db: &DbUrl, a: &ConnectArgs) -> Result<String, Error> {
     let mut w: Vec<String> = vec![
         "ssh".into(),
         "-o".into(),
-        format!("ProxyCommand={}", shell_line(&proxy_command(&route)?)),
+        format!("ProxyCommand={}", proxy_line(&route)?),
         "-o".into(),
         format!("HostKeyAlias={}", g.device.id),
     ];
@@ -496,11 +568,14 @@ pub fn connect(db: &DbUrl, a: &ConnectArgs) -> Result<String, Error> {
             "-o".into(),
             "IdentitiesOnly=yes".into(),
             "-i".into(),
-            id.display().to_string(),
+            safe_path("--identity", id)?,
         ]);
     }
     if let Some((path, _)) = &cert {
-        w.extend(["-o".into(), format!("CertificateFile={}", path.display())]);
+        w.extend([
+            "-o".into(),
+            format!("CertificateFile={}", safe_path("certificate", path)?),
+        ]);
     }
     w.push(g.device.id.clone());
     w.extend(a.ssh_args.iter().cloned());
@@ -551,6 +626,10 @@ pub fn ssh_config(db: &DbUrl, a: &SshConfigArgs) -> Result<String, Error> {
         registry::rfc3339(registry::now())
     );
     for d in &devices {
+        if let Err(e) = check_device_text(d) {
+            eprintln!("warden: ssh-config: left out: {e}");
+            continue;
+        }
         let Some(jail) = d
             .online
             .as_deref()
@@ -572,25 +651,16 @@ pub fn ssh_config(db: &DbUrl, a: &SshConfigArgs) -> Result<String, Error> {
         out.push_str(&format!(
             "\nHost {names}\n    HostKeyAlias {}\n    ProxyCommand {}\n",
             d.id,
-            shell_line(&proxy_command(&route)?)
+            proxy_line(&route)?
         ));
         if let Some(id) = &a.identity {
             out.push_str(&format!(
                 "    IdentityFile {}\n    IdentitiesOnly yes\n",
-                quote_config(&id.display().to_string())
+                safe_path("--identity", id)?
             ));
         }
     }
     Ok(out)
-}
-
-/// An ssh_config argument: double-quoted when it holds a space.
-fn quote_config(s: &str) -> String {
-    if s.contains(char::is_whitespace) {
-        format!("\"{s}\"")
-    } else {
-        s.to_string()
-    }
 }
 
 /// The device side of operator certificates, for `device-config --operator-ca`:
@@ -628,5 +698,8 @@ mod tests {
         assert_eq!(shell_word("it's"), r"'it'\''s'");
         assert_eq!(shell_word(""), "''");
         assert_eq!(shell_word("$(reboot)"), "'$(reboot)'");
+        // Glob characters and ssh's % tokens are quoted too.
+        assert_eq!(shell_word("[::1]"), "'[::1]'");
+        assert_eq!(shell_word("a%h"), "'a%h'");
     }
 }

@@ -55,7 +55,7 @@ pub struct SshdConfigArgs<'a> {
     pub host_certificate: Option<&'a Path>,
 }
 
-fn check_user(what: &str, u: &str) -> Result<(), Error> {
+pub(crate) fn check_user(what: &str, u: &str) -> Result<(), Error> {
     let ok = !u.is_empty()
         && u.len() <= 32
         && u.bytes()

@@ -332,10 +332,7 @@ fn end_session(c: &mut Conn, id: &str, port: u16, holder: Option<(u32, u64)>) ->
         ));
         return Ok(());
     }
-    let ok = std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .is_ok_and(|s| s.success());
+    let ok = terminate(pid);
     if ok {
         log(&format!(
             "ended the session of revoked device {id} (port {port}, sshd pid {pid})"
@@ -355,6 +352,16 @@ fn end_session(c: &mut Conn, id: &str, port: u16, holder: Option<(u32, u64)>) ->
         ));
     }
     Ok(())
+}
+
+/// SIGTERM to `pid`, right after the caller checked it still holds the socket
+/// (no fork of kill(1) in between, which widened the window for pid reuse).
+fn terminate(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    // SAFETY: kill(2) with a checked positive pid and a constant signal.
+    pid > 1 && unsafe { libc::kill(pid, libc::SIGTERM) } == 0
 }
 
 /// Ends every operator session on this jail connected to a device port that
@@ -405,10 +412,7 @@ fn end_operator_sessions(
             Some((id, false)) => (Some(id), "no live grant"),
             None => (None, "no such device"),
         };
-        let ok = std::process::Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status()
-            .is_ok_and(|s| s.success());
+        let ok = terminate(pid);
         if !ok {
             log(&format!("could not end operator session pid {pid} ({why})"));
             continue;
