@@ -58,11 +58,16 @@ pub fn load_openssh_key(path: &Path) -> Result<PrivateKey, String> {
             "larger than {MAX_IDENTITY_FILE_BYTES} bytes"
         )));
     }
-    let key = russh::keys::decode_secret_key(&text, None).map_err(|e| {
-        what(&format!(
-            "not a usable unencrypted OpenSSH private key ({e})"
-        ))
-    })?;
+    // The OpenSSH format only, parsed by ssh-key directly: russh's
+    // decode_secret_key also reads PuTTY, PKCS#8 and PEM files and decrypts,
+    // which an unencrypted OpenSSH key never needs (and the binary need not carry).
+    let key = PrivateKey::from_openssh(text.as_bytes())
+        .map_err(|e| what(&format!("not an OpenSSH private key ({e})")))?;
+    if key.is_encrypted() {
+        return Err(what(
+            &"encrypted: jailbird needs an unencrypted key (ssh-keygen -p -N '')",
+        ));
+    }
     Ok(key)
 }
 

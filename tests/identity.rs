@@ -128,6 +128,26 @@ fn identity_file_from_ssh_keygen_is_used_as_is() {
 }
 
 #[test]
+fn an_encrypted_identity_file_is_one_line_and_exit_2() {
+    let dir = TempDir::new("encrypted");
+    let key = dir.path("id_ed25519");
+    run_ok(
+        std::process::Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "secret", "-f"])
+            .arg(&key),
+    );
+    let before = std::fs::read(&key).unwrap();
+    let (s, _, err) = jailbird(&["key", "--identity-file", key.to_str().unwrap()]);
+    assert_eq!(s.code(), Some(2), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("encrypted") && err.contains("id_ed25519"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&key).unwrap(), before);
+}
+
+#[test]
 fn authorize_line_is_restricted_to_one_listen_port() {
     let dir = TempDir::new("auth");
     let state = dir.path("identity").display().to_string();
