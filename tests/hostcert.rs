@@ -69,6 +69,20 @@ fn run_agent(state: &str, listen: u16, jail: &Jail, trust: &[&str], env: &[(&str
     agent
 }
 
+/// Writes `text` as the device's known_hosts file (in `dir`) and runs the
+/// agent with it.
+fn with_known_hosts(dir: &TempDir, state: &str, listen: u16, jail: &Jail, text: &str) -> Agent {
+    let kh = dir.path("known_hosts");
+    std::fs::write(&kh, text).unwrap();
+    run_agent(
+        state,
+        listen,
+        jail,
+        &["--known-hosts", kh.to_str().unwrap()],
+        &[],
+    )
+}
+
 /// Waits for a refusal naming `rule`, and checks the jail never saw the
 /// device try its key.
 fn refused(agent: &Agent, jail: &Jail, rule: &str) {
@@ -92,18 +106,12 @@ fn a_host_certificate_from_a_trusted_ca_is_accepted_by_cert_authority_or_host_ca
     let (ca, ca_pub) = new_ca(&dir, "ca");
     let jail = cert_jail(listen, &line, &ca, "127.0.0.1", "-5m:+1h");
     // known_hosts holds the CA and nothing of the jail's own key.
-    let kh = dir.path("known_hosts");
-    std::fs::write(
-        &kh,
-        format!("@cert-authority [127.0.0.1]:{} {}\n", jail.port, ca_pub),
-    )
-    .unwrap();
-    let agent = run_agent(
+    let agent = with_known_hosts(
+        &dir,
         &state,
         listen,
         &jail,
-        &["--known-hosts", kh.to_str().unwrap()],
-        &[],
+        &format!("@cert-authority [127.0.0.1]:{} {}\n", jail.port, ca_pub),
     );
     agent.wait_log("tunnel up", READY);
     assert!(
@@ -146,18 +154,12 @@ fn a_pin_stays_exclusive_and_a_failing_certificate_falls_back_to_a_listed_plain_
     drop(agent);
     // An expired certificate, but known_hosts also lists the jail's plain key:
     // as ssh(1), the key is then checked as a plain key and trusted.
-    let kh = dir.path("known_hosts");
-    std::fs::write(
-        &kh,
-        format!("@cert-authority * {ca_pub}\n{}\n", jail.known_hosts_line()),
-    )
-    .unwrap();
-    let agent = run_agent(
+    let agent = with_known_hosts(
+        &dir,
         &state,
         listen,
         &jail,
-        &["--known-hosts", kh.to_str().unwrap()],
-        &[],
+        &format!("@cert-authority * {ca_pub}\n{}\n", jail.known_hosts_line()),
     );
     agent.wait_log("tunnel up", READY);
     agent.wait_log("trusted as a plain key", READY);
@@ -167,21 +169,16 @@ fn a_pin_stays_exclusive_and_a_failing_certificate_falls_back_to_a_listed_plain_
     let fresh = cert_jail(listen, &line, &ca, "127.0.0.1", "-5m:+1h");
     let cert_line =
         std::fs::read_to_string(fresh.dir.path("ssh_host_ed25519_key-cert.pub")).unwrap();
-    std::fs::write(
-        &kh,
-        format!(
+    let agent = with_known_hosts(
+        &dir,
+        &state,
+        listen,
+        &fresh,
+        &format!(
             "@cert-authority * {ca_pub}\n{}\n@revoked * {}\n",
             fresh.known_hosts_line(),
             cert_line.trim()
         ),
-    )
-    .unwrap();
-    let agent = run_agent(
-        &state,
-        listen,
-        &fresh,
-        &["--known-hosts", kh.to_str().unwrap()],
-        &[],
     );
     refused(&agent, &fresh, "its host key is marked @revoked");
 }
@@ -222,14 +219,12 @@ fn certificates_failing_a_rule_are_refused_before_the_device_offers_its_key() {
     ];
     for (principals, validity, trusted, rule) in cases {
         let jail = cert_jail(listen, &line, &ca, principals, validity);
-        let kh = dir.path("known_hosts");
-        std::fs::write(&kh, format!("@cert-authority * {trusted}\n")).unwrap();
-        let agent = run_agent(
+        let agent = with_known_hosts(
+            &dir,
             &state,
             listen,
             &jail,
-            &["--known-hosts", kh.to_str().unwrap()],
-            &[],
+            &format!("@cert-authority * {trusted}\n"),
         );
         refused(&agent, &jail, rule);
     }
@@ -239,18 +234,12 @@ fn certificates_failing_a_rule_are_refused_before_the_device_offers_its_key() {
         (ca_key(&ca_pub), "its CA is marked @revoked"),
         (plain(&jail), "its host key is marked @revoked"),
     ] {
-        let kh = dir.path("known_hosts");
-        std::fs::write(
-            &kh,
-            format!("@cert-authority * {ca_pub}\n@revoked * {revoked}\n"),
-        )
-        .unwrap();
-        let agent = run_agent(
+        let agent = with_known_hosts(
+            &dir,
             &state,
             listen,
             &jail,
-            &["--known-hosts", kh.to_str().unwrap()],
-            &[],
+            &format!("@cert-authority * {ca_pub}\n@revoked * {revoked}\n"),
         );
         refused(&agent, &jail, rule);
     }

@@ -257,6 +257,32 @@ impl Device {
     }
 }
 
+/// A device's agent with its tunnel up through a granting fake jail.
+struct Granted {
+    dev: Device,
+    jail: FakeJail,
+    agent: Agent,
+    /// The jail's side of the session whose forward it granted.
+    handle: server::Handle,
+}
+
+/// Starts a fake jail with host key `key` that grants the forward, and the
+/// agent of a new device forwarding to `target`; returns once the tunnel is up.
+fn granted_tunnel(key: PrivateKey, target: u16) -> Granted {
+    let dev = Device::new();
+    let hk = host_key_arg(&key);
+    let jail = FakeJail::start(Mode::Grant, key, dev.key.clone());
+    let agent = dev.run(jail.port, &hk, target);
+    agent.wait_log("tunnel up", READY);
+    let handle = jail.granted();
+    Granted {
+        dev,
+        jail,
+        agent,
+        handle,
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Targets on the device side
 // ---------------------------------------------------------------------------
@@ -450,14 +476,13 @@ const FLOOD_RSS_BOUND_KIB: u64 = 4 * 1024;
 
 #[test]
 fn channel_flood_is_capped_and_the_tunnel_survives_it() {
-    let dev = Device::new();
-    let key = host_key();
-    let hk = host_key_arg(&key);
-    let jail = FakeJail::start(Mode::Grant, key, dev.key.clone());
     let target = Target::start(true);
-    let agent = dev.run(jail.port, &hk, target.port);
-    agent.wait_log("tunnel up", READY);
-    let handle = jail.granted();
+    let Granted {
+        dev,
+        jail,
+        agent,
+        handle,
+    } = granted_tunnel(host_key(), target.port);
     let pid = agent.child.id();
     let rss_idle = vm_rss_kib(pid);
 
@@ -578,15 +603,14 @@ fn channel_flood_is_capped_and_the_tunnel_survives_it() {
 
 #[test]
 fn a_channel_goes_to_the_configured_target_and_only_for_the_forwarded_port() {
-    let dev = Device::new();
-    let key = host_key();
-    let hk = host_key_arg(&key);
-    let jail = FakeJail::start(Mode::Grant, key, dev.key.clone());
     let target = Target::start(true);
     let decoy = Target::start(false);
-    let agent = dev.run(jail.port, &hk, target.port);
-    agent.wait_log("tunnel up", READY);
-    let handle = jail.granted();
+    let Granted {
+        dev,
+        jail: _jail,
+        agent,
+        handle,
+    } = granted_tunnel(host_key(), target.port);
     let decoy_port = u32::from(decoy.port);
     let listen = u32::from(dev.listen);
 
@@ -910,13 +934,12 @@ const WINDOW_FLOOD_RSS_BOUND_KIB: u64 = 4 * 1024;
 fn a_jail_that_ignores_the_window_is_disconnected_and_memory_stays_bounded() {
     use jailbird::limits::MAX_PACKET_BYTES;
     use russh::server::Hostile;
-    let dev = Device::new();
-    let key = host_key();
-    let hk = host_key_arg(&key);
-    let jail = FakeJail::start(Mode::Grant, key, dev.key.clone());
-    let agent = dev.run(jail.port, &hk, stalled_target());
-    agent.wait_log("tunnel up", READY);
-    let handle = jail.granted();
+    let Granted {
+        dev,
+        jail: _jail,
+        agent,
+        handle,
+    } = granted_tunnel(host_key(), stalled_target());
     let pid = agent.child.id();
     let rss_idle = vm_rss_kib(pid);
 
@@ -986,14 +1009,13 @@ fn a_jail_that_ignores_the_window_is_disconnected_and_memory_stays_bounded() {
 fn a_channel_packet_above_the_advertised_maximum_ends_the_session() {
     use jailbird::limits::MAX_PACKET_BYTES;
     use russh::server::Hostile;
-    let dev = Device::new();
-    let key = host_key();
-    let hk = host_key_arg(&key);
-    let jail = FakeJail::start(Mode::Grant, key, dev.key.clone());
     let target = Target::start(true);
-    let agent = dev.run(jail.port, &hk, target.port);
-    agent.wait_log("tunnel up", READY);
-    let handle = jail.granted();
+    let Granted {
+        dev,
+        jail: _jail,
+        agent,
+        handle,
+    } = granted_tunnel(host_key(), target.port);
     let rt = runtime();
     let listen = u32::from(dev.listen);
     // Within the window (the first packet of a fresh channel), twice the size
@@ -1027,14 +1049,14 @@ fn a_channel_packet_above_the_advertised_maximum_ends_the_session() {
 #[test]
 fn a_host_key_that_changes_at_a_re_exchange_ends_the_session() {
     use russh::server::Hostile;
-    let dev = Device::new();
     let key = host_key();
-    let hk = host_key_arg(&key);
-    let jail = FakeJail::start(Mode::Grant, key.clone(), dev.key.clone());
     let target = Target::start(true);
-    let agent = dev.run(jail.port, &hk, target.port);
-    agent.wait_log("tunnel up", READY);
-    let handle = jail.granted();
+    let Granted {
+        dev,
+        jail: _jail,
+        agent,
+        handle,
+    } = granted_tunnel(key.clone(), target.port);
     let rt = runtime();
     let listen = u32::from(dev.listen);
     let echo = |seed: u64| {

@@ -402,6 +402,25 @@ fn the_agent_never_dumps_core() {
     assert_eq!((f[4], f[5]), ("0", "0"), "{core}");
 }
 
+/// `jailbird run` with `state`, pinning `jail`'s host key on first use,
+/// forwarding the jail's `listen` to `target` on loopback.
+fn accept_new_agent(state: &str, jail: &Jail, listen: u16, target: u16) -> Agent {
+    let fwd = format!("{listen}:127.0.0.1:{target}");
+    Agent::spawn(
+        &[
+            "run",
+            "--state",
+            state,
+            "-o",
+            "StrictHostKeyChecking=accept-new",
+            "-R",
+            &fwd,
+            &jail.destination(),
+        ],
+        &[],
+    )
+}
+
 #[test]
 fn root_uses_a_service_accounts_key_and_leaves_it_the_services() {
     // On a device whose service runs as its own user, `jailbird key` and
@@ -422,20 +441,7 @@ fn root_uses_a_service_accounts_key_and_leaves_it_the_services() {
     assert_eq!(before, after);
     let jail = Jail::start(JailOpts::new(listen, &line));
     let echo = Echo::start();
-    let fwd = format!("{listen}:127.0.0.1:{}", echo.port);
-    let agent = Agent::spawn(
-        &[
-            "run",
-            "--state",
-            &state,
-            "-o",
-            "StrictHostKeyChecking=accept-new",
-            "-R",
-            &fwd,
-            &jail.destination(),
-        ],
-        &[],
-    );
+    let agent = accept_new_agent(&state, &jail, listen, echo.port);
     agent.wait_log("tunnel up", READY);
     let st = jailbird::identity::decode_bytes(&std::fs::read(&state).unwrap()).unwrap();
     assert_eq!(st.pins.len(), 1, "the pin was not saved");
@@ -468,22 +474,7 @@ fn agents_sharing_a_state_file_keep_each_others_pins() {
     let jail_a = Jail::start(JailOpts::new(listen_a, &line_a));
     let jail_b = Jail::start(JailOpts::new(listen_b, &line_b));
     let echo = Echo::start();
-    let run = |jail: &Jail, listen: u16| {
-        let fwd = format!("{listen}:127.0.0.1:{}", echo.port);
-        Agent::spawn(
-            &[
-                "run",
-                "--state",
-                &state,
-                "-o",
-                "StrictHostKeyChecking=accept-new",
-                "-R",
-                &fwd,
-                &jail.destination(),
-            ],
-            &[],
-        )
-    };
+    let run = |jail: &Jail, listen: u16| accept_new_agent(&state, jail, listen, echo.port);
     let a = run(&jail_a, listen_a);
     let b = run(&jail_b, listen_b);
     a.wait_log("tunnel up", READY);

@@ -26,28 +26,9 @@ pub struct Listener {
 /// Parses `/proc/net/tcp` or `/proc/net/tcp6` text: loopback listeners only
 /// (sshd binds a device's forward on loopback; `GatewayPorts no`).
 pub fn parse_proc_net(text: &str) -> Vec<Listener> {
-    let mut out = Vec::new();
-    for line in text.lines().skip(1) {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        if f.len() < 10 || f[3] != "0A" {
-            continue; // not LISTEN
-        }
-        let Some((addr, port)) = f[1].split_once(':') else {
-            continue;
-        };
-        let loopback = is_loopback_hex(addr);
-        let (Ok(port), Ok(uid), Ok(inode)) = (
-            u16::from_str_radix(port, 16),
-            f[7].parse::<u32>(),
-            f[9].parse::<u64>(),
-        ) else {
-            continue;
-        };
-        if loopback {
-            out.push(Listener { port, uid, inode });
-        }
-    }
-    out
+    loopback_sockets(text, LISTEN, LOCAL)
+        .map(|(port, uid, inode)| Listener { port, uid, inode })
+        .collect()
 }
 
 /// An established TCP connection from this host to a loopback port: what an
@@ -61,31 +42,44 @@ pub struct Outgoing {
 
 /// Parses `/proc/net/tcp{,6}` text: ESTABLISHED connections to loopback.
 pub fn parse_proc_net_outgoing(text: &str) -> Vec<Outgoing> {
-    let mut out = Vec::new();
-    for line in text.lines().skip(1) {
+    loopback_sockets(text, ESTABLISHED, REMOTE)
+        .filter(|&(_, _, inode)| inode != 0)
+        .map(|(remote_port, uid, inode)| Outgoing {
+            remote_port,
+            uid,
+            inode,
+        })
+        .collect()
+}
+
+/// /proc/net/tcp states and address columns.
+const LISTEN: &str = "0A";
+const ESTABLISHED: &str = "01";
+const LOCAL: usize = 1;
+const REMOTE: usize = 2;
+
+/// The sockets in `state` whose address in column `column` (LOCAL or
+/// REMOTE) is on loopback: (that address's port, owner uid, inode).
+fn loopback_sockets<'a>(
+    text: &'a str,
+    state: &'a str,
+    column: usize,
+) -> impl Iterator<Item = (u16, u32, u64)> + 'a {
+    text.lines().skip(1).filter_map(move |line| {
         let f: Vec<&str> = line.split_whitespace().collect();
-        if f.len() < 10 || f[3] != "01" {
-            continue; // not ESTABLISHED
+        if f.len() < 10 || f[3] != state {
+            return None;
         }
-        let Some((addr, port)) = f[2].split_once(':') else {
-            continue;
-        };
-        let (Ok(remote_port), Ok(uid), Ok(inode)) = (
-            u16::from_str_radix(port, 16),
-            f[7].parse::<u32>(),
-            f[9].parse::<u64>(),
-        ) else {
-            continue;
-        };
-        if is_loopback_hex(addr) && inode != 0 {
-            out.push(Outgoing {
-                remote_port,
-                uid,
-                inode,
-            });
+        let (addr, port) = f[column].split_once(':')?;
+        if !is_loopback_hex(addr) {
+            return None;
         }
-    }
-    out
+        Some((
+            u16::from_str_radix(port, 16).ok()?,
+            f[7].parse().ok()?,
+            f[9].parse().ok()?,
+        ))
+    })
 }
 
 /// A /proc/net address (hex, in the kernel's byte order) on loopback.
