@@ -2,7 +2,7 @@
 //! one backoff policy (reset after a healthy stretch), and shutdown selected
 //! on everywhere. It never gives up on its own.
 
-use crate::backoff::Backoff;
+use crate::backoff::{Backoff, Policy};
 use crate::config::{Forward, Jail, LocalForward, RunConfig};
 use crate::device::DeviceKey;
 use crate::forward::{self, Target};
@@ -17,9 +17,30 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 
+/// What an embedder hears of the reconnect loop (the fleet simulator,
+/// benches/fleet-sim, counts attempts with it); the agent hears nothing.
+pub trait Observer {
+    /// The forward was granted: the tunnel is up.
+    fn up(&mut self, _up: &session::Up) {}
+    /// An attempt ended; `up_for` is `None` if it never came up.
+    fn ended(&mut self, _failure: &session::Failure, _up_for: Option<Duration>) {}
+}
+
+impl Observer for () {}
+
 /// Holds the tunnel until shutdown. Errors only for bad local configuration
 /// (an unreadable identity), which retrying cannot fix.
-pub async fn run(cfg: RunConfig, mut shutdown: Shutdown) -> Result<(), String> {
+pub async fn run(cfg: RunConfig, shutdown: Shutdown) -> Result<(), String> {
+    run_with(cfg, shutdown, Policy::AGENT, &mut ()).await
+}
+
+/// [`run`] with another reconnect policy, reporting to `observer`.
+pub async fn run_with(
+    cfg: RunConfig,
+    mut shutdown: Shutdown,
+    policy: Policy,
+    observer: &mut dyn Observer,
+) -> Result<(), String> {
     let DeviceKey { key, state } = DeviceKey::load(&cfg.state_path, &cfg.key)?;
     log::info!("device key {}", identity::fingerprint(key.public_key()));
     let (forward, target) = prepare_forward(&cfg.forward, &key)?;
@@ -58,19 +79,30 @@ pub async fn run(cfg: RunConfig, mut shutdown: Shutdown) -> Result<(), String> {
         state,
     };
     let rng = ring::rand::SystemRandom::new();
-    let mut backoff = Backoff::default();
+    let mut backoff = Backoff::new(policy);
     let mut next = 0usize;
     loop {
         let jail = &cfg.jails[next % cfg.jails.len()];
-        let outcome = attempt(&ctx, jail, &mut pins, status, &mut shutdown, local.as_ref()).await;
+        let outcome = attempt(
+            &ctx,
+            jail,
+            &mut pins,
+            status,
+            &mut shutdown,
+            local.as_ref(),
+            observer,
+        )
+        .await;
         let Some(failure) = outcome.failure else {
             return closed(status);
         };
+        observer.ended(&failure, outcome.up_for);
         status::down(status, &failure.to_string());
-        if outcome.up_for.is_some_and(|d| d >= HEALTHY_RESET) {
-            backoff.reset();
-        }
-        let delay = backoff.next_delay(failure.kind(), random_u32(&rng));
+        let delay = if outcome.up_for.is_some_and(|d| d >= HEALTHY_RESET) {
+            backoff.after_drop(failure.kind(), random_u32(&rng))
+        } else {
+            backoff.next_delay(failure.kind(), random_u32(&rng))
+        };
         next = next.wrapping_add(1);
         log::warn!("{failure}; retrying in {:.1}s", delay.as_secs_f32());
         if !pause(delay, &mut shutdown, local.as_ref()).await {
@@ -163,6 +195,7 @@ async fn attempt(
     status: Option<&Path>,
     shutdown: &mut Shutdown,
     local: Option<&TcpListener>,
+    observer: &mut dyn Observer,
 ) -> Attempt {
     let state_pin = pins.get(jail);
     let mut save_pin = |jail: &Jail, sha: [u8; 32]| pins.save(jail, sha);
@@ -175,6 +208,7 @@ async fn attempt(
                 target: &format!("{}:{}", ctx.target.host, ctx.target.port),
             };
             status::up(status, &up);
+            observer.up(&link.up);
             session::serve(ctx, jail, link, shutdown, local).await
         }
         Err(failure) => Attempt {
