@@ -33,6 +33,9 @@ if [ "${#need[@]}" -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
+# warden's tests/scale.rs: OpenSSH 9.8+ (PerSourcePenalties), unpacked from
+# Debian backports into /var/cache/jailbird-test, not installed.
+"$(dirname "$0")/openssh-backports.sh" >/dev/null
 # sshd refuses to start without its privilege-separation directory.
 mkdir -p /run/sshd
 chmod 0755 /run/sshd

@@ -255,6 +255,10 @@ pub struct SshdConfigArgs {
     /// The jail's host certificate (`warden jail sign`), for `HostCertificate`.
     #[arg(long)]
     pub host_certificate: Option<PathBuf>,
+    /// The sshd the drop-in is for: its version (`sshd -V`) decides the
+    /// per-source penalty settings (OpenSSH 9.8 and later).
+    #[arg(long, default_value = "/usr/sbin/sshd")]
+    pub sshd: PathBuf,
 }
 
 #[derive(Subcommand, Debug)]

@@ -609,6 +609,7 @@ pub fn run(cli: &Cli) -> Result<String, Error> {
                     binary: &binary,
                     db: &db,
                     host_certificate: a.host_certificate.as_deref(),
+                    sshd: sshd::probe_version(&a.sshd),
                 },
             )?
         }

@@ -53,6 +53,70 @@ pub struct SshdConfigArgs<'a> {
     pub db: &'a DbUrl,
     /// `HostCertificate` for the jail's sshd (`warden jail sign`).
     pub host_certificate: Option<&'a Path>,
+    /// What `sshd -V` said of the jail's sshd.
+    pub sshd: SshdVersion,
+}
+
+/// The jail's OpenSSH, as far as `sshd -V` tells.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SshdVersion {
+    OpenSsh(u32, u32),
+    /// Not found, not runnable, or not OpenSSH: what went wrong.
+    Unknown(String),
+}
+
+/// The first OpenSSH release with `PerSourcePenalties`.
+pub const PENALTIES_SINCE: (u32, u32) = (9, 8);
+
+/// `PerSourcePenalties` for a jail: only a crash of sshd is held against a
+/// source address. OpenSSH's defaults also refuse an address after failed
+/// or abandoned logins (`authfail:5s`, `noauth:1s`, `grace-exceeded:10s`,
+/// enforced from 15 s accrued, up to 10 min); behind a NAT every device of
+/// a site shares one address, so a few revoked devices that keep retrying,
+/// or a reconnect storm, would lock out the whole site. A jail is key-only:
+/// failed logins there guess nothing.
+pub const PER_SOURCE_PENALTIES: &str = "crash:90s authfail:0s noauth:0s grace-exceeded:0s";
+
+/// Runs `sshd -V` (OpenSSH prints `OpenSSH_9.2p1 ..., OpenSSL ...` on stderr).
+pub fn probe_version(sshd: &Path) -> SshdVersion {
+    match std::process::Command::new(sshd)
+        .arg("-V")
+        .stdin(std::process::Stdio::null())
+        .output()
+    {
+        Ok(out) => parse_version(&String::from_utf8_lossy(&out.stderr)).unwrap_or_else(|| {
+            SshdVersion::Unknown(format!("{} -V printed no OpenSSH version", sshd.display()))
+        }),
+        Err(e) => SshdVersion::Unknown(format!("cannot run {} -V: {e}", sshd.display())),
+    }
+}
+
+fn parse_version(text: &str) -> Option<SshdVersion> {
+    let rest = text.split("OpenSSH_").nth(1)?;
+    let mut parts = rest.split(|c: char| !c.is_ascii_digit());
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next()?.parse().ok()?;
+    Some(SshdVersion::OpenSsh(major, minor))
+}
+
+/// The drop-in's lines on per-source penalties for this sshd.
+fn penalties(v: &SshdVersion) -> String {
+    match v {
+        SshdVersion::OpenSsh(a, b) if (*a, *b) >= PENALTIES_SINCE => format!(
+            "# OpenSSH {a}.{b} refuses a source address after failed or abandoned logins;\n\
+             # behind a NAT a whole site shares one address: only crashes count here,\n\
+             # and no per-source cap on unauthenticated connections.\n\
+             PerSourcePenalties {PER_SOURCE_PENALTIES}\n\
+             PerSourceMaxStartups none\n"
+        ),
+        SshdVersion::OpenSsh(a, b) => {
+            format!("# OpenSSH {a}.{b}: no per-source penalties (they came in 9.8).\n")
+        }
+        SshdVersion::Unknown(why) => format!(
+            "# {why}. For OpenSSH 9.8 or later add (a NATed site shares one address):\n\
+             # PerSourcePenalties {PER_SOURCE_PENALTIES}\n"
+        ),
+    }
 }
 
 pub(crate) fn check_user(what: &str, u: &str) -> Result<(), Error> {
@@ -129,6 +193,7 @@ pub fn sshd_config(c: &mut Conn, a: &SshdConfigArgs) -> Result<String, Error> {
          # Sized for a fleet: after a jail restart every device reconnects at once.\n\
          MaxStartups {ms}\n\
          LoginGraceTime {grace}\n\
+         {penalties}\
          # Logs each key's fingerprint and each forward: the jail's own audit trail.\n\
          LogLevel VERBOSE\n{cert}",
         name = jail.name,
@@ -137,6 +202,7 @@ pub fn sshd_config(c: &mut Conn, a: &SshdConfigArgs) -> Result<String, Error> {
         op = operator,
         ms = max_startups(pool.range.size()),
         grace = LOGIN_GRACE_SECS,
+        penalties = penalties(&a.sshd),
         cert = match (a.host_certificate, &pool.host_ca) {
             (Some(p), _) => format!(
                 "# Devices of pool {} trust its host CA, which signed this certificate.\nHostCertificate {}\n",
@@ -359,6 +425,24 @@ mod tests {
         assert_eq!(sshd_word("/usr/bin/warden"), "/usr/bin/warden");
         assert_eq!(sshd_word("/opt/my dir/warden"), "\"/opt/my dir/warden\"");
         assert_eq!(sshd_word("a%b"), "a%%b");
+    }
+
+    #[test]
+    fn sshd_versions_and_penalties() {
+        let v = |s| parse_version(s);
+        assert_eq!(
+            v("OpenSSH_9.2p1 Debian-2+deb12u10, OpenSSL 3.0.19 27 Jan 2026"),
+            Some(SshdVersion::OpenSsh(9, 2))
+        );
+        assert_eq!(
+            v("unknown option -- V\nOpenSSH_10.0p2 Debian-7~bpo12+1, OpenSSL 3.0.19"),
+            Some(SshdVersion::OpenSsh(10, 0))
+        );
+        assert_eq!(v("dropbear v2022.83"), None);
+        assert!(penalties(&SshdVersion::OpenSsh(9, 8)).contains("\nPerSourcePenalties crash:90s"));
+        assert!(penalties(&SshdVersion::OpenSsh(10, 0)).contains("\nPerSourcePenalties "));
+        assert!(!penalties(&SshdVersion::OpenSsh(9, 7)).contains("\nPerSourcePenalties"));
+        assert!(!penalties(&SshdVersion::Unknown("x".into())).contains("\nPerSourcePenalties"));
     }
 
     #[test]
