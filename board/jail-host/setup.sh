@@ -9,7 +9,8 @@
 # - the binary at /usr/local/bin/warden, root:root 0755: sshd runs a command
 #   only if it and every directory above it are root's and writable by no one else
 # - /etc/warden/warden.env (kept if present) and, from beside this script,
-#   /etc/systemd/system/warden-watch@.service
+#   /etc/systemd/system/warden-watch@.service, sshd's limits for a fleet
+#   (ssh.service.d/50-warden-fleet.conf) and kernel.pid_max (sysctl.d)
 # Then prints the steps that need the registry (pool, jail, sshd drop-in, watch).
 set -eu
 
@@ -19,6 +20,8 @@ ENV_DIR=/etc/warden
 ENV_FILE=$ENV_DIR/warden.env
 UNIT=/etc/systemd/system/warden-watch@.service
 DROPIN=/etc/ssh/sshd_config.d/50-warden.conf
+SSH_LIMITS=/etc/systemd/system/ssh.service.d/50-warden-fleet.conf
+SYSCTL=/etc/sysctl.d/50-warden-fleet.conf
 HOST_KEY=/etc/ssh/ssh_host_ed25519_key.pub
 
 die() {
@@ -136,18 +139,33 @@ else
 	say "$ENV_FILE: written (SQLite registry in $STATE)"
 fi
 
-unit_changed=0
-if [ ! -f "$here/warden-watch@.service" ]; then
-	say "warden-watch@.service is not beside this script: copy it to $UNIT"
-elif cmp -s "$here/warden-watch@.service" "$UNIT"; then
-	say "$UNIT: unchanged"
-else
-	install -o root -g root -m 0644 "$here/warden-watch@.service" "$UNIT"
-	unit_changed=1
-	say "$UNIT: installed"
-fi
-if [ "$unit_changed" = 1 ] && [ -d /run/systemd/system ]; then
-	systemctl daemon-reload
+# place FILE DEST: installs FILE from beside this script as DEST (root 0644)
+# unless DEST already holds the same bytes; sets `changed` when it wrote.
+changed=0
+place() {
+	if [ ! -f "$here/$1" ]; then
+		say "$1 is not beside this script: copy it to $2"
+	elif cmp -s "$here/$1" "$2"; then
+		say "$2: unchanged"
+	else
+		mkdir -p "$(dirname "$2")"
+		install -o root -g root -m 0644 "$here/$1" "$2"
+		changed=1
+		say "$2: installed"
+	fi
+}
+place warden-watch@.service "$UNIT"
+# Limits for a fleet: tasks, descriptors and processes of the jail's sshd, and pid_max.
+place ssh-fleet.conf "$SSH_LIMITS"
+place sysctl-fleet.conf "$SYSCTL"
+if [ "$changed" = 1 ]; then
+	if ! sysctl -q -p "$SYSCTL" >/dev/null 2>&1; then
+		say "warning: could not apply $SYSCTL now (applied at the next boot)"
+	fi
+	if [ -d /run/systemd/system ]; then
+		systemctl daemon-reload
+		say "restart sshd when convenient for its new limits: systemctl restart ssh"
+	fi
 fi
 
 # ---- what is still missing ---------------------------------------------------
