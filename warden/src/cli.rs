@@ -259,6 +259,9 @@ pub struct SshdConfigArgs {
     /// per-source penalty settings (OpenSSH 9.8 and later).
     #[arg(long, default_value = "/usr/sbin/sshd")]
     pub sshd: PathBuf,
+    /// CPUs of the jail host, for `MaxStartups` (default: this host's).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub cores: Option<u32>,
 }
 
 #[derive(Subcommand, Debug)]

@@ -610,6 +610,11 @@ pub fn run(cli: &Cli) -> Result<String, Error> {
                     db: &db,
                     host_certificate: a.host_certificate.as_deref(),
                     sshd: sshd::probe_version(&a.sshd),
+                    cores: match a.cores {
+                        Some(n) => n,
+                        None => std::thread::available_parallelism()
+                            .map_or(1, |n| u32::try_from(n.get()).unwrap_or(u32::MAX)),
+                    },
                 },
             )?
         }

@@ -35,13 +35,30 @@ fn sshd_word(s: &str) -> String {
     }
 }
 
-/// `MaxStartups start:rate:full` for a pool of `devices`: after a jail restart
-/// every device reconnects at once, so unauthenticated connections are let
-/// queue in proportion to the fleet instead of OpenSSH's 10:30:100.
-pub fn max_startups(devices: u32) -> String {
-    let full = (devices / 4).clamp(100, 2000);
-    let start = (full / 4).max(10);
-    format!("{start}:30:{full}")
+/// CPU one device login costs the jail (sshd's key exchange and
+/// authentication plus one `authorized-keys`), rounded up from the fleet
+/// simulator's 8-10 ms (benches/fleet_sim.py, OpenSSH 9.2, README "Fleet scale").
+pub const LOGIN_CPU_MS: u32 = 12;
+/// Smallest `MaxStartups` warden writes (OpenSSH's own default is 10:30:100).
+pub const MIN_STARTUPS: u32 = 100;
+
+/// `MaxStartups` for a pool of `devices` on a jail host with `cores` CPUs.
+///
+/// After a jail restart every device reconnects at once. Each connection
+/// sshd drops before authentication is a device backing off, and backoff
+/// leaves the jail idle while devices wait: with OpenSSH's random early drop
+/// (10:30:100, or warden's earlier pool/16:30:pool/4) 1,000 devices took
+/// about 40 s to come back on 2 cores that were mostly idle, with 1.6 failed
+/// attempts per device; admitting the whole pool brought them back with none.
+/// So: no random early drop (start = full), and room for the whole pool, up
+/// to what the host can authenticate within half of `LoginGraceTime` (beyond
+/// that, admitted logins would time out half-done and the work be lost).
+/// Memory is no reason to admit fewer: an authenticated device holds the
+/// same processes a pending login does.
+pub fn max_startups(devices: u32, cores: u32) -> String {
+    let cpu_bound = LOGIN_GRACE_SECS * 1000 / 2 * cores.max(1) / LOGIN_CPU_MS;
+    let full = devices.min(cpu_bound).max(MIN_STARTUPS);
+    format!("{full}:100:{full}")
 }
 
 pub struct SshdConfigArgs<'a> {
@@ -55,6 +72,8 @@ pub struct SshdConfigArgs<'a> {
     pub host_certificate: Option<&'a Path>,
     /// What `sshd -V` said of the jail's sshd.
     pub sshd: SshdVersion,
+    /// CPUs of the jail host (`MaxStartups`).
+    pub cores: u32,
 }
 
 /// The jail's OpenSSH, as far as `sshd -V` tells.
@@ -190,7 +209,9 @@ pub fn sshd_config(c: &mut Conn, a: &SshdConfigArgs) -> Result<String, Error> {
          # operators ({op}) may open forwards to granted devices' ports and nothing\n\
          # else, and nobody edits authorized_keys: sshd asks warden at each login.\n\
          \n\
-         # Sized for a fleet: after a jail restart every device reconnects at once.\n\
+         # Sized for a fleet of {size} on {cores} cores: after a jail restart every\n\
+         # device reconnects at once; sshd admits them all, up to what it can\n\
+         # authenticate within half the grace time (warden/src/sshd.rs max_startups).\n\
          MaxStartups {ms}\n\
          LoginGraceTime {grace}\n\
          {penalties}\
@@ -200,7 +221,9 @@ pub fn sshd_config(c: &mut Conn, a: &SshdConfigArgs) -> Result<String, Error> {
         pool = pool.name,
         ports = pool.range,
         op = operator,
-        ms = max_startups(pool.range.size()),
+        ms = max_startups(pool.range.size(), a.cores),
+        size = pool.range.size(),
+        cores = a.cores,
         grace = LOGIN_GRACE_SECS,
         penalties = penalties(&a.sshd),
         cert = match (a.host_certificate, &pool.host_ca) {
@@ -446,8 +469,12 @@ mod tests {
     }
 
     #[test]
-    fn max_startups_grows_with_the_pool() {
-        assert_eq!(max_startups(10), "25:30:100");
-        assert_eq!(max_startups(10000), "500:30:2000");
+    fn max_startups_admits_the_pool_up_to_the_cpu() {
+        assert_eq!(max_startups(10, 2), "100:100:100");
+        assert_eq!(max_startups(1000, 2), "1000:100:1000");
+        // 2 cores authenticate 2,500 logins in 15 s at 12 ms each
+        assert_eq!(max_startups(10000, 2), "2500:100:2500");
+        assert_eq!(max_startups(10000, 16), "10000:100:10000");
+        assert_eq!(max_startups(10000, 0), "1250:100:1250");
     }
 }

@@ -381,3 +381,59 @@ fn env_file_names_a_registry_warden_opens() {
         said(&out)
     );
 }
+
+const SSH_LIMITS: &str = "board/jail-host/ssh-fleet.conf";
+const SYSCTL: &str = "board/jail-host/sysctl-fleet.conf";
+
+/// The jail sshd's limits for a fleet: a drop-in systemd reads without a
+/// warning (checked beside a stand-in ssh.service), with room for 10,000
+/// devices (two sshd processes each), MaxStartups' pipes and pid_max; and
+/// setup.sh installs both files where their comments say.
+#[test]
+fn fleet_limits_load_and_fit_ten_thousand_devices() {
+    need("systemd-analyze", "systemd");
+    let t = TempDir::new("limits");
+    std::fs::create_dir_all(t.0.join("ssh.service.d")).unwrap();
+    std::fs::write(t.0.join("ssh.service"), "[Service]\nExecStart=/bin/true\n").unwrap();
+    let limits = read(SSH_LIMITS);
+    std::fs::write(t.0.join("ssh.service.d/50-warden-fleet.conf"), &limits).unwrap();
+    let out = output(Command::new("systemd-analyze").current_dir(&t.0).args([
+        "verify",
+        "--man=no",
+        "./ssh.service",
+    ]));
+    let said = said(&out);
+    assert!(
+        out.status.success() && !said.contains("50-warden-fleet"),
+        "{said}"
+    );
+    let d = directives(&limits, "[Service]");
+    assert_eq!(last(&d, "TasksMax"), Some("infinity"));
+    assert_eq!(last(&d, "LimitNPROC"), Some("infinity"));
+    let nofile: u64 = last(&d, "LimitNOFILE").unwrap().parse().unwrap();
+    // MaxStartups admits up to the whole pool (warden/src/sshd.rs), a pipe
+    // each, plus the listener's own descriptors.
+    assert!(nofile >= 10_000 + 64, "LimitNOFILE={nofile}");
+    let pid_max: u64 = read(SYSCTL)
+        .lines()
+        .find_map(|l| l.strip_prefix("kernel.pid_max = "))
+        .expect("sysctl-fleet.conf sets kernel.pid_max")
+        .parse()
+        .unwrap();
+    assert!(pid_max >= 2 * 10_000 * 4, "pid_max {pid_max}");
+    let script = read(SETUP);
+    for line in [
+        "SSH_LIMITS=/etc/systemd/system/ssh.service.d/50-warden-fleet.conf",
+        "SYSCTL=/etc/sysctl.d/50-warden-fleet.conf",
+        "place ssh-fleet.conf \"$SSH_LIMITS\"",
+        "place sysctl-fleet.conf \"$SYSCTL\"",
+        "place warden-watch@.service \"$UNIT\"",
+    ] {
+        assert!(
+            script.lines().any(|l| l.trim() == line),
+            "setup.sh lacks {line:?}"
+        );
+    }
+    assert!(limits.starts_with("# /etc/systemd/system/ssh.service.d/50-warden-fleet.conf"));
+    assert!(read(SYSCTL).starts_with("# /etc/sysctl.d/50-warden-fleet.conf"));
+}
