@@ -14,7 +14,7 @@ authorizes, then a reconnect storm.
 
 Run as root from a built tree (no network needed):
 
-    cargo build --release -p warden -p fleet-sim
+    cargo build --release -p warden && cargo build --profile sim -p fleet-sim
     python3 benches/fleet_sim.py --devices 1000 --storm --policies equal,full,agent
 
     # on a bigger machine, same tree: the script starts its own jail
@@ -76,6 +76,19 @@ def cpu_secs(pids):
         except (OSError, IndexError, ValueError):
             pass
     return total / TICKS
+
+
+def machine_busy():
+    """(busy, total) jiffies of all CPUs, from /proc/stat."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    idle = v[3] + v[4]
+    return sum(v) - idle, sum(v)
+
+
+def busy_since(b0):
+    b1 = machine_busy()
+    return 100.0 * (b1[0] - b0[0]) / max(1, b1[1] - b0[1])
 
 
 def memory_kib(pids):
@@ -242,14 +255,14 @@ def main():
     ap.add_argument("--deadline", type=float, default=600.0, help="seconds allowed for all to come up (or back)")
     ap.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
     ap.add_argument("--max-startups", help="override the MaxStartups warden derives from the pool size")
-    ap.add_argument("--sim", default=os.path.join(ROOT, "target/release/fleet-sim"))
+    ap.add_argument("--sim", default=os.path.join(ROOT, "target/sim/fleet-sim"))
     ap.add_argument("--warden", default=os.path.join(ROOT, "target/release/warden"))
     a = ap.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("run as root: the simulation runs sshd (and PostgreSQL) under their own accounts")
     for b in (a.sim, a.warden):
         if not os.path.exists(b):
-            raise SystemExit(f"{b} missing: cargo build --release -p warden -p fleet-sim")
+            raise SystemExit(f"{b} missing: cargo build --release -p warden; cargo build --profile sim -p fleet-sim")
     tunuser = os.environ.get("JAILBIRD_TEST_JAIL_USER", "jbtunnel")
     tmp = tempfile.mkdtemp(prefix="fleet-sim-")
     os.chmod(tmp, 0o755)
@@ -317,6 +330,7 @@ def main():
         for policy in a.policies.split(","):
             row = {"policy": policy}
             cpu0 = cpu_secs(jail.pids())
+            busy0 = machine_busy()
             probe = AkProbe(warden, db, "jail-sim", tunuser, fps)
             probe.start()
             sim = Sim(a.sim, plan, jport, tunuser, known_hosts, a.ramp, policy)
@@ -332,6 +346,7 @@ def main():
             steady = sim.wait(lambda m: "event" not in m, 5) or sim.last
             pids = jail.pids()
             rss, pss = memory_kib(pids[1:])
+            row.update(busy=busy_since(busy0), sim_cpu=cpu_secs([sim.p.pid]))
             row.update(all_up=first["t"], attempts=steady["attempts"], failures=delta(steady, {}),
                        procs=len(pids) - 1, rss=rss, pss=pss, jail_cpu=cpu_secs(pids) - cpu0,
                        sim_rss=steady["rss_kib"], ak=ak, ak_refused=ak_refused)
@@ -346,6 +361,8 @@ def main():
                 before = sim.last
                 jail.kill()
                 t_kill = time.time()
+                busy1 = machine_busy()
+                sim_cpu1 = cpu_secs([sim.p.pid])
                 jail.start()
                 cpu1 = cpu_secs(jail.pids())
                 down = sim.wait(lambda m: "event" not in m and m["up"] < a.devices, 30)
@@ -356,7 +373,8 @@ def main():
                 else:
                     after = sim.wait(lambda m: "event" not in m, 5) or sim.last
                     row.update(storm=time.time() - t_kill, storm_attempts=after["attempts"] - before["attempts"],
-                               storm_failures=delta(after, before), storm_cpu=cpu_secs(jail.pids()) - cpu1)
+                               storm_failures=delta(after, before), storm_cpu=cpu_secs(jail.pids()) - cpu1,
+                               storm_busy=busy_since(busy1), storm_sim_cpu=cpu_secs([sim.p.pid]) - sim_cpu1)
                     sim.command(f"echo {k}")
                     e = sim.wait(lambda m: m.get("event") == "echo", 120)
                     row["storm_echo"] = f"{e['ok']}/{k}" if e else "no answer"
@@ -391,27 +409,27 @@ def main():
           + ", ".join(f"{k} {v}" for k, v in settings.items()) + f"), ramp {a.ramp:g}/s, enrolment {enrol:.1f} s")
     print()
     print("| policy | all up (s) | attempts | failures | jail procs | jail PSS MiB (per device KiB) | jail CPU s (ms/login) "
-          "| sim RSS MiB (KiB/device) | authorized-keys p50/p99 ms (refused) | echo |")
-    print("|---|---:|---:|---|---:|---:|---:|---:|---:|---|")
+          "| sim CPU s | machine busy | sim RSS MiB (KiB/device) | authorized-keys p50/p99 ms (refused) | echo |")
+    print("|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---|")
     for r in rows:
         if "all_up" not in r:
-            print(f"| {r['policy']} | {r['up']} | | | | | | | | |")
+            print(f"| {r['policy']} | {r['up']} | | | | | | | | | | |")
             continue
         n = a.devices
         print(f"| {r['policy']} | {r['all_up']:.1f} | {r['attempts']} | {fmt(r['failures'])} | {r['procs']} "
               f"| {r['pss'] / 1024:.0f} ({r['pss'] / n:.0f}) | {r['jail_cpu']:.1f} ({1000 * r['jail_cpu'] / r['attempts']:.1f}) "
-              f"| {r['sim_rss'] / 1024:.0f} ({r['sim_rss'] / n:.0f}) "
+              f"| {r['sim_cpu']:.1f} | {r['busy']:.0f} % | {r['sim_rss'] / 1024:.0f} ({r['sim_rss'] / n:.0f}) "
               f"| {statistics.median(r['ak']):.1f}/{pct(r['ak'], 99):.1f} ({r['ak_refused']}) | {r['echo']} |")
     if a.storm:
         print()
-        print("| policy | storm: all back (s) | attempts | failures | jail CPU s | echo after |")
-        print("|---|---:|---:|---|---:|---|")
+        print("| policy | storm: all back (s) | attempts | failures | jail CPU s | sim CPU s | machine busy | echo after |")
+        print("|---|---:|---:|---|---:|---:|---:|---|")
         for r in rows:
             if "storm" in r and not isinstance(r["storm"], str):
                 print(f"| {r['policy']} | {r['storm']:.1f} | {r['storm_attempts']} | {fmt(r['storm_failures'])} "
-                      f"| {r['storm_cpu']:.1f} | {r['storm_echo']} |")
+                      f"| {r['storm_cpu']:.1f} | {r['storm_sim_cpu']:.1f} | {r['storm_busy']:.0f} % | {r['storm_echo']} |")
             elif "storm" in r:
-                print(f"| {r['policy']} | {r['storm']} | | | | |")
+                print(f"| {r['policy']} | {r['storm']} | | | | | | |")
     if not ok:
         print("\nFAILED: a device did not come up (or back), or an echo failed", file=sys.stderr)
         sys.exit(1)
