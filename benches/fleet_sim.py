@@ -20,6 +20,14 @@ Run as root from a built tree (no network needed):
     # on a bigger machine, same tree: the script starts its own jail
     python3 benches/fleet_sim.py --devices 10000 --ramp 200 --storm
 
+    # or against a jail that runs already (a staging jail host; its registry,
+    # reachable from here, gets N devices enrolled in the jail's pool: use a
+    # registry or pool kept for the simulation). The storm is --storm-cmd's job
+    # there, and echo checks need the jail's loopback (run it on the jail host).
+    python3 benches/fleet_sim.py --jail jail-a.example:22 --jail-name jail-a \
+        --db postgres://warden@db.internal/warden --devices 10000 --ramp 200 \
+        --storm --storm-cmd 'ssh root@jail-a.example systemctl kill -s KILL ssh' --echo 0
+
 Exit status 1 if a device never came up (or did not come back after a storm)
 or an echo failed: `--devices 50 --storm` is CI's smoke test.
 Figures are printed with date, machine and versions.
@@ -152,8 +160,8 @@ class Jail:
 class Sim:
     """One fleet-sim run: its JSON lines go to a queue."""
 
-    def __init__(self, binary, plan, jail_port, user, known_hosts, ramp, policy):
-        self.p = subprocess.Popen([binary, "run", "--plan", plan, "--jail", f"127.0.0.1:{jail_port}",
+    def __init__(self, binary, plan, jail_host, jail_port, user, known_hosts, ramp, policy):
+        self.p = subprocess.Popen([binary, "run", "--plan", plan, "--jail", f"{jail_host}:{jail_port}",
                                    "--user", user, "--known-hosts", known_hosts, "--ramp", str(ramp),
                                    "--policy", policy],
                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
@@ -210,8 +218,10 @@ class AkProbe(threading.Thread):
         self.times, self.refused = [], 0
         self.stop = threading.Event()
         import pwd
-        self.uid = pwd.getpwnam("warden").pw_uid
-        self.gid = pwd.getpwnam("warden").pw_gid
+        try:  # as sshd runs it: the command user
+            self.uid, self.gid = pwd.getpwnam("warden").pw_uid, pwd.getpwnam("warden").pw_gid
+        except KeyError:
+            self.uid, self.gid = os.getuid(), os.getgid()
 
     def run(self):
         binary, db, jail, user = self.args
@@ -255,11 +265,20 @@ def main():
     ap.add_argument("--deadline", type=float, default=600.0, help="seconds allowed for all to come up (or back)")
     ap.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
     ap.add_argument("--max-startups", help="override the MaxStartups warden derives from the pool size")
+    ap.add_argument("--jail", help="HOST:PORT of a running jail (default: start one on loopback)")
+    ap.add_argument("--jail-name", help="with --jail: its name in the registry (its pool gets the devices)")
+    ap.add_argument("--db", help="with --jail: the registry that jail's sshd asks")
+    ap.add_argument("--storm-cmd", help="with --jail: a shell command that kills the jail's sshd (it must come back)")
     ap.add_argument("--sim", default=os.path.join(ROOT, "target/sim/fleet-sim"))
     ap.add_argument("--warden", default=os.path.join(ROOT, "target/release/warden"))
     a = ap.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("run as root: the simulation runs sshd (and PostgreSQL) under their own accounts")
+    remote = bool(a.jail)
+    if remote and not (a.jail_name and a.db):
+        raise SystemExit("--jail needs --jail-name and --db (the registry that jail asks)")
+    if remote and a.storm and not a.storm_cmd:
+        raise SystemExit("--storm with --jail needs --storm-cmd: this script cannot kill a jail elsewhere")
     for b in (a.sim, a.warden):
         if not os.path.exists(b):
             raise SystemExit(f"{b} missing: cargo build --release -p warden; cargo build --profile sim -p fleet-sim")
@@ -277,42 +296,56 @@ def main():
     ok = True
     rows = []
     try:
-        if a.backend == "postgres":
-            pg = Pg(tmp)
-            db = pg.url
+        if remote:
+            db = a.db
+            w = lambda *args: run([warden, "--db", db, *args]).stdout  # noqa: E731
+            j = next((j for j in json.loads(w("jail", "ls", "--json")) if j["name"] == a.jail_name), None)
+            if j is None:
+                raise SystemExit(f"--jail-name {a.jail_name}: no such jail in {db}")
+            pool, jail_name, tunuser = j["pool"], j["name"], j["user"]
+            jhost, jport = a.jail.rsplit(":", 1)
+            jport = int(jport)
+            known_hosts = os.path.join(tmp, "known_hosts")
+            with open(known_hosts, "w") as f:
+                f.write((f"[{jhost}]:{jport}" if jport != 22 else jhost) + f" {j['host_key']}\n")
+            settings = {"jail": f"{a.jail} (running; its sshd_config is its own)"}
         else:
-            regdir = os.path.join(tmp, "reg")
-            os.makedirs(regdir)
-            run(["chown", "warden:warden", regdir])
-            os.chmod(regdir, 0o750)
-            db = f"sqlite://{regdir}/registry.db"
-        w = lambda *args: run([warden, "--db", db, *args]).stdout  # noqa: E731
-        lo = 20000
-        w("pool", "add", "sim", "--ports", f"{lo}-{lo + a.devices - 1}")
-        host_key = os.path.join(tmp, "host_key")
-        run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", host_key])
-        host_pub = " ".join(open(host_key + ".pub").read().split()[:2])
-        jport = free_port()
-        w("jail", "add", "jail-sim", "--address", f"127.0.0.1:{jport}", "--host-key", host_pub,
-          "--pool", "sim", "--user", tunuser, "--operator-user", "jbop")
-        dropin = w("sshd-config", "--jail", "jail-sim", "--binary", warden, "--operator-user", "jbop")
-        if a.max_startups:
-            dropin = "\n".join(f"MaxStartups {a.max_startups}" if l.startswith("MaxStartups ") else l
-                               for l in dropin.splitlines()) + "\n"
-        settings = {k: v for k, v in (l.split(None, 1) for l in dropin.splitlines()
-                                      if l.split(None, 1)[:1] and l.split()[0] in
-                                      ("MaxStartups", "LoginGraceTime", "PerSourcePenalties"))}
-        known_hosts = os.path.join(tmp, "known_hosts")
-        with open(known_hosts, "w") as f:
-            f.write(f"[127.0.0.1]:{jport} {host_pub}\n")
-
+            pool, jail_name, jhost = "sim", "jail-sim", "127.0.0.1"
+            if a.backend == "postgres":
+                pg = Pg(tmp)
+                db = pg.url
+            else:
+                regdir = os.path.join(tmp, "reg")
+                os.makedirs(regdir)
+                run(["chown", "warden:warden", regdir])
+                os.chmod(regdir, 0o750)
+                db = f"sqlite://{regdir}/registry.db"
+            w = lambda *args: run([warden, "--db", db, *args]).stdout  # noqa: E731
+            lo = 20000
+            w("pool", "add", "sim", "--ports", f"{lo}-{lo + a.devices - 1}")
+            host_key = os.path.join(tmp, "host_key")
+            run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", host_key])
+            host_pub = " ".join(open(host_key + ".pub").read().split()[:2])
+            jport = free_port()
+            w("jail", "add", "jail-sim", "--address", f"127.0.0.1:{jport}", "--host-key", host_pub,
+              "--pool", "sim", "--user", tunuser, "--operator-user", "jbop")
+            dropin = w("sshd-config", "--jail", "jail-sim", "--binary", warden, "--operator-user", "jbop")
+            if a.max_startups:
+                dropin = "\n".join(f"MaxStartups {a.max_startups}" if l.startswith("MaxStartups ") else l
+                                   for l in dropin.splitlines()) + "\n"
+            settings = {k: v for k, v in (l.split(None, 1) for l in dropin.splitlines()
+                                          if l.split(None, 1)[:1] and l.split()[0] in
+                                          ("MaxStartups", "LoginGraceTime", "PerSourcePenalties"))}
+            known_hosts = os.path.join(tmp, "known_hosts")
+            with open(known_hosts, "w") as f:
+                f.write(f"[127.0.0.1]:{jport} {host_pub}\n")
         t0 = time.perf_counter()
-        csv = run([a.sim, "keys", os.path.join(tmp, "keys"), str(a.devices), "sim"]).stdout
+        csv = run([a.sim, "keys", os.path.join(tmp, "keys"), str(a.devices), pool]).stdout
         with open(os.path.join(tmp, "fleet.csv"), "w") as f:
             f.write(csv)
         w("import", os.path.join(tmp, "fleet.csv"))
         enrol = time.perf_counter() - t0
-        ports = {d["id"]: d["port"] for d in json.loads(w("ls", "--json"))}
+        ports = {d["id"]: d["port"] for d in json.loads(w("ls", "--pool", pool, "--json"))}
         lines = csv.strip().splitlines()[1:]
         plan = os.path.join(tmp, "plan")
         fps = []
@@ -325,15 +358,16 @@ def main():
             fps.append(subprocess.run(["ssh-keygen", "-lf", "-"], input=" ".join(kl) + "\n",
                                       capture_output=True, text=True).stdout.split()[1])
 
-        jail = Jail(tmp, dropin, host_key, jport)
-        jail.start()
+        if not remote:
+            jail = Jail(tmp, dropin, host_key, jport)
+            jail.start()
         for policy in a.policies.split(","):
             row = {"policy": policy}
-            cpu0 = cpu_secs(jail.pids())
+            cpu0 = cpu_secs(jail.pids()) if jail else 0
             busy0 = machine_busy()
-            probe = AkProbe(warden, db, "jail-sim", tunuser, fps)
+            probe = AkProbe(warden, db, jail_name, tunuser, fps)
             probe.start()
-            sim = Sim(a.sim, plan, jport, tunuser, known_hosts, a.ramp, policy)
+            sim = Sim(a.sim, plan, jhost, jport, tunuser, known_hosts, a.ramp, policy)
             first = sim.wait(lambda m: m.get("event") == "all-up", a.deadline)
             ak, ak_refused = probe.result()
             if first is None:
@@ -344,27 +378,31 @@ def main():
                 sim.quit()
                 continue
             steady = sim.wait(lambda m: "event" not in m, 5) or sim.last
-            pids = jail.pids()
+            pids = jail.pids() if jail else [0]
             rss, pss = memory_kib(pids[1:])
             row.update(busy=busy_since(busy0), sim_cpu=cpu_secs([sim.p.pid]))
             row.update(all_up=first["t"], attempts=steady["attempts"], failures=delta(steady, {}),
-                       procs=len(pids) - 1, rss=rss, pss=pss, jail_cpu=cpu_secs(pids) - cpu0,
+                       procs=len(pids) - 1, rss=rss, pss=pss, jail_cpu=cpu_secs(pids) - cpu0 if jail else 0,
                        sim_rss=steady["rss_kib"], ak=ak, ak_refused=ak_refused)
             k = min(a.echo, a.devices)
-            sim.command(f"echo {k}")
-            e = sim.wait(lambda m: m.get("event") == "echo", 120)
-            row["echo"] = f"{e['ok']}/{k}" if e else "no answer"
-            if not e or e["ok"] != k:
-                ok = False
+            row["echo"] = echo(sim, k)
+            ok = ok and row["echo"] in (f"{k}/{k}", "none")
             if a.storm:
+                idle0, t_idle = (cpu_secs(jail.pids()) if jail else 0), time.time()
                 sim.wait(lambda m: False, a.settle)
+                if jail:  # keepalives and nothing else: the steady state's cost
+                    row["idle_ms_per_device_min"] = (cpu_secs(jail.pids()) - idle0) * 1000 * 60 / (
+                        (time.time() - t_idle) * a.devices)
                 before = sim.last
-                jail.kill()
                 t_kill = time.time()
                 busy1 = machine_busy()
                 sim_cpu1 = cpu_secs([sim.p.pid])
-                jail.start()
-                cpu1 = cpu_secs(jail.pids())
+                if jail:
+                    jail.kill()
+                    jail.start()
+                else:
+                    subprocess.run(a.storm_cmd, shell=True, check=True)
+                cpu1 = cpu_secs(jail.pids()) if jail else 0
                 down = sim.wait(lambda m: "event" not in m and m["up"] < a.devices, 30)
                 back = sim.wait(lambda m: m.get("event") == "all-up", a.deadline)
                 if back is None:
@@ -373,13 +411,11 @@ def main():
                 else:
                     after = sim.wait(lambda m: "event" not in m, 5) or sim.last
                     row.update(storm=time.time() - t_kill, storm_attempts=after["attempts"] - before["attempts"],
-                               storm_failures=delta(after, before), storm_cpu=cpu_secs(jail.pids()) - cpu1,
+                               storm_failures=delta(after, before),
+                               storm_cpu=cpu_secs(jail.pids()) - cpu1 if jail else 0,
                                storm_busy=busy_since(busy1), storm_sim_cpu=cpu_secs([sim.p.pid]) - sim_cpu1)
-                    sim.command(f"echo {k}")
-                    e = sim.wait(lambda m: m.get("event") == "echo", 120)
-                    row["storm_echo"] = f"{e['ok']}/{k}" if e else "no answer"
-                    if not e or e["ok"] != k:
-                        ok = False
+                    row["storm_echo"] = echo(sim, k)
+                    ok = ok and row["storm_echo"] in (f"{k}/{k}", "none")
                 _ = down
             sim.quit()
             sim = None
@@ -420,6 +456,10 @@ def main():
               f"| {r['pss'] / 1024:.0f} ({r['pss'] / n:.0f}) | {r['jail_cpu']:.1f} ({1000 * r['jail_cpu'] / r['attempts']:.1f}) "
               f"| {r['sim_cpu']:.1f} | {r['busy']:.0f} % | {r['sim_rss'] / 1024:.0f} ({r['sim_rss'] / n:.0f}) "
               f"| {statistics.median(r['ak']):.1f}/{pct(r['ak'], 99):.1f} ({r['ak_refused']}) | {r['echo']} |")
+    idle = [r["idle_ms_per_device_min"] for r in rows if "idle_ms_per_device_min" in r]
+    if idle:
+        print(f"\njail CPU while all are up and idle (keepalives): "
+              f"{statistics.median(idle):.2f} ms per device per minute (median of {len(idle)})")
     if a.storm:
         print()
         print("| policy | storm: all back (s) | attempts | failures | jail CPU s | sim CPU s | machine busy | echo after |")
@@ -433,6 +473,15 @@ def main():
     if not ok:
         print("\nFAILED: a device did not come up (or back), or an echo failed", file=sys.stderr)
         sys.exit(1)
+
+
+def echo(sim, k):
+    """Round trips through k devices' forwards: "ok/k", or "none" for k = 0."""
+    if k == 0:
+        return "none"
+    sim.command(f"echo {k}")
+    e = sim.wait(lambda m: m.get("event") == "echo", 120)
+    return f"{e['ok']}/{k}" if e else "no answer"
 
 
 def fmt(f):

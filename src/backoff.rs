@@ -12,8 +12,12 @@ use std::time::Duration;
 /// Why the last attempt ended; the kind picks the delay policy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Failure {
-    /// Anything but a refused forward: connect, host key, auth, dead link.
+    /// Anything but a refused forward or a closed link: connect, host key,
+    /// auth, a link declared dead by keepalives.
     Other,
+    /// The jail closed or reset an established link: when a jail restarts,
+    /// its whole fleet sees this at the same instant.
+    Dropped,
     /// The jail answered the forward request with a refusal.
     ForwardRefused,
 }
@@ -81,12 +85,12 @@ impl Backoff {
         self.refused = 0;
     }
 
-    /// The first delay after a healthy link dropped: uniform in
-    /// `[0, drop_spread]`, or the policy's first step when that is zero.
-    /// Resets the backoff.
+    /// The first delay after a healthy link ended: for a link the jail
+    /// closed, uniform in `[0, drop_spread]`; otherwise (or with no spread)
+    /// the policy's first step. Resets the backoff.
     pub fn after_drop(&mut self, failure: Failure, jitter: u32) -> Duration {
         self.reset();
-        if self.policy.drop_spread.is_zero() || failure == Failure::ForwardRefused {
+        if self.policy.drop_spread.is_zero() || failure != Failure::Dropped {
             return self.next_delay(failure, jitter);
         }
         self.failures = 1;
@@ -198,10 +202,10 @@ mod tests {
             b.next_delay(Failure::Other, u32::MAX);
         }
         assert_eq!(
-            b.after_drop(Failure::Other, u32::MAX),
+            b.after_drop(Failure::Dropped, u32::MAX),
             Duration::from_secs(20)
         );
-        assert_eq!(b.after_drop(Failure::Other, 0), Duration::ZERO);
+        assert_eq!(b.after_drop(Failure::Dropped, 0), Duration::ZERO);
         // the next failure is the second step (2 s), not the seventh
         assert_eq!(
             b.next_delay(Failure::Other, u32::MAX),
@@ -211,7 +215,13 @@ mod tests {
         let mut e = Backoff::new(Policy::EQUAL);
         e.next_delay(Failure::Other, u32::MAX);
         assert_eq!(
-            e.after_drop(Failure::Other, u32::MAX),
+            e.after_drop(Failure::Dropped, u32::MAX),
+            Duration::from_secs(1)
+        );
+        // a link declared dead by keepalives is not spread: nothing says the
+        // jail restarted, and the devices of a fleet notice at different times
+        assert_eq!(
+            Backoff::new(policy).after_drop(Failure::Other, u32::MAX),
             Duration::from_secs(1)
         );
         // a refused forward keeps its fast retry

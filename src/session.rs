@@ -146,7 +146,10 @@ pub enum Failure {
     Auth(String),
     ForwardRefused(String),
     ForwardTimeout(String),
+    /// Declared dead by keepalives (the path, or the jail host, went silent).
     Lost(String),
+    /// Closed or reset by the jail (it restarted, or evicted us).
+    Dropped(String),
 }
 
 impl Failure {
@@ -154,6 +157,7 @@ impl Failure {
     pub fn kind(&self) -> backoff::Failure {
         match self {
             Failure::ForwardRefused(_) => backoff::Failure::ForwardRefused,
+            Failure::Dropped(_) => backoff::Failure::Dropped,
             _ => backoff::Failure::Other,
         }
     }
@@ -166,9 +170,10 @@ impl fmt::Display for Failure {
             | Failure::Handshake(s)
             | Failure::HostKey(s)
             | Failure::Auth(s) => f.write_str(s),
-            Failure::ForwardRefused(s) | Failure::ForwardTimeout(s) | Failure::Lost(s) => {
-                f.write_str(s)
-            }
+            Failure::ForwardRefused(s)
+            | Failure::ForwardTimeout(s)
+            | Failure::Lost(s)
+            | Failure::Dropped(s) => f.write_str(s),
         }
     }
 }
@@ -722,15 +727,15 @@ fn recheck_window(jail: &Jail, unchecked: &mut Option<(u64, u64)>) -> Option<Fai
 
 /// Why the link ended, when the session ended without being asked to.
 fn lost(jail: &Jail, r: Result<(), HandshakeError>) -> Failure {
-    Failure::Lost(match r {
-        Ok(()) => format!("link to jail {jail} closed by the jail"),
+    match r {
+        Ok(()) => Failure::Dropped(format!("link to jail {jail} closed by the jail")),
         Err(HandshakeError::Ssh(
             russh::Error::KeepaliveTimeout | russh::Error::InactivityTimeout,
-        )) => format!(
+        )) => Failure::Lost(format!(
             "link to jail {jail} declared dead: no answer to keepalives (ServerAliveInterval x ServerAliveCountMax)"
-        ),
-        Err(e) => format!("link to jail {jail} lost: {e}"),
-    })
+        )),
+        Err(e) => Failure::Dropped(format!("link to jail {jail} lost: {e}")),
+    }
 }
 
 /// A local (`-L`) connection: served through the jail if a MAX_CHANNELS

@@ -139,19 +139,25 @@ fn parse_run(a: &[String]) -> Result<Args, String> {
 }
 
 /// `equal` (the agent before issue 16), `full`, `spread:SECS` (full jitter and
-/// the first retry after a drop within SECS), `agent` (what the agent runs).
+/// the first retry after the jail closed the link within SECS),
+/// `equal+spread:SECS`, `agent` (what the agent runs).
 fn parse_policy(s: &str) -> Result<Policy, String> {
+    let bad = || format!("--policy {s:?}: agent, equal, full, spread:SECS or equal+spread:SECS");
     Ok(match s {
         "agent" => Policy::AGENT,
         "equal" => Policy::EQUAL,
         "full" => Policy::FULL,
         _ => {
-            let secs = s
+            let (jitter, rest) = match s.strip_prefix("equal+") {
+                Some(rest) => (Jitter::Equal, rest),
+                None => (Jitter::Full, s),
+            };
+            let secs = rest
                 .strip_prefix("spread:")
                 .and_then(|v| v.parse::<u64>().ok())
-                .ok_or_else(|| format!("--policy {s:?}: agent, equal, full or spread:SECS"))?;
+                .ok_or_else(bad)?;
             Policy {
-                jitter: Jitter::Full,
+                jitter,
                 drop_spread: Duration::from_secs(secs),
             }
         }
@@ -203,6 +209,7 @@ fn kind(f: &Failure) -> &'static str {
         Failure::ForwardRefused(_) => "forward_refused",
         Failure::ForwardTimeout(_) => "forward_timeout",
         Failure::Lost(_) => "lost",
+        Failure::Dropped(_) => "dropped",
     }
 }
 
