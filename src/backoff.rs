@@ -6,7 +6,7 @@
 //! is. Both are a [`Policy`]; the agent runs [`Policy::AGENT`], the fleet
 //! simulator (benches/fleet-sim) compares the others against a real jail.
 
-use crate::limits::{BACKOFF_BASE, BACKOFF_CAP, REFUSED_FAST_ATTEMPTS, REFUSED_RETRY};
+use crate::limits::{BACKOFF_BASE, BACKOFF_CAP, DROP_SPREAD, REFUSED_FAST_ATTEMPTS, REFUSED_RETRY};
 use std::time::Duration;
 
 /// Why the last attempt ended; the kind picks the delay policy.
@@ -42,8 +42,13 @@ pub struct Policy {
 }
 
 impl Policy {
-    /// What the agent runs (chosen with benches/fleet_sim.py; README "Fleet scale").
-    pub const AGENT: Policy = Policy::EQUAL;
+    /// What the agent runs (chosen with benches/fleet_sim.py; README "Fleet
+    /// scale"): equal jitter, and the first retry after the jail closed a
+    /// healthy link spread over [`DROP_SPREAD`].
+    pub const AGENT: Policy = Policy {
+        jitter: Jitter::Equal,
+        drop_spread: DROP_SPREAD,
+    };
     /// The agent's policy before the fleet simulator: equal jitter, a retry
     /// within a second of a drop.
     pub const EQUAL: Policy = Policy {

@@ -727,6 +727,7 @@ fn recheck_window(jail: &Jail, unchecked: &mut Option<(u64, u64)>) -> Option<Fai
 
 /// Why the link ended, when the session ended without being asked to.
 fn lost(jail: &Jail, r: Result<(), HandshakeError>) -> Failure {
+    use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset, UnexpectedEof};
     match r {
         Ok(()) => Failure::Dropped(format!("link to jail {jail} closed by the jail")),
         Err(HandshakeError::Ssh(
@@ -734,7 +735,19 @@ fn lost(jail: &Jail, r: Result<(), HandshakeError>) -> Failure {
         )) => Failure::Lost(format!(
             "link to jail {jail} declared dead: no answer to keepalives (ServerAliveInterval x ServerAliveCountMax)"
         )),
-        Err(e) => Failure::Dropped(format!("link to jail {jail} lost: {e}")),
+        // The jail's end went away (a restart): what a whole fleet sees at once.
+        Err(e @ HandshakeError::Ssh(russh::Error::Disconnect | russh::Error::HUP)) => {
+            Failure::Dropped(format!("link to jail {jail} lost: {e}"))
+        }
+        Err(HandshakeError::Ssh(russh::Error::IO(e)))
+            if matches!(
+                e.kind(),
+                ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof
+            ) =>
+        {
+            Failure::Dropped(format!("link to jail {jail} lost: {e}"))
+        }
+        Err(e) => Failure::Lost(format!("link to jail {jail} lost: {e}")),
     }
 }
 
