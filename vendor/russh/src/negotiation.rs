@@ -188,8 +188,11 @@ const KEX_EXTENSION_NAMES: &[kex::Name] = &[
 const CIPHER_ORDER: &[cipher::Name] = &[
     cipher::CHACHA20_POLY1305,
     cipher::AES_256_GCM,
+    #[cfg(feature = "block-ciphers")]
     cipher::AES_256_CTR,
+    #[cfg(feature = "block-ciphers")]
     cipher::AES_192_CTR,
+    #[cfg(feature = "block-ciphers")]
     cipher::AES_128_CTR,
 ];
 
@@ -862,6 +865,7 @@ mod tests {
     /// must never negotiate `mac=none`, even when both peers list `none` as a
     /// common choice: the resulting tag_len()==0 pairing panics the read path.
     #[test]
+    #[cfg(feature = "block-ciphers")]
     fn needs_mac_cipher_rejects_negotiated_none_mac() {
         let pref = Preferred::DEFAULT;
         let mut buf = vec![msg::KEXINIT];

@@ -22,11 +22,14 @@ use std::marker::PhantomData;
 use std::num::Wrapping;
 use std::sync::LazyLock;
 
+#[cfg(feature = "block-ciphers")]
 use aes::{Aes128, Aes192, Aes256};
 #[cfg(feature = "aws-lc-rs")]
 use aws_lc_rs::aead::{AES_128_GCM as ALGORITHM_AES_128_GCM, AES_256_GCM as ALGORITHM_AES_256_GCM};
 use byteorder::{BigEndian, ByteOrder};
+#[cfg(feature = "block-ciphers")]
 use block::CtrWrapper;
+#[cfg(feature = "block-ciphers")]
 use ctr::Ctr128BE;
 use delegate::delegate;
 use log::trace;
@@ -35,17 +38,22 @@ use ring::aead::{AES_128_GCM as ALGORITHM_AES_128_GCM, AES_256_GCM as ALGORITHM_
 use ssh_encoding::Encode;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
+#[cfg(feature = "block-ciphers")]
 use self::cbc::CbcWrapper;
 use crate::Error;
 use crate::mac::MacAlgorithm;
 use crate::sshbuffer::SSHBuffer;
 
+// jailbird patch: CTR and CBC (the non-AEAD ciphers) only with `block-ciphers`.
+#[cfg(feature = "block-ciphers")]
 pub(crate) mod block;
+#[cfg(feature = "block-ciphers")]
 pub(crate) mod cbc;
 pub(crate) mod chacha20poly1305;
 pub(crate) mod clear;
 pub(crate) mod gcm;
 
+#[cfg(feature = "block-ciphers")]
 use block::SshBlockCipher;
 use chacha20poly1305::SshChacha20Poly1305Cipher;
 use clear::Clear;
@@ -81,16 +89,22 @@ pub const CLEAR: Name = Name("clear");
 #[cfg(feature = "des")]
 pub const TRIPLE_DES_CBC: Name = Name("3des-cbc");
 /// `aes128-ctr`
+#[cfg(feature = "block-ciphers")]
 pub const AES_128_CTR: Name = Name("aes128-ctr");
 /// `aes192-ctr`
+#[cfg(feature = "block-ciphers")]
 pub const AES_192_CTR: Name = Name("aes192-ctr");
 /// `aes128-cbc`
+#[cfg(feature = "block-ciphers")]
 pub const AES_128_CBC: Name = Name("aes128-cbc");
 /// `aes192-cbc`
+#[cfg(feature = "block-ciphers")]
 pub const AES_192_CBC: Name = Name("aes192-cbc");
 /// `aes256-cbc`
+#[cfg(feature = "block-ciphers")]
 pub const AES_256_CBC: Name = Name("aes256-cbc");
 /// `aes256-ctr`
+#[cfg(feature = "block-ciphers")]
 pub const AES_256_CTR: Name = Name("aes256-ctr");
 /// `aes128-gcm@openssh.com`
 pub const AES_128_GCM: Name = Name("aes128-gcm@openssh.com");
@@ -104,13 +118,19 @@ pub const NONE: Name = Name("none");
 pub(crate) static _CLEAR: Clear = Clear {};
 #[cfg(feature = "des")]
 static _3DES_CBC: SshBlockCipher<CbcWrapper<des::TdesEde3>> = SshBlockCipher(PhantomData);
+#[cfg(feature = "block-ciphers")]
 static _AES_128_CTR: SshBlockCipher<CtrWrapper<Ctr128BE<Aes128>>> = SshBlockCipher(PhantomData);
+#[cfg(feature = "block-ciphers")]
 static _AES_192_CTR: SshBlockCipher<CtrWrapper<Ctr128BE<Aes192>>> = SshBlockCipher(PhantomData);
+#[cfg(feature = "block-ciphers")]
 static _AES_256_CTR: SshBlockCipher<CtrWrapper<Ctr128BE<Aes256>>> = SshBlockCipher(PhantomData);
 static _AES_128_GCM: GcmCipher = GcmCipher(&ALGORITHM_AES_128_GCM);
 static _AES_256_GCM: GcmCipher = GcmCipher(&ALGORITHM_AES_256_GCM);
+#[cfg(feature = "block-ciphers")]
 static _AES_128_CBC: SshBlockCipher<CbcWrapper<Aes128>> = SshBlockCipher(PhantomData);
+#[cfg(feature = "block-ciphers")]
 static _AES_192_CBC: SshBlockCipher<CbcWrapper<Aes192>> = SshBlockCipher(PhantomData);
+#[cfg(feature = "block-ciphers")]
 static _AES_256_CBC: SshBlockCipher<CbcWrapper<Aes256>> = SshBlockCipher(PhantomData);
 static _CHACHA20_POLY1305: SshChacha20Poly1305Cipher = SshChacha20Poly1305Cipher {};
 
@@ -119,13 +139,19 @@ pub static ALL_CIPHERS: &[&Name] = &[
     &NONE,
     #[cfg(feature = "des")]
     &TRIPLE_DES_CBC,
+    #[cfg(feature = "block-ciphers")]
     &AES_128_CTR,
+    #[cfg(feature = "block-ciphers")]
     &AES_192_CTR,
+    #[cfg(feature = "block-ciphers")]
     &AES_256_CTR,
     &AES_128_GCM,
     &AES_256_GCM,
+    #[cfg(feature = "block-ciphers")]
     &AES_128_CBC,
+    #[cfg(feature = "block-ciphers")]
     &AES_192_CBC,
+    #[cfg(feature = "block-ciphers")]
     &AES_256_CBC,
     &CHACHA20_POLY1305,
 ];
@@ -137,13 +163,19 @@ pub(crate) static CIPHERS: LazyLock<HashMap<&'static Name, &(dyn Cipher + Send +
         h.insert(&NONE, &_CLEAR);
         #[cfg(feature = "des")]
         h.insert(&TRIPLE_DES_CBC, &_3DES_CBC);
+        #[cfg(feature = "block-ciphers")]
         h.insert(&AES_128_CTR, &_AES_128_CTR);
+        #[cfg(feature = "block-ciphers")]
         h.insert(&AES_192_CTR, &_AES_192_CTR);
+        #[cfg(feature = "block-ciphers")]
         h.insert(&AES_256_CTR, &_AES_256_CTR);
         h.insert(&AES_128_GCM, &_AES_128_GCM);
         h.insert(&AES_256_GCM, &_AES_256_GCM);
+        #[cfg(feature = "block-ciphers")]
         h.insert(&AES_128_CBC, &_AES_128_CBC);
+        #[cfg(feature = "block-ciphers")]
         h.insert(&AES_192_CBC, &_AES_192_CBC);
+        #[cfg(feature = "block-ciphers")]
         h.insert(&AES_256_CBC, &_AES_256_CBC);
         h.insert(&CHACHA20_POLY1305, &_CHACHA20_POLY1305);
         assert_eq!(h.len(), ALL_CIPHERS.len());

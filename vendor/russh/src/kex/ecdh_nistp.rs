@@ -22,8 +22,10 @@ use crate::mac::{self};
 use crate::session::Exchange;
 use crate::{CryptoVec, cipher, msg};
 
+#[cfg(feature = "non-default-algorithms")]
 pub struct EcdhNistP256KexType {}
 
+#[cfg(feature = "non-default-algorithms")]
 impl KexType for EcdhNistP256KexType {
     fn make(&self) -> KexAlgorithm {
         EcdhNistPKex::<NistP256, Sha256> {

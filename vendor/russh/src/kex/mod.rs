@@ -30,21 +30,25 @@ use curve25519::Curve25519KexType;
 use delegate::delegate;
 use dh::groups::DhGroup;
 use dh::{
-    DhGexSha1KexType, DhGexSha256KexType, DhGroup1Sha1KexType, DhGroup14Sha1KexType,
-    DhGroup14Sha256KexType, DhGroup15Sha512KexType, DhGroup16Sha512KexType, DhGroup17Sha512KexType,
-    DhGroup18Sha512KexType,
+    DhGexSha256KexType, DhGroup14Sha256KexType, DhGroup15Sha512KexType, DhGroup16Sha512KexType,
+    DhGroup17Sha512KexType, DhGroup18Sha512KexType,
 };
+#[cfg(feature = "non-default-algorithms")]
+use dh::{DhGexSha1KexType, DhGroup1Sha1KexType, DhGroup14Sha1KexType};
 use digest::Digest;
+#[cfg(feature = "non-default-algorithms")]
 use ecdh_nistp::EcdhNistP256KexType;
 #[cfg(feature = "nistp384-521")]
 use ecdh_nistp::{EcdhNistP384KexType, EcdhNistP521KexType};
 use enum_dispatch::enum_dispatch;
 use hybrid_mlkem::MlKem768X25519KexType;
+#[cfg(feature = "non-default-algorithms")]
 use p256::NistP256;
 #[cfg(feature = "nistp384-521")]
 use p384::NistP384;
 #[cfg(feature = "nistp384-521")]
 use p521::NistP521;
+#[cfg(feature = "non-default-algorithms")]
 use sha1::Sha1;
 use sha2::{Sha256, Sha384, Sha512};
 use ssh_encoding::{Encode, Writer};
@@ -142,10 +146,12 @@ pub(crate) enum KexProgress<T> {
 
 #[enum_dispatch(KexAlgorithmImplementor)]
 pub(crate) enum KexAlgorithm {
+    #[cfg(feature = "non-default-algorithms")]
     DhGroupKexSha1(dh::DhGroupKex<Sha1>),
     DhGroupKexSha256(dh::DhGroupKex<Sha256>),
     DhGroupKexSha512(dh::DhGroupKex<Sha512>),
     Curve25519Kex(curve25519::Curve25519Kex),
+    #[cfg(feature = "non-default-algorithms")]
     EcdhNistP256Kex(ecdh_nistp::EcdhNistPKex<NistP256, Sha256>),
     #[cfg(feature = "nistp384-521")]
     EcdhNistP384Kex(ecdh_nistp::EcdhNistPKex<NistP384, Sha384>),
@@ -252,12 +258,15 @@ pub const CURVE25519_PRE_RFC_8731: Name = Name("curve25519-sha256@libssh.org");
 /// `mlkem768x25519-sha256`
 pub const MLKEM768X25519_SHA256: Name = Name("mlkem768x25519-sha256");
 /// `diffie-hellman-group-exchange-sha1`.
+#[cfg(feature = "non-default-algorithms")]
 pub const DH_GEX_SHA1: Name = Name("diffie-hellman-group-exchange-sha1");
 /// `diffie-hellman-group-exchange-sha256`.
 pub const DH_GEX_SHA256: Name = Name("diffie-hellman-group-exchange-sha256");
 /// `diffie-hellman-group1-sha1`
+#[cfg(feature = "non-default-algorithms")]
 pub const DH_G1_SHA1: Name = Name("diffie-hellman-group1-sha1");
 /// `diffie-hellman-group14-sha1`
+#[cfg(feature = "non-default-algorithms")]
 pub const DH_G14_SHA1: Name = Name("diffie-hellman-group14-sha1");
 /// `diffie-hellman-group14-sha256`
 pub const DH_G14_SHA256: Name = Name("diffie-hellman-group14-sha256");
@@ -270,6 +279,7 @@ pub const DH_G17_SHA512: Name = Name("diffie-hellman-group17-sha512");
 /// `diffie-hellman-group18-sha512`
 pub const DH_G18_SHA512: Name = Name("diffie-hellman-group18-sha512");
 /// `ecdh-sha2-nistp256`
+#[cfg(feature = "non-default-algorithms")]
 pub const ECDH_SHA2_NISTP256: Name = Name("ecdh-sha2-nistp256");
 /// `ecdh-sha2-nistp384`
 pub const ECDH_SHA2_NISTP384: Name = Name("ecdh-sha2-nistp384");
@@ -287,15 +297,19 @@ pub const EXTENSION_OPENSSH_STRICT_KEX_AS_CLIENT: Name = Name("kex-strict-c-v00@
 pub const EXTENSION_OPENSSH_STRICT_KEX_AS_SERVER: Name = Name("kex-strict-s-v00@openssh.com");
 
 const _CURVE25519: Curve25519KexType = Curve25519KexType {};
+#[cfg(feature = "non-default-algorithms")]
 const _DH_GEX_SHA1: DhGexSha1KexType = DhGexSha1KexType {};
 const _DH_GEX_SHA256: DhGexSha256KexType = DhGexSha256KexType {};
+#[cfg(feature = "non-default-algorithms")]
 const _DH_G1_SHA1: DhGroup1Sha1KexType = DhGroup1Sha1KexType {};
+#[cfg(feature = "non-default-algorithms")]
 const _DH_G14_SHA1: DhGroup14Sha1KexType = DhGroup14Sha1KexType {};
 const _DH_G14_SHA256: DhGroup14Sha256KexType = DhGroup14Sha256KexType {};
 const _DH_G15_SHA512: DhGroup15Sha512KexType = DhGroup15Sha512KexType {};
 const _DH_G16_SHA512: DhGroup16Sha512KexType = DhGroup16Sha512KexType {};
 const _DH_G17_SHA512: DhGroup17Sha512KexType = DhGroup17Sha512KexType {};
 const _DH_G18_SHA512: DhGroup18Sha512KexType = DhGroup18Sha512KexType {};
+#[cfg(feature = "non-default-algorithms")]
 const _ECDH_SHA2_NISTP256: EcdhNistP256KexType = EcdhNistP256KexType {};
 #[cfg(feature = "nistp384-521")]
 const _ECDH_SHA2_NISTP384: EcdhNistP384KexType = EcdhNistP384KexType {};
@@ -308,15 +322,19 @@ pub const ALL_KEX_ALGORITHMS: &[&Name] = &[
     &MLKEM768X25519_SHA256,
     &CURVE25519,
     &CURVE25519_PRE_RFC_8731,
+    #[cfg(feature = "non-default-algorithms")]
     &DH_GEX_SHA1,
     &DH_GEX_SHA256,
+    #[cfg(feature = "non-default-algorithms")]
     &DH_G1_SHA1,
+    #[cfg(feature = "non-default-algorithms")]
     &DH_G14_SHA1,
     &DH_G14_SHA256,
     &DH_G15_SHA512,
     &DH_G16_SHA512,
     &DH_G17_SHA512,
     &DH_G18_SHA512,
+    #[cfg(feature = "non-default-algorithms")]
     &ECDH_SHA2_NISTP256,
     #[cfg(feature = "nistp384-521")]
     &ECDH_SHA2_NISTP384,
@@ -331,6 +349,7 @@ pub(crate) static KEXES: LazyLock<HashMap<&'static Name, &(dyn KexType + Send + 
         h.insert(&MLKEM768X25519_SHA256, &_MLKEM768X25519_SHA256);
         h.insert(&CURVE25519, &_CURVE25519);
         h.insert(&CURVE25519_PRE_RFC_8731, &_CURVE25519);
+        #[cfg(feature = "non-default-algorithms")]
         h.insert(&DH_GEX_SHA1, &_DH_GEX_SHA1);
         h.insert(&DH_GEX_SHA256, &_DH_GEX_SHA256);
         h.insert(&DH_G18_SHA512, &_DH_G18_SHA512);
@@ -338,8 +357,11 @@ pub(crate) static KEXES: LazyLock<HashMap<&'static Name, &(dyn KexType + Send + 
         h.insert(&DH_G16_SHA512, &_DH_G16_SHA512);
         h.insert(&DH_G15_SHA512, &_DH_G15_SHA512);
         h.insert(&DH_G14_SHA256, &_DH_G14_SHA256);
+        #[cfg(feature = "non-default-algorithms")]
         h.insert(&DH_G14_SHA1, &_DH_G14_SHA1);
+        #[cfg(feature = "non-default-algorithms")]
         h.insert(&DH_G1_SHA1, &_DH_G1_SHA1);
+        #[cfg(feature = "non-default-algorithms")]
         h.insert(&ECDH_SHA2_NISTP256, &_ECDH_SHA2_NISTP256);
         #[cfg(feature = "nistp384-521")]
         h.insert(&ECDH_SHA2_NISTP384, &_ECDH_SHA2_NISTP384);

@@ -21,6 +21,7 @@ use std::sync::LazyLock;
 use delegate::delegate;
 use digest::typenum::{U20, U32, U64};
 use hmac::Hmac;
+#[cfg(feature = "non-default-algorithms")]
 use sha1::Sha1;
 use sha2::{Sha256, Sha512};
 use ssh_encoding::Encode;
@@ -72,12 +73,14 @@ impl TryFrom<&str> for Name {
 /// `none`
 pub const NONE: Name = Name("none");
 /// `hmac-sha1`
+#[cfg(feature = "non-default-algorithms")]
 pub const HMAC_SHA1: Name = Name("hmac-sha1");
 /// `hmac-sha2-256`
 pub const HMAC_SHA256: Name = Name("hmac-sha2-256");
 /// `hmac-sha2-512`
 pub const HMAC_SHA512: Name = Name("hmac-sha2-512");
 /// `hmac-sha1-etm@openssh.com`
+#[cfg(feature = "non-default-algorithms")]
 pub const HMAC_SHA1_ETM: Name = Name("hmac-sha1-etm@openssh.com");
 /// `hmac-sha2-256-etm@openssh.com`
 pub const HMAC_SHA256_ETM: Name = Name("hmac-sha2-256-etm@openssh.com");
@@ -85,12 +88,14 @@ pub const HMAC_SHA256_ETM: Name = Name("hmac-sha2-256-etm@openssh.com");
 pub const HMAC_SHA512_ETM: Name = Name("hmac-sha2-512-etm@openssh.com");
 
 pub(crate) static _NONE: NoMacAlgorithm = NoMacAlgorithm {};
+#[cfg(feature = "non-default-algorithms")]
 pub(crate) static _HMAC_SHA1: CryptoMacAlgorithm<Hmac<Sha1>, U20> =
     CryptoMacAlgorithm(PhantomData, PhantomData);
 pub(crate) static _HMAC_SHA256: CryptoMacAlgorithm<Hmac<Sha256>, U32> =
     CryptoMacAlgorithm(PhantomData, PhantomData);
 pub(crate) static _HMAC_SHA512: CryptoMacAlgorithm<Hmac<Sha512>, U64> =
     CryptoMacAlgorithm(PhantomData, PhantomData);
+#[cfg(feature = "non-default-algorithms")]
 pub(crate) static _HMAC_SHA1_ETM: CryptoEtmMacAlgorithm<Hmac<Sha1>, U20> =
     CryptoEtmMacAlgorithm(PhantomData, PhantomData);
 pub(crate) static _HMAC_SHA256_ETM: CryptoEtmMacAlgorithm<Hmac<Sha256>, U32> =
@@ -100,9 +105,11 @@ pub(crate) static _HMAC_SHA512_ETM: CryptoEtmMacAlgorithm<Hmac<Sha512>, U64> =
 
 pub const ALL_MAC_ALGORITHMS: &[&Name] = &[
     &NONE,
+    #[cfg(feature = "non-default-algorithms")]
     &HMAC_SHA1,
     &HMAC_SHA256,
     &HMAC_SHA512,
+    #[cfg(feature = "non-default-algorithms")]
     &HMAC_SHA1_ETM,
     &HMAC_SHA256_ETM,
     &HMAC_SHA512_ETM,
@@ -112,9 +119,11 @@ pub(crate) static MACS: LazyLock<HashMap<&'static Name, &(dyn MacAlgorithm + Sen
     LazyLock::new(|| {
         let mut h: HashMap<&'static Name, &(dyn MacAlgorithm + Send + Sync)> = HashMap::new();
         h.insert(&NONE, &_NONE);
+        #[cfg(feature = "non-default-algorithms")]
         h.insert(&HMAC_SHA1, &_HMAC_SHA1);
         h.insert(&HMAC_SHA256, &_HMAC_SHA256);
         h.insert(&HMAC_SHA512, &_HMAC_SHA512);
+        #[cfg(feature = "non-default-algorithms")]
         h.insert(&HMAC_SHA1_ETM, &_HMAC_SHA1_ETM);
         h.insert(&HMAC_SHA256_ETM, &_HMAC_SHA256_ETM);
         h.insert(&HMAC_SHA512_ETM, &_HMAC_SHA512_ETM);

@@ -6,6 +6,7 @@ use digest::Digest;
 use groups::DH;
 use log::{error, trace};
 use num_bigint::BigUint;
+#[cfg(feature = "non-default-algorithms")]
 use sha1::Sha1;
 use sha2::{Sha256, Sha512};
 use ssh_encoding::{Decode, Encode, Reader, Writer};
@@ -42,8 +43,10 @@ impl KexType for DhGroup18Sha512KexType {
     }
 }
 
+#[cfg(feature = "non-default-algorithms")]
 pub(crate) struct DhGexSha1KexType {}
 
+#[cfg(feature = "non-default-algorithms")]
 impl KexType for DhGexSha1KexType {
     fn make(&self) -> KexAlgorithm {
         DhGroupKex::<Sha1>::new(None).into()
@@ -58,16 +61,20 @@ impl KexType for DhGexSha256KexType {
     }
 }
 
+#[cfg(feature = "non-default-algorithms")]
 pub(crate) struct DhGroup1Sha1KexType {}
 
+#[cfg(feature = "non-default-algorithms")]
 impl KexType for DhGroup1Sha1KexType {
     fn make(&self) -> KexAlgorithm {
         DhGroupKex::<Sha1>::new(Some(&DH_GROUP1)).into()
     }
 }
 
+#[cfg(feature = "non-default-algorithms")]
 pub(crate) struct DhGroup14Sha1KexType {}
 
+#[cfg(feature = "non-default-algorithms")]
 impl KexType for DhGroup14Sha1KexType {
     fn make(&self) -> KexAlgorithm {
         DhGroupKex::<Sha1>::new(Some(&DH_GROUP14)).into()
