@@ -459,7 +459,7 @@ def main():
     idle = [r["idle_ms_per_device_min"] for r in rows if "idle_ms_per_device_min" in r]
     if idle:
         print(f"\njail CPU while all are up and idle (keepalives): "
-              f"{statistics.median(idle):.2f} ms per device per minute (median of {len(idle)})")
+              f"{statistics.median(idle):.3f} ms per device per minute (median of {len(idle)})")
     if a.storm:
         print()
         print("| policy | storm: all back (s) | attempts | failures | jail CPU s | sim CPU s | machine busy | echo after |")

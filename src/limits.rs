@@ -127,12 +127,13 @@ pub const BACKOFF_CAP: Duration = Duration::from_secs(60);
 pub const HEALTHY_RESET: Duration = Duration::from_secs(10);
 /// When the jail closes a healthy link (it restarted: its whole fleet sees the
 /// same instant), the first retry comes uniformly within this, so the fleet
-/// arrives at a rate the jail can admit instead of all at once. Measured with
-/// benches/fleet_sim.py (2,000 devices, a jail admitting 400 logins at once,
-/// 2 cores): back in 33.9 s with no failed attempt, against 45.1 s and 1.6
-/// failed attempts per device with a retry within a second, and 37.1 s with
-/// 15 s (README "Fleet scale"). A link declared dead by keepalives is not spread.
-pub const DROP_SPREAD: Duration = Duration::from_secs(30);
+/// arrives at a rate the jail can log in instead of all at once. Measured
+/// with benches/fleet_sim.py, jail restarts on 2 cores (README "Fleet scale"):
+/// 2,000 devices back in 31.3 s with 15 s, 36.2 s with 30 s, 63.2 s with a
+/// retry within a second (logins that time out half-done: 1,900 failed
+/// attempts); 1,000 devices, which the jail logs in at once, 17.7 s with
+/// 15 s and 17.3 s without. A link declared dead by keepalives is not spread.
+pub const DROP_SPREAD: Duration = Duration::from_secs(15);
 /// Delay between attempts after the jail refused the forward (its old session
 /// usually still holds the port until its ClientAlive timer evicts it).
 pub const REFUSED_RETRY: Duration = Duration::from_secs(2);

@@ -1194,7 +1194,7 @@ fn a_host_ca_pool_takes_a_rebuilt_jail_without_touching_the_device() {
     let c = Jail::start_with(&reg, "jail-c", "p", Some(port_a), Some(&ca));
     assert_ne!(c.host_key_line, a.host_key_line);
     let agent = dev.agent.as_ref().unwrap();
-    // The jail closed the link: the agent's first retry comes within DROP_SPREAD (30 s).
+    // The jail closed the link: the agent's first retry comes within DROP_SPREAD.
     let again = agent.wait_log_n("tunnel up", 2, READY + jailbird::limits::DROP_SPREAD);
     assert!(
         again.contains(&format!("jail=127.0.0.1:{port_a}")),
