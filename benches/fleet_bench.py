@@ -98,6 +98,19 @@ class Pg:
                         "-m", "immediate", "stop"], capture_output=True)
 
 
+def install_warden(src, name):
+    """Copies warden to a root-owned 0755 directory under /run: sshd runs an
+    AuthorizedKeysCommand only from a path no one else may write (not /tmp).
+    Returns (directory, binary)."""
+    bindir = f"/run/{name}.{os.getpid()}"
+    os.makedirs(bindir, mode=0o755, exist_ok=True)
+    os.chmod(bindir, 0o755)
+    binary = os.path.join(bindir, "warden")
+    shutil.copy(src, binary)
+    os.chmod(binary, 0o755)
+    return bindir, binary
+
+
 def warden(binary, db, *args):
     return run([binary, "--db", db, *args])
 
@@ -154,12 +167,7 @@ def main():
     tunuser = os.environ.get("JAILBIRD_TEST_JAIL_USER", "jbtunnel")
     tmp = tempfile.mkdtemp(prefix="warden-bench-")
     os.chmod(tmp, 0o755)
-    bindir = f"/run/warden-bench.{os.getpid()}"
-    os.makedirs(bindir, mode=0o755, exist_ok=True)
-    os.chmod(bindir, 0o755)
-    binary = os.path.join(bindir, "warden")
-    shutil.copy(a.binary, binary)
-    os.chmod(binary, 0o755)
+    bindir, binary = install_warden(a.binary, "warden-bench")
     pg = None
     procs = []
     try:

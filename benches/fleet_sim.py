@@ -47,7 +47,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fleet_bench import Pg, free_port, pct, run, wait_port  # noqa: E402
+from fleet_bench import Pg, free_port, install_warden, pct, run, wait_port  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -285,12 +285,7 @@ def main():
     tunuser = os.environ.get("JAILBIRD_TEST_JAIL_USER", "jbtunnel")
     tmp = tempfile.mkdtemp(prefix="fleet-sim-")
     os.chmod(tmp, 0o755)
-    bindir = f"/run/fleet-sim.{os.getpid()}"
-    os.makedirs(bindir, mode=0o755, exist_ok=True)
-    os.chmod(bindir, 0o755)
-    warden = os.path.join(bindir, "warden")
-    shutil.copy(a.warden, warden)
-    os.chmod(warden, 0o755)
+    bindir, warden = install_warden(a.warden, "fleet-sim")
     warden_v = run([warden, "--version"]).stdout.strip()
     pg, jail, sim = None, None, None
     ok = True
@@ -403,7 +398,7 @@ def main():
                 else:
                     subprocess.run(a.storm_cmd, shell=True, check=True)
                 cpu1 = cpu_secs(jail.pids()) if jail else 0
-                down = sim.wait(lambda m: "event" not in m and m["up"] < a.devices, 30)
+                sim.wait(lambda m: "event" not in m and m["up"] < a.devices, 30)  # the fleet noticed
                 back = sim.wait(lambda m: m.get("event") == "all-up", a.deadline)
                 if back is None:
                     ok = False
@@ -416,7 +411,6 @@ def main():
                                storm_busy=busy_since(busy1), storm_sim_cpu=cpu_secs([sim.p.pid]) - sim_cpu1)
                     row["storm_echo"] = echo(sim, k)
                     ok = ok and row["storm_echo"] in (f"{k}/{k}", "none")
-                _ = down
             sim.quit()
             sim = None
             rows.append(row)

@@ -53,6 +53,20 @@ fn start_jail(dir: &TempDir, sshd: &Path, dropin: &str, port: u16) -> std::proce
     agent::wait_sshd_ready(child, &log, port, true).unwrap()
 }
 
+/// `warden sshd-config` for jail `jail-a`, made for `sshd`.
+fn dropin_for(reg: &Registry, sshd: &Path) -> String {
+    let bin = warden_bin();
+    reg.ok(&[
+        "sshd-config",
+        "--jail",
+        "jail-a",
+        "--binary",
+        bin.to_str().unwrap(),
+        "--sshd",
+        sshd.to_str().unwrap(),
+    ])
+}
+
 /// Logs in as the device account: 1 is `ForceCommand /bin/false` after a
 /// successful login, 255 a refusal (or a refused connection).
 fn login(key: &Path, port: u16) -> (i32, String) {
@@ -116,16 +130,7 @@ fn revoked_devices_behind_one_nat_address_do_not_lock_out_the_site() {
             reg.ok(&["revoke", &id, "--reason", "stolen"]);
             revoked.push(k);
         }
-        let bin = warden_bin();
-        let mut dropin = reg.ok(&[
-            "sshd-config",
-            "--jail",
-            "jail-a",
-            "--binary",
-            bin.to_str().unwrap(),
-            "--sshd",
-            sshd.to_str().unwrap(),
-        ]);
+        let mut dropin = dropin_for(&reg, &sshd);
         assert!(
             dropin.contains(
                 "\nPerSourcePenalties crash:90s authfail:0s noauth:0s grace-exceeded:0s\n"
@@ -184,17 +189,8 @@ fn the_drop_in_suits_the_sshd_it_was_made_for() {
         "--operator-user",
         OPERATOR_USER,
     ]);
-    let bin = warden_bin();
     for (sshd, has) in [(PathBuf::from("/usr/sbin/sshd"), false), (new_sshd(), true)] {
-        let dropin = reg.ok(&[
-            "sshd-config",
-            "--jail",
-            "jail-a",
-            "--binary",
-            bin.to_str().unwrap(),
-            "--sshd",
-            sshd.to_str().unwrap(),
-        ]);
+        let dropin = dropin_for(&reg, &sshd);
         assert_eq!(
             dropin.contains("\nPerSourcePenalties "),
             has,
@@ -232,15 +228,7 @@ fn the_drop_in_suits_the_sshd_it_was_made_for() {
         );
     }
     // No sshd there: a comment says what to add, nothing sshd would refuse.
-    let dropin = reg.ok(&[
-        "sshd-config",
-        "--jail",
-        "jail-a",
-        "--binary",
-        bin.to_str().unwrap(),
-        "--sshd",
-        "/nonexistent/sshd",
-    ]);
+    let dropin = dropin_for(&reg, Path::new("/nonexistent/sshd"));
     assert!(
         dropin.contains("# cannot run /nonexistent/sshd -V"),
         "{dropin}"
