@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the cross-build tools (idempotent): rust-src for -Zbuild-std, zig as
-# C compiler and linker, qemu-user-static to run ARM binaries.
+# C compiler and linker, qemu-user-static to run ARM and MIPS binaries.
 set -euo pipefail
 rustup component list --installed 2>/dev/null | grep -q '^rust-src' || rustup component add rust-src
 if ! python3 -m ziglang version >/dev/null 2>&1; then

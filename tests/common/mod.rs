@@ -667,7 +667,7 @@ pub struct Agent {
 
 /// The agent cargo built: this package's binary, or, from another workspace
 /// member's tests (warden's), the `jailbird` beside that test binary.
-fn built_agent() -> String {
+pub fn built_agent() -> String {
     if let Some(p) = option_env!("CARGO_BIN_EXE_jailbird") {
         return p.to_string();
     }
