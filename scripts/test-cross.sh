@@ -5,7 +5,8 @@
 # holds `run -R` through a real OpenSSH jail on loopback, carries data intact to
 # an echo target, and reads a state file the host (x86_64) build wrote, and the
 # host reads its own: the same tests as for the host binary, pointed at the
-# emulated one (tests/emulated.rs). The armv6 unit tests also run under qemu.
+# emulated one (tests/emulated.rs). The unit tests also run under qemu on
+# ARMv6 and on big-endian MIPS.
 # Ends with the size table.
 #   scripts/test-cross.sh [triple ...]     (default: all six targets)
 set -euo pipefail
@@ -50,8 +51,11 @@ for t in "${targets[@]}"; do
     cargo test --quiet --test emulated
 done
 
-if printf '%s\n' "${targets[@]}" | grep -qx arm-unknown-linux-musleabihf; then
-  echo "== unit tests under qemu-arm-static -cpu arm1176"
-  RUSTC_BOOTSTRAP=1 cargo test --quiet --locked --lib --target arm-unknown-linux-musleabihf -Zbuild-std=std,panic_abort -Zbuild-std-features=optimize_for_size
-fi
+# Unit tests on the smallest CPU (ARMv6) and on the one big-endian target.
+for t in arm-unknown-linux-musleabihf mips-unknown-linux-musl; do
+  if printf '%s\n' "${targets[@]}" | grep -qx "$t"; then
+    echo "== unit tests on $t under $(runner_for "$t")"
+    RUSTC_BOOTSTRAP=1 cargo test --quiet --locked --lib --target "$t" -Zbuild-std=std,panic_abort -Zbuild-std-features=optimize_for_size
+  fi
+done
 scripts/size-report.sh "${targets[@]}"
