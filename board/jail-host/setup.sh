@@ -2,6 +2,7 @@
 # Prepares a fresh Debian host to be a warden jail. Run as root, again at will:
 # every step looks first, so a second run changes nothing.
 #   sh board/jail-host/setup.sh PATH/TO/warden [JAIL_NAME]
+#   sh /usr/share/warden/setup.sh /usr/bin/warden [JAIL_NAME]   # the warden .deb
 # - accounts: warden (sshd's AuthorizedKeysCommandUser and warden-watch's user;
 #   home /var/lib/warden, no login), tunuser (devices) and operator (operators):
 #   shell /bin/false, no home, password '*' (key logins work, even without PAM)
@@ -11,6 +12,9 @@
 # - /etc/warden/warden.env (kept if present) and, from beside this script,
 #   /etc/systemd/system/warden-watch@.service, sshd's limits for a fleet
 #   (ssh.service.d/50-warden-fleet.conf) and kernel.pid_max (sysctl.d)
+# Given the warden .deb's /usr/bin/warden (board/debian/), it uses that binary
+# and the package's unit where they are; the package has already made the
+# warden account, /var/lib/warden and warden.env, so those are found present.
 # Then prints the steps that need the registry (pool, jail, sshd drop-in, watch).
 set -eu
 
@@ -23,6 +27,9 @@ DROPIN=/etc/ssh/sshd_config.d/50-warden.conf
 SSH_LIMITS=/etc/systemd/system/ssh.service.d/50-warden-fleet.conf
 SYSCTL=/etc/sysctl.d/50-warden-fleet.conf
 HOST_KEY=/etc/ssh/ssh_host_ed25519_key.pub
+# Where the warden .deb puts the binary and the unit.
+PKG_BIN=/usr/bin/warden
+PKG_UNIT=/usr/lib/systemd/system/warden-watch@.service
 
 die() {
 	printf 'setup.sh: %s\n' "$*" >&2
@@ -42,6 +49,11 @@ case $jail in
 '' | -* | *[!A-Za-z0-9._-]*) die "jail name '$jail': want A-Z a-z 0-9 . _ - (as in warden jail add)" ;;
 esac
 here=$(CDPATH='' cd -- "$(dirname -- "$0")" && pwd)
+packaged=0
+if [ "$src" = "$PKG_BIN" ]; then
+	packaged=1
+	BIN=$PKG_BIN
+fi
 
 # ---- checks, before anything changes -----------------------------------------
 [ "$(id -u)" = 0 ] || die "run as root: it creates accounts and writes /usr/local/bin and /etc"
@@ -154,7 +166,14 @@ place() {
 		say "$2: installed"
 	fi
 }
-place warden-watch@.service "$UNIT"
+if [ "$packaged" = 1 ]; then
+	say "$PKG_UNIT: from the warden package"
+	if [ -e "$UNIT" ]; then
+		say "warning: $UNIT overrides the package's unit: remove it unless you mean it to"
+	fi
+else
+	place warden-watch@.service "$UNIT"
+fi
 # Limits for a fleet: tasks, descriptors and processes of the jail's sshd, and pid_max.
 place ssh-fleet.conf "$SSH_LIMITS"
 place sysctl-fleet.conf "$SYSCTL"
