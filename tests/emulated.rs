@@ -39,7 +39,11 @@ fn state_file_is_the_same_identity_on_either_endianness() {
             .env_remove("JAILBIRD_STATE")
             .output()
             .expect("run the host jailbird");
-        assert!(out.status.success(), "host: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "host: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout).unwrap()
     };
     let under_test = |args: &[&str]| {
@@ -48,17 +52,21 @@ fn state_file_is_the_same_identity_on_either_endianness() {
         out
     };
 
-    let by_host = dir.path("written-by-host").display().to_string();
-    let key = host(&["key", "--state", &by_host]);
-    assert!(key.starts_with("ssh-ed25519 "), "{key}");
-    let bytes = std::fs::read(&by_host).unwrap();
-    assert_eq!(under_test(&["key", "--state", &by_host]), key);
-    assert_eq!(std::fs::read(&by_host).unwrap(), bytes, "state file rewritten");
-
-    let by_target = dir.path("written-under-test").display().to_string();
-    let key = under_test(&["key", "--state", &by_target]);
-    assert!(key.starts_with("ssh-ed25519 "), "{key}");
-    let bytes = std::fs::read(&by_target).unwrap();
-    assert_eq!(host(&["key", "--state", &by_target]), key);
-    assert_eq!(std::fs::read(&by_target).unwrap(), bytes, "state file rewritten");
+    // Written by one build, read by the other: the same key, the file unchanged.
+    type Run<'a> = &'a dyn Fn(&[&str]) -> String;
+    for (name, write, read) in [
+        ("written-by-host", &host as Run, &under_test as Run),
+        ("written-under-test", &under_test as Run, &host as Run),
+    ] {
+        let state = dir.path(name).display().to_string();
+        let key = write(&["key", "--state", &state]);
+        assert!(key.starts_with("ssh-ed25519 "), "{name}: {key}");
+        let bytes = std::fs::read(&state).unwrap();
+        assert_eq!(read(&["key", "--state", &state]), key, "{name}");
+        assert_eq!(
+            std::fs::read(&state).unwrap(),
+            bytes,
+            "{name}: state file rewritten"
+        );
+    }
 }
