@@ -73,6 +73,11 @@ pub const COPY_BUF_BYTES: usize = {
 pub const WINDOW_BYTES: u32 = 512 * 1024;
 /// Largest SSH packet we accept from the jail.
 pub const MAX_PACKET_BYTES: u32 = 32 * 1024;
+/// Most bytes read from the jail's socket in one call: the session's one
+/// read-ahead buffer, from which each packet is copied once into a buffer of
+/// its own size and decrypted there (vendor/russh/JAILBIRD-PATCH.md). It grows
+/// to one packet if the jail sends a larger one (russh caps packets at 256 KiB).
+pub const JAIL_READ_BUF_BYTES: usize = 64 * 1024;
 /// Messages russh may queue per channel. The window bounds the bytes; this only
 /// needs to be deep enough that a compliant jail never fills it with small packets.
 pub const CHANNEL_QUEUE_MSGS: usize = 256;

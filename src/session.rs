@@ -10,8 +10,8 @@ use crate::hostcert;
 use crate::hostkey::{self, TrustSources, Verdict};
 use crate::identity::fingerprint;
 use crate::limits::{
-    AUTH_TIMEOUT, CHANNEL_QUEUE_MSGS, CLOCK_RECHECK, FORWARD_REPLY_TIMEOUT, MAX_CHANNELS,
-    MAX_PACKET_BYTES, SHUTDOWN_GRACE, WINDOW_BYTES,
+    AUTH_TIMEOUT, CHANNEL_QUEUE_MSGS, CLOCK_RECHECK, FORWARD_REPLY_TIMEOUT, JAIL_READ_BUF_BYTES,
+    MAX_CHANNELS, MAX_PACKET_BYTES, SHUTDOWN_GRACE, WINDOW_BYTES,
 };
 use crate::shutdown::Shutdown;
 use russh::client::{self, ChannelOpenHandle, ChannelOpener, Handle, Msg, Session};
@@ -76,6 +76,7 @@ pub fn ssh_config(
         window_size: WINDOW_BYTES,
         maximum_packet_size: MAX_PACKET_BYTES,
         channel_buffer_size: CHANNEL_QUEUE_MSGS,
+        read_buffer_size: JAIL_READ_BUF_BYTES,
         nodelay: true,
         ..Default::default()
     };

@@ -22,7 +22,7 @@ use log::debug;
 use ssh_encoding::Writer;
 use super::cipher::SealingKey;
 use compression::Compress;
-use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 use super::*;
 
@@ -321,7 +321,7 @@ fn packet_bytes_compressed_matches_packet_output() {
 
 /// SSH packet read/write buffer. Uses Vec<u8> (not CryptoVec/mlocked) because
 /// packet data is not secret material.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct SSHBuffer {
     pub buffer: Vec<u8>,
     pub len: usize,   // next packet length.
@@ -329,6 +329,23 @@ pub struct SSHBuffer {
     // Sequence numbers are on 32 bits and wrap.
     // https://tools.ietf.org/html/rfc4253#section-6.4
     pub seqn: Wrapping<u32>,
+    /// jailbird patch (read side only): bytes read from the socket and not yet
+    /// taken as packets are `rbuf[rstart..]`; its capacity is `read_ahead`,
+    /// or one packet if that is larger (bounded by the largest packet accepted).
+    pub(crate) rbuf: Vec<u8>,
+    pub(crate) rstart: usize,
+    /// Most bytes asked of the socket in one read.
+    pub read_ahead: usize,
+}
+
+/// Read-ahead of an [`SSHBuffer`] unless the session sets another
+/// (`client::Config::read_buffer_size`).
+pub const DEFAULT_READ_AHEAD: usize = 64 * 1024;
+
+impl Default for SSHBuffer {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl SSHBuffer {
@@ -338,11 +355,88 @@ impl SSHBuffer {
             len: 0,
             bytes: 0,
             seqn: Wrapping(0),
+            rbuf: Vec::new(),
+            rstart: 0,
+            read_ahead: DEFAULT_READ_AHEAD,
         }
     }
 
     pub fn send_ssh_id(&mut self, id: &SshId) {
         id.write(&mut self.buffer);
+    }
+
+    /// Reads from `stream` until at least `want` bytes are buffered (`want` is
+    /// at most a cipher block: a packet's length field), each read asking
+    /// for as much as the buffer holds. Unconsumed bytes (fewer than `want`)
+    /// move to the front only when `want` would not fit behind them.
+    pub(crate) async fn fill<R: AsyncRead + Unpin>(
+        &mut self,
+        stream: &mut R,
+        want: usize,
+    ) -> Result<(), Error> {
+        let cap = self.read_ahead.max(want);
+        while self.rbuf.len() - self.rstart < want {
+            if self.rstart == self.rbuf.len() {
+                self.rbuf.clear();
+                self.rstart = 0;
+            } else if self.rstart + want > cap {
+                self.rbuf.copy_within(self.rstart.., 0);
+                self.rbuf.truncate(self.rbuf.len() - self.rstart);
+                self.rstart = 0;
+            }
+            self.read_more(stream, cap).await?;
+        }
+        Ok(())
+    }
+
+    /// One read from `stream` into the free space behind the buffered bytes.
+    async fn read_more<R: AsyncRead + Unpin>(
+        &mut self,
+        stream: &mut R,
+        cap: usize,
+    ) -> Result<(), Error> {
+        use bytes::BufMut;
+        use tokio::io::AsyncReadExt;
+        if self.rbuf.capacity() < cap {
+            self.rbuf.reserve_exact(cap - self.rbuf.len());
+        }
+        let room = cap.saturating_sub(self.rbuf.len()).max(1);
+        let n = stream.read_buf(&mut (&mut self.rbuf).limit(room)).await?;
+        if n == 0 {
+            return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
+        }
+        Ok(())
+    }
+
+    /// Moves the next `total` bytes into `out` (empty, with capacity for
+    /// them): what is buffered is copied, then the buffer is refilled from
+    /// `stream` (whole reads, which may bring the packets after) as needed.
+    pub(crate) async fn take_into<R: AsyncRead + Unpin>(
+        &mut self,
+        stream: &mut R,
+        out: &mut Vec<u8>,
+        total: usize,
+    ) -> Result<(), Error> {
+        loop {
+            let n = (self.rbuf.len() - self.rstart).min(total - out.len());
+            #[allow(clippy::indexing_slicing)] // n bytes are buffered from rstart
+            out.extend_from_slice(&self.rbuf[self.rstart..self.rstart + n]);
+            self.consume(n);
+            if out.len() == total {
+                return Ok(());
+            }
+            // consume() emptied the buffer: the next read starts at its front.
+            self.read_more(stream, self.read_ahead.max(1)).await?;
+        }
+    }
+
+    /// Takes `n` buffered bytes (a packet, once decrypted and copied out).
+    pub(crate) fn consume(&mut self, n: usize) {
+        self.rstart = (self.rstart + n).min(self.rbuf.len());
+        if self.rstart == self.rbuf.len() {
+            self.rbuf.clear();
+            self.rstart = 0;
+        }
     }
 }
 
@@ -387,7 +481,9 @@ impl PacketBytesWriter {
 /// Uses Vec<u8> (not CryptoVec/mlocked) because incoming network data is not secret.
 #[derive(Debug)]
 pub(crate) struct IncomingSshPacket {
-    pub buffer: Vec<u8>,
+    /// jailbird patch: `Bytes`, so that channel data can be a slice of it
+    /// rather than a copy (`client::encrypted`, `CHANNEL_DATA`).
+    pub buffer: Bytes,
     pub seqn: Wrapping<u32>,
 }
 

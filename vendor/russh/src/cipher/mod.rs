@@ -341,56 +341,56 @@ pub(crate) fn grow_zeroed(v: &mut Vec<u8>, new_len: usize) {
     }
 }
 
+/// Reads the next packet and decrypts it. jailbird patch: the socket is read in
+/// chunks of up to `buffer.read_ahead` bytes into `buffer`'s read-ahead buffer
+/// (never zeroed first: tokio reads into its spare capacity); each packet is
+/// copied from there once, into a buffer of exactly its size, decrypted in
+/// place and left in `buffer.buffer` (length field, padding length, payload;
+/// padding and tag cut off), which the caller may take. Upstream read each
+/// packet with two `read_exact` calls into a zero-filled buffer and copied
+/// the payload twice more.
 pub(crate) async fn read<R: AsyncRead + Unpin>(
     stream: &mut R,
     buffer: &mut SSHBuffer,
     cipher: &mut (dyn OpeningKey + Send),
 ) -> Result<usize, Error> {
+    let l = cipher.packet_length_to_read_for_block_length();
     if buffer.len == 0 {
-        let mut len = vec![0; cipher.packet_length_to_read_for_block_length()];
+        buffer.fill(stream, l).await?;
+        #[allow(clippy::indexing_slicing)] // fill() made l bytes available
+        let first = &buffer.rbuf[buffer.rstart..buffer.rstart + l];
+        trace!("reading, len = {first:?}");
+        let seqn = buffer.seqn.0;
+        trace!("reading, seqn = {seqn:?}");
+        let len = cipher.decrypt_packet_length(seqn, first);
+        let len = BigEndian::read_u32(&len) as usize;
 
-        stream.read_exact(&mut len).await?;
-        trace!("reading, len = {len:?}");
-        {
-            let seqn = buffer.seqn.0;
-            buffer.buffer.clear();
-            buffer.buffer.extend_from_slice(&len);
-            trace!("reading, seqn = {seqn:?}");
-            let len = cipher.decrypt_packet_length(seqn, &len);
-            let len = BigEndian::read_u32(&len) as usize;
-
-            if len > MAXIMUM_PACKET_LEN {
-                return Err(Error::PacketSize(len));
-            }
-
-            // A valid packet (with its MAC tag) can never be shorter than the
-            // block we already read to probe it; a smaller value would shrink
-            // the buffer below `l` below and panic on the `buffer.buffer[l..]`
-            // slice. Reject it as a protocol error instead. The tag counts:
-            // with an EtM MAC and 8-byte blocks (3des-cbc), packet_length can
-            // be 8, and the probe also reads the start of the tag.
-            if len + PACKET_LENGTH_LEN + cipher.tag_len()
-                < cipher.packet_length_to_read_for_block_length()
-            {
-                return Err(Error::PacketSize(len));
-            }
-
-            buffer.len = len + cipher.tag_len();
-            trace!("reading, clear len = {:?}", buffer.len);
+        if len > MAXIMUM_PACKET_LEN {
+            return Err(Error::PacketSize(len));
         }
+
+        // A valid packet (with its MAC tag) can never be shorter than the
+        // block we already read to probe it; reject a smaller value as a
+        // protocol error. The tag counts: with an EtM MAC and 8-byte blocks
+        // (3des-cbc), packet_length can be 8, and the probe also reads the
+        // start of the tag.
+        if len + PACKET_LENGTH_LEN + cipher.tag_len() < l {
+            return Err(Error::PacketSize(len));
+        }
+
+        buffer.len = len + cipher.tag_len();
+        trace!("reading, clear len = {:?}", buffer.len);
     }
 
-    grow_zeroed(&mut buffer.buffer, buffer.len + 4);
-    trace!("read_exact {:?}", buffer.len + 4);
+    let total = buffer.len + PACKET_LENGTH_LEN;
+    let mut packet = Vec::with_capacity(total);
+    buffer.take_into(stream, &mut packet, total).await?;
+    trace!("read {total:?}");
 
-    let l = cipher.packet_length_to_read_for_block_length();
-
-    #[allow(clippy::indexing_slicing)] // length checked
-    stream.read_exact(&mut buffer.buffer[l..]).await?;
-
-    trace!("read_exact done");
     let seqn = buffer.seqn.0;
-    let plaintext = cipher.open(seqn, &mut buffer.buffer)?;
+    let base = packet.as_ptr() as usize;
+    let plaintext = cipher.open(seqn, &mut packet)?;
+    let plaintext_start = (plaintext.as_ptr() as usize).wrapping_sub(base);
 
     let padding_length = *plaintext.first().to_owned().unwrap_or(&0) as usize;
     trace!("reading, padding_length {padding_length:?}");
@@ -400,16 +400,21 @@ pub(crate) async fn read<R: AsyncRead + Unpin>(
         .ok_or(Error::IndexOutOfBounds)?;
     let payload_len = plaintext_end.saturating_sub(PADDING_LENGTH_LEN);
 
+    // Every OpeningKey decrypts in place and hands back the bytes after the
+    // length field; anything else would break the layout callers rely on.
+    if plaintext_start != PACKET_LENGTH_LEN {
+        return Err(Error::IndexOutOfBounds);
+    }
+    packet.truncate(PACKET_LENGTH_LEN + plaintext_end);
+    buffer.buffer = packet;
+
     // Sequence numbers are on 32 bits and wrap.
     // https://tools.ietf.org/html/rfc4253#section-6.4
     buffer.seqn += Wrapping(1);
     buffer.bytes = buffer.bytes.saturating_add(payload_len);
     buffer.len = 0;
 
-    // Remove the padding
-    grow_zeroed(&mut buffer.buffer, plaintext_end + 4);
-
-    Ok(plaintext_end + 4)
+    Ok(plaintext_end + PACKET_LENGTH_LEN)
 }
 
 pub(crate) const PACKET_LENGTH_LEN: usize = 4;

@@ -59,6 +59,27 @@ fn verify_hostkeys_proof(
     Ok(())
 }
 
+/// jailbird patch: a `string` field of a received packet, as a slice of
+/// `owner` (the buffer the packet was decrypted into) rather than a copy; a
+/// copy when there is no owner or the field does not lie in it.
+fn data_field(r: &mut &[u8], owner: Option<&Bytes>) -> Result<Bytes, ssh_encoding::Error> {
+    let len = u32::decode(r)? as usize;
+    if r.len() < len {
+        return Err(ssh_encoding::Error::Length);
+    }
+    let (field, rest) = r.split_at(len);
+    *r = rest;
+    Ok(match owner {
+        Some(o)
+            if o.as_ptr_range().start <= field.as_ptr_range().start
+                && field.as_ptr_range().end <= o.as_ptr_range().end =>
+        {
+            o.slice_ref(field)
+        }
+        _ => Bytes::copy_from_slice(field),
+    })
+}
+
 impl Session {
     pub(crate) async fn client_read_encrypted<H: Handler>(
         &mut self,
@@ -71,13 +92,25 @@ impl Session {
             pkt.buffer.len()
         );
 
-        self.process_packet(client, &pkt.buffer).await
+        self.process_packet_in(client, &pkt.buffer, Some(&pkt.buffer))
+            .await
     }
 
     pub(crate) async fn process_packet<H: Handler>(
         &mut self,
         client: &mut H,
         buf: &[u8],
+    ) -> Result<(), H::Error> {
+        self.process_packet_in(client, buf, None).await
+    }
+
+    /// jailbird patch: `owner`, when given, is the buffer `buf` lies in;
+    /// channel data is then a slice of it instead of a copy.
+    async fn process_packet_in<H: Handler>(
+        &mut self,
+        client: &mut H,
+        buf: &[u8],
+        owner: Option<&Bytes>,
     ) -> Result<(), H::Error> {
         // If we've successfully read a packet.
         trace!("process_packet buf = {:?} bytes", buf.len());
@@ -427,7 +460,7 @@ impl Session {
             }
         }
         if is_authenticated {
-            self.client_read_authenticated(client, buf).await
+            self.client_read_authenticated(client, buf, owner).await
         } else {
             Ok(())
         }
@@ -481,6 +514,7 @@ impl Session {
         &mut self,
         client: &mut H,
         buf: &[u8],
+        owner: Option<&Bytes>,
     ) -> Result<(), H::Error> {
         match buf.split_first() {
             Some((&msg::CHANNEL_OPEN_CONFIRMATION, mut reader)) => {
@@ -590,7 +624,7 @@ impl Session {
             Some((&msg::CHANNEL_DATA, mut r)) => {
                 trace!("channel_data");
                 let channel_num = map_err!(ChannelId::decode(&mut r))?;
-                let data = map_err!(Bytes::decode(&mut r))?;
+                let data = map_err!(data_field(&mut r, owner))?;
                 map_err!(ensure_end(&r))?;
                 if !self.common.is_established_channel(channel_num) {
                     return Ok(());
@@ -626,7 +660,7 @@ impl Session {
                 debug!("channel_extended_data");
                 let channel_num = map_err!(ChannelId::decode(&mut r))?;
                 let extended_code = map_err!(u32::decode(&mut r))?;
-                let data = map_err!(Bytes::decode(&mut r))?;
+                let data = map_err!(data_field(&mut r, owner))?;
                 map_err!(ensure_end(&r))?;
                 if !self.common.is_established_channel(channel_num) {
                     return Ok(());

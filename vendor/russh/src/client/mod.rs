@@ -1379,24 +1379,27 @@ async fn start_reading<R: AsyncRead + Unpin>(
 }
 
 impl Session {
-    fn maybe_decompress(&mut self, buffer: &SSHBuffer) -> Result<IncomingSshPacket, Error> {
-        if let Some(ref mut enc) = self.common.encrypted {
+    fn maybe_decompress(&mut self, buffer: &mut SSHBuffer) -> Result<IncomingSshPacket, Error> {
+        // jailbird patch: the packet `cipher::read` left in `buffer.buffer`
+        // is taken, not copied; only a decompressed one is a new buffer.
+        let seqn = buffer.seqn;
+        let whole = bytes::Bytes::from(std::mem::take(&mut buffer.buffer));
+        let payload = whole.slice(whole.len().min(5)..);
+        let buffer = if let Some(ref mut enc) = self.common.encrypted {
             let mut decomp = Vec::new();
-            Ok(IncomingSshPacket {
-                #[allow(clippy::indexing_slicing)] // length checked
-                buffer: enc.decompress.decompress(
-                    &buffer.buffer[5..],
-                    &mut decomp,
-                )?.into(),
-                seqn: buffer.seqn,
-            })
+            let out = enc.decompress.decompress(&payload, &mut decomp)?;
+            if std::ptr::eq(out.as_ptr(), payload.as_ptr()) && out.len() == payload.len() {
+                payload.clone()
+            } else {
+                bytes::Bytes::copy_from_slice(out)
+            }
         } else {
-            Ok(IncomingSshPacket {
-                #[allow(clippy::indexing_slicing)] // length checked
-                buffer: buffer.buffer[5..].into(),
-                seqn: buffer.seqn,
-            })
-        }
+            payload
+        };
+        Ok(IncomingSshPacket {
+            buffer,
+            seqn,
+        })
     }
 
     fn new(
@@ -1490,7 +1493,8 @@ impl Session {
 
         map_err!(self.common.packet_writer.flush_into(stream_write).await)?;
 
-        let buffer = SSHBuffer::new();
+        let mut buffer = SSHBuffer::new();
+        buffer.read_ahead = self.common.config.read_buffer_size;
 
         // Allow handing out references to the cipher
         let mut opening_cipher = Box::new(clear::Key) as Box<dyn OpeningKey + Send>;
@@ -1534,7 +1538,7 @@ impl Session {
                         break
                     }
 
-                    let mut pkt = self.maybe_decompress(&buffer)?;
+                    let mut pkt = self.maybe_decompress(&mut buffer)?;
                     if !pkt.buffer.is_empty() {
                         #[allow(clippy::indexing_slicing)] // length checked
                         if pkt.buffer[0] == crate::msg::DISCONNECT {
@@ -2679,8 +2683,8 @@ mod tests {
         let mut session = authenticated_session();
         let mut handler = TestHandler;
         let mut kex_done_signal = None;
-        let buffer = incoming_packet(compressed_debug_payload(200 * 1024));
-        let mut pkt: IncomingSshPacket = session.maybe_decompress(&buffer).unwrap();
+        let mut buffer = incoming_packet(compressed_debug_payload(200 * 1024));
+        let mut pkt: IncomingSshPacket = session.maybe_decompress(&mut buffer).unwrap();
 
         super::reply(&mut session, &mut handler, &mut kex_done_signal, &mut pkt)
             .await
@@ -2694,9 +2698,9 @@ mod tests {
     fn oversized_compressed_debug_is_rejected_before_client_ignores_it() {
         let mut session = authenticated_session();
         let oversized = crate::cipher::MAXIMUM_DECOMPRESSED_PACKET_LEN + 1024;
-        let buffer = incoming_packet(compressed_debug_payload(oversized));
+        let mut buffer = incoming_packet(compressed_debug_payload(oversized));
 
-        let err = session.maybe_decompress(&buffer).unwrap_err();
+        let err = session.maybe_decompress(&mut buffer).unwrap_err();
         assert!(
             matches!(err, crate::Error::PacketSize(len) if len > crate::cipher::MAXIMUM_DECOMPRESSED_PACKET_LEN)
         );
@@ -2867,6 +2871,9 @@ pub struct Config {
     pub gex: GexParams,
     /// If active, invoke `set_nodelay(true)` on the ssh socket; disabled by default (i.e. Nagle's algorithm is active).
     pub nodelay: bool,
+    /// jailbird patch: most bytes read from the server's socket in one call
+    /// (the read-ahead buffer; it grows to one packet if a packet is larger).
+    pub read_buffer_size: usize,
 }
 
 impl Default for Config {
@@ -2889,6 +2896,7 @@ impl Default for Config {
             anonymous: false,
             gex: Default::default(),
             nodelay: false,
+            read_buffer_size: crate::sshbuffer::DEFAULT_READ_AHEAD,
         }
     }
 }

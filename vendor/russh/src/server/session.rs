@@ -512,24 +512,27 @@ impl Handle {
 }
 
 impl Session {
-    fn maybe_decompress(&mut self, buffer: &SSHBuffer) -> Result<IncomingSshPacket, Error> {
-        if let Some(ref mut enc) = self.common.encrypted {
+    fn maybe_decompress(&mut self, buffer: &mut SSHBuffer) -> Result<IncomingSshPacket, Error> {
+        // jailbird patch: the packet `cipher::read` left in `buffer.buffer`
+        // is taken, not copied; only a decompressed one is a new buffer.
+        let seqn = buffer.seqn;
+        let whole = bytes::Bytes::from(std::mem::take(&mut buffer.buffer));
+        let payload = whole.slice(whole.len().min(5)..);
+        let buffer = if let Some(ref mut enc) = self.common.encrypted {
             let mut decomp = Vec::new();
-            Ok(IncomingSshPacket {
-                #[allow(clippy::indexing_slicing)] // length checked
-                buffer: enc.decompress.decompress(
-                    &buffer.buffer[5..],
-                    &mut decomp,
-                )?.into(),
-                seqn: buffer.seqn,
-            })
+            let out = enc.decompress.decompress(&payload, &mut decomp)?;
+            if std::ptr::eq(out.as_ptr(), payload.as_ptr()) && out.len() == payload.len() {
+                payload.clone()
+            } else {
+                bytes::Bytes::copy_from_slice(out)
+            }
         } else {
-            Ok(IncomingSshPacket {
-                #[allow(clippy::indexing_slicing)] // length checked
-                buffer: buffer.buffer[5..].into(),
-                seqn: buffer.seqn,
-            })
-        }
+            payload
+        };
+        Ok(IncomingSshPacket {
+            buffer,
+            seqn,
+        })
     }
 
     /// jailbird patch, feature `hostile-peer`: carries out one misbehaviour.
@@ -794,7 +797,7 @@ impl Session {
                         break
                     }
 
-                    let mut pkt = self.maybe_decompress(&buffer)?;
+                    let mut pkt = self.maybe_decompress(&mut buffer)?;
 
                     match pkt.buffer.first() {
                         None => (),
@@ -1766,8 +1769,8 @@ mod tests {
     async fn compressed_debug_is_ignored_after_server_parses_it() {
         let mut session = authenticated_session();
         let mut handler = TestHandler;
-        let buffer = incoming_packet(compressed_debug_payload(200 * 1024));
-        let mut pkt: IncomingSshPacket = session.maybe_decompress(&buffer).unwrap();
+        let mut buffer = incoming_packet(compressed_debug_payload(200 * 1024));
+        let mut pkt: IncomingSshPacket = session.maybe_decompress(&mut buffer).unwrap();
 
         super::super::reply(&mut session, &mut handler, &mut pkt)
             .await
@@ -1779,11 +1782,11 @@ mod tests {
     #[test]
     fn oversized_compressed_debug_is_rejected_before_server_ignores_it() {
         let mut session = authenticated_session();
-        let buffer = incoming_packet(compressed_debug_payload(
+        let mut buffer = incoming_packet(compressed_debug_payload(
             crate::cipher::MAXIMUM_DECOMPRESSED_PACKET_LEN + 1024,
         ));
 
-        let err = session.maybe_decompress(&buffer).unwrap_err();
+        let err = session.maybe_decompress(&mut buffer).unwrap_err();
         assert!(
             matches!(err, crate::Error::PacketSize(len) if len > crate::cipher::MAXIMUM_DECOMPRESSED_PACKET_LEN)
         );
