@@ -124,7 +124,7 @@ fn local_forward_is_intact_capped_and_confined_to_permitopen() {
     let mut hog_w = hog.try_clone().unwrap();
     let written = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let w = written.clone();
-    std::thread::spawn(move || {
+    let writer = std::thread::spawn(move || {
         let chunk = vec![7u8; 1 << 20];
         for _ in 0..64 {
             if hog_w.write_all(&chunk).is_err() {
@@ -141,7 +141,14 @@ fn local_forward_is_intact_capped_and_confined_to_permitopen() {
         let data = pattern(256 << 10, i + 40);
         assert_eq!(sha256(&echo_roundtrip(local, &data)), sha256(&data));
     }
+    // The hog goes away: shut down, its writer gone, and closed. Closed, not
+    // only shut down: a socket kept open that never reads gives the agent no
+    // signal once its receive window is full (the agent's write just waits),
+    // so whether its slot came free depended on that race (1 run in 10).
+    // Closed with unread data, it resets, and the slot comes free.
     let _ = hog.shutdown(std::net::Shutdown::Both);
+    let _ = writer.join();
+    drop(hog);
 
     // MAX_CHANNELS held open, each proven by a round trip; the next is closed at once.
     let cap = jailbird::limits::MAX_CHANNELS;
