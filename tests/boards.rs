@@ -1320,3 +1320,47 @@ fn build_time_defaults_change_the_binary() {
         &format!("127.0.0.1:{port}"),
     );
 }
+
+/// Users of cross-rs get every build-time variable build.rs reads (a value
+/// left out of Cross.toml's passthrough would silently not be baked in) and
+/// every target scripts/build-target.sh builds.
+#[test]
+fn cross_toml_passes_every_build_time_variable_and_names_every_target() {
+    let read = |f: &str| std::fs::read_to_string(root().join(f)).unwrap();
+    let quoted = |text: &str, prefix: &str| -> Vec<String> {
+        text.split('"')
+            .skip(1)
+            .step_by(2)
+            .filter(|w| w.starts_with(prefix))
+            .map(str::to_owned)
+            .collect()
+    };
+    let cross = read("Cross.toml");
+    let passed = quoted(&cross, "JAILBIRD_");
+    // build.rs's table of variables: one `("NAME", check),` a line.
+    let read_by_build: Vec<String> = read("build.rs")
+        .lines()
+        .filter(|l| l.trim_start().starts_with("(\"JAILBIRD_"))
+        .flat_map(|l| quoted(l, "JAILBIRD_").into_iter().take(1))
+        .collect();
+    assert!(read_by_build.len() >= 15, "{read_by_build:?}");
+    for name in &read_by_build {
+        assert!(
+            passed.contains(name),
+            "Cross.toml does not pass {name} through"
+        );
+    }
+    let script = read("scripts/build-target.sh");
+    let case = script
+        .lines()
+        .find(|l| l.contains("arm-unknown-linux-musleabihf|"))
+        .expect("build-target.sh's target list");
+    let targets: Vec<&str> = case.trim().trim_end_matches(") ;;").split('|').collect();
+    assert!(targets.len() >= 6, "{targets:?}");
+    for t in targets {
+        assert!(
+            cross.contains(&format!("[target.{t}]")),
+            "Cross.toml has no [target.{t}]"
+        );
+    }
+}
