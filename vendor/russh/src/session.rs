@@ -129,6 +129,30 @@ impl ChannelFlushResult {
 }
 
 impl<C> CommonSession<C> {
+    /// jailbird patch (client and server alike): the packet `cipher::read`
+    /// left in `buffer.buffer` is taken, not copied, and its payload handed
+    /// on; only a decompressed one is a new buffer.
+    pub(crate) fn take_incoming(
+        &mut self,
+        buffer: &mut crate::sshbuffer::SSHBuffer,
+    ) -> Result<crate::sshbuffer::IncomingSshPacket, crate::Error> {
+        let seqn = buffer.seqn;
+        let whole = Bytes::from(std::mem::take(&mut buffer.buffer));
+        let payload = whole.slice(whole.len().min(5)..);
+        let buffer = if let Some(ref mut enc) = self.encrypted {
+            let mut decomp = Vec::new();
+            let out = enc.decompress.decompress(&payload, &mut decomp)?;
+            if std::ptr::eq(out.as_ptr(), payload.as_ptr()) && out.len() == payload.len() {
+                payload.clone()
+            } else {
+                Bytes::copy_from_slice(out)
+            }
+        } else {
+            payload
+        };
+        Ok(crate::sshbuffer::IncomingSshPacket { buffer, seqn })
+    }
+
     pub(crate) fn has_any_pending_data(&self) -> bool {
         self.encrypted
             .as_ref()

@@ -1380,26 +1380,7 @@ async fn start_reading<R: AsyncRead + Unpin>(
 
 impl Session {
     fn maybe_decompress(&mut self, buffer: &mut SSHBuffer) -> Result<IncomingSshPacket, Error> {
-        // jailbird patch: the packet `cipher::read` left in `buffer.buffer`
-        // is taken, not copied; only a decompressed one is a new buffer.
-        let seqn = buffer.seqn;
-        let whole = bytes::Bytes::from(std::mem::take(&mut buffer.buffer));
-        let payload = whole.slice(whole.len().min(5)..);
-        let buffer = if let Some(ref mut enc) = self.common.encrypted {
-            let mut decomp = Vec::new();
-            let out = enc.decompress.decompress(&payload, &mut decomp)?;
-            if std::ptr::eq(out.as_ptr(), payload.as_ptr()) && out.len() == payload.len() {
-                payload.clone()
-            } else {
-                bytes::Bytes::copy_from_slice(out)
-            }
-        } else {
-            payload
-        };
-        Ok(IncomingSshPacket {
-            buffer,
-            seqn,
-        })
+        self.common.take_incoming(buffer)
     }
 
     fn new(
