@@ -93,18 +93,28 @@ def cpu_secs(pid):
     """CPU seconds of pid's process tree: each thread's on-CPU time in ns from
     /proc/PID/task/TID/schedstat (exact, where utime+stime from /proc/PID/stat count 10 ms
     ticks); utime+stime where schedstat is missing."""
-    total = 0.0
+    return sched(pid)[0]
+
+
+def sched(pid):
+    """(CPU seconds, times scheduled onto a CPU) of pid's process tree; the second is
+    schedstat's third field summed over threads (0 where schedstat is missing): each
+    wake-up from a blocking poll or read is one."""
+    total, runs = 0.0, 0
     for p in tree(pid):
         try:
             tasks = os.listdir(f"/proc/{p}/task")
-            total += sum(int(open(f"/proc/{p}/task/{t}/schedstat").read().split()[0]) for t in tasks) / 1e9
+            for t in tasks:
+                f = open(f"/proc/{p}/task/{t}/schedstat").read().split()
+                total += int(f[0]) / 1e9
+                runs += int(f[2])
         except (OSError, IndexError, ValueError):
             try:
                 f = open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()
                 total += (int(f[11]) + int(f[12])) / CLK
             except (OSError, IndexError):
                 pass
-    return total
+    return total, runs
 
 
 def rss_kib(pid):
@@ -239,6 +249,7 @@ class Client:
     def __init__(self, name, argv, listen, log, env=None):
         self.name, self.argv, self.listen, self.log, self.env = name, argv, listen, log, env
         self.speeds, self.cpu, self.jail_cpu, self.peaks = [], [], [], []
+        self.wakes, self.jail_wakes = [], []
         self.cipher = self.claimed = ""
 
     def start(self, jail, timeout):
@@ -266,10 +277,12 @@ class Client:
         mon = Peak(self.proc.pid)
         if footprint:
             mon.start()
-        c0, j0, t = cpu_secs(self.proc.pid), cpu_secs(self.session), time.monotonic()
+        (c0, w0), (j0, jw0), t = sched(self.proc.pid), sched(self.session), time.monotonic()
         push(self.listen, mib << 20)
         dt = time.monotonic() - t
-        c1, j1 = cpu_secs(self.proc.pid), cpu_secs(self.session)
+        (c1, w1), (j1, jw1) = sched(self.proc.pid), sched(self.session)
+        self.wakes.append((w1 - w0) / mib)
+        self.jail_wakes.append((jw1 - jw0) / mib)
         if footprint:
             mon.stop = True
             mon.join()
@@ -307,7 +320,8 @@ class Client:
 
     def figures(self):
         return dict(mbs=statistics.median(self.speeds), cpu=statistics.median(self.cpu),
-                    jail=statistics.median(self.jail_cpu))
+                    jail=statistics.median(self.jail_cpu), wakes=statistics.median(self.wakes),
+                    jail_wakes=statistics.median(self.jail_wakes))
 
 
 def callgrind_total(argv, jail, listen, mib):
@@ -492,7 +506,8 @@ def main():
                     for c in clients[r % len(clients):] + clients[:r % len(clients)]:
                         mbs, cpu, jcpu = c.transfer(a.mib, row_footprint)
                         print(f"  {cipher} {c.name} ({c.cipher}) run {r + 1}: {mbs:.1f} MB/s, agent "
-                              f"{cpu * 1024:.2f} s/GiB, jail {jcpu * 1024:.2f} s/GiB", file=sys.stderr)
+                              f"{cpu * 1024:.2f} s/GiB, jail {jcpu * 1024:.2f} s/GiB, wake-ups per MiB "
+                              f"agent {c.wakes[-1]:.0f} jail {c.jail_wakes[-1]:.1f}", file=sys.stderr)
                 if row_footprint:
                     for c in clients:
                         c.busy32()
@@ -552,6 +567,16 @@ def main():
             else:
                 line += " – | – | – |"
         print(line)
+    print("\n# wake-ups per MiB (times scheduled onto a CPU, schedstat; median of the same runs)")
+    print("| cipher | agent jailbird | OpenSSH | jb/ssh | jail serving jailbird | serving OpenSSH | jb/ssh |\n"
+          "|---|---:|---:|---:|---:|---:|---:|")
+    for cipher, clients in results:
+        if cipher in bad_rows:
+            continue
+        f = {c.name: c.figures() for c in clients}
+        j, o = f["jailbird"], f["openssh"]
+        print(f"| {cipher} | {j['wakes']:.0f} | {o['wakes']:.0f} | {ratio(j['wakes'], o['wakes'])} "
+              f"| {j['jail_wakes']:.1f} | {o['jail_wakes']:.1f} | {ratio(j['jail_wakes'], o['jail_wakes'])} |")
     if footprint:
         cl = dict(results)["defaults"]
         print(f"\n# footprint, defaults row ({', '.join(f'{c.name} {c.cipher}' for c in cl)})")
