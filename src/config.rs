@@ -27,7 +27,8 @@ pub use trust::parse_host_key;
 /// Compiled-in defaults (`JAILBIRD_DEFAULT_*`, checked by build.rs).
 pub use crate::defaults;
 
-/// Ciphers `-o Ciphers=` may name (all AEAD, all backed by ring).
+/// Ciphers `-o Ciphers=` may name (all AEAD: AES-GCM from ring; ChaCha20-Poly1305
+/// from ring, or on x86_64 from vendor/russh/chachapoly).
 pub const SUPPORTED_CIPHERS: &[&str] = &[
     "chacha20-poly1305@openssh.com",
     "aes256-gcm@openssh.com",
