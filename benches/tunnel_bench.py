@@ -89,17 +89,12 @@ def tree(pid):
     return out
 
 
-def cpu_secs(pid):
-    """CPU seconds of pid's process tree: each thread's on-CPU time in ns from
-    /proc/PID/task/TID/schedstat (exact, where utime+stime from /proc/PID/stat count 10 ms
-    ticks); utime+stime where schedstat is missing."""
-    return sched(pid)[0]
-
-
 def sched(pid):
-    """(CPU seconds, times scheduled onto a CPU) of pid's process tree; the second is
+    """(CPU seconds, times scheduled onto a CPU) of pid's process tree. CPU: each thread's
+    on-CPU time in ns from /proc/PID/task/TID/schedstat (exact, where utime+stime from
+    /proc/PID/stat count 10 ms ticks); utime+stime where schedstat is missing. Times:
     schedstat's third field summed over threads (0 where schedstat is missing): each
-    wake-up from a blocking poll or read is one."""
+    wake-up and each return from preemption is one."""
     total, runs = 0.0, 0
     for p in tree(pid):
         try:

@@ -20,7 +20,7 @@
 //! every result against ring's own implementation, both ways.
 #![forbid(unsafe_code)]
 
-use chacha20::cipher::{KeyIvInit, StreamCipher, StreamCipherSeek};
+use chacha20::cipher::{KeyIvInit, StreamCipher};
 use poly1305::universal_hash::KeyInit;
 use ring::aead::chacha20_poly1305_openssh as ring_ssh;
 use subtle::ConstantTimeEq;
@@ -55,32 +55,31 @@ impl Keys {
         chacha20::ChaCha20Legacy::new(&self.k1.into(), &nonce.into()).apply_keystream(length);
     }
 
-    /// Poly1305 keyed with block 0 of K_2's keystream for this packet.
-    fn mac(&self, sequence_number: u32) -> poly1305::Poly1305 {
+    /// K_2's cipher for this packet, past block 0, and Poly1305 keyed with
+    /// block 0 (one key set-up per packet for both).
+    fn payload(&self, sequence_number: u32) -> (chacha20::ChaCha20Legacy, poly1305::Poly1305) {
         let nonce = u64::from(sequence_number).to_be_bytes();
+        let mut cipher = chacha20::ChaCha20Legacy::new(&self.k2.into(), &nonce.into());
         let mut block0 = [0u8; 64];
-        chacha20::ChaCha20Legacy::new(&self.k2.into(), &nonce.into()).apply_keystream(&mut block0);
+        cipher.write_keystream(&mut block0);
         let mut mac_key = poly1305::Key::default();
         mac_key.copy_from_slice(&block0[..32]);
         let mac = poly1305::Poly1305::new(&mac_key);
         block0.fill(0);
         mac_key.fill(0);
-        mac
+        (cipher, mac)
     }
+}
 
-    /// XORs K_2's keystream from block 1 into `payload`.
-    fn xor_payload(&self, sequence_number: u32, payload: &mut [u8]) {
-        let nonce = u64::from(sequence_number).to_be_bytes();
-        let mut cipher = chacha20::ChaCha20Legacy::new(&self.k2.into(), &nonce.into());
-        cipher.seek(64u64);
-        let mut ks = [0u8; KEYSTREAM_CHUNK];
-        for chunk in payload.chunks_mut(KEYSTREAM_CHUNK) {
-            let ks = &mut ks[..chunk.len()];
-            cipher.write_keystream(ks);
-            xor(chunk, ks);
-        }
-        ks.fill(0);
+/// XORs `cipher`'s keystream into `payload`.
+fn xor_keystream(cipher: &mut chacha20::ChaCha20Legacy, payload: &mut [u8]) {
+    let mut ks = [0u8; KEYSTREAM_CHUNK];
+    for chunk in payload.chunks_mut(KEYSTREAM_CHUNK) {
+        let ks = &mut ks[..chunk.len()];
+        cipher.write_keystream(ks);
+        xor(chunk, ks);
     }
+    ks.fill(0);
 }
 
 /// Keystream bytes made per call: a multiple of the AVX-512 backend's 4 blocks.
@@ -116,7 +115,8 @@ impl Drop for Keys {
 /// no faster than ring's (agent CPU 1.22-1.26x OpenSSH's against ring's
 /// 1.16-1.17x, measured on this AVX-512 machine built without the backend), so
 /// ring's implementation serves every other x86_64 CPU.
-fn simd() -> bool {
+#[must_use]
+pub fn uses_simd() -> bool {
     #[cfg(all(target_arch = "x86_64", chacha20_avx512))]
     {
         std::arch::is_x86_feature_detected!("avx512f")
@@ -126,13 +126,6 @@ fn simd() -> bool {
     {
         false
     }
-}
-
-/// Whether [`SealingKey::new`] and [`OpeningKey::new`] take RustCrypto's
-/// SIMD code (`true`) or ring's (`false`) on this machine.
-#[must_use]
-pub fn uses_simd() -> bool {
-    simd()
 }
 
 enum Sealer {
@@ -151,7 +144,7 @@ pub struct SealingKey(Sealer);
 impl SealingKey {
     #[must_use]
     pub fn new(key: &[u8; KEY_LEN]) -> Self {
-        Self::with(key, simd())
+        Self::with(key, uses_simd())
     }
 
     fn with(key: &[u8; KEY_LEN], simd: bool) -> Self {
@@ -172,8 +165,9 @@ impl SealingKey {
             Sealer::Simd(keys) => {
                 let (length, payload) = packet.split_at_mut(PACKET_LENGTH_LEN);
                 keys.length(sequence_number, length.try_into().expect("4 bytes"));
-                keys.xor_payload(sequence_number, payload);
-                tag.copy_from_slice(&keys.mac(sequence_number).compute_unpadded(packet));
+                let (mut cipher, mac) = keys.payload(sequence_number);
+                xor_keystream(&mut cipher, payload);
+                tag.copy_from_slice(&mac.compute_unpadded(packet));
             }
             Sealer::Ring(key) => key.seal_in_place(sequence_number, packet, tag),
         }
@@ -186,7 +180,7 @@ pub struct OpeningKey(Opener);
 impl OpeningKey {
     #[must_use]
     pub fn new(key: &[u8; KEY_LEN]) -> Self {
-        Self::with(key, simd())
+        Self::with(key, uses_simd())
     }
 
     fn with(key: &[u8; KEY_LEN], simd: bool) -> Self {
@@ -239,12 +233,13 @@ impl OpeningKey {
                     .map_err(|_| BadTag)
             }
         };
-        let expected = keys.mac(sequence_number).compute_unpadded(packet);
+        let (mut cipher, mac) = keys.payload(sequence_number);
+        let expected = mac.compute_unpadded(packet);
         if !bool::from(expected.as_slice().ct_eq(tag)) {
             return Err(BadTag);
         }
         let payload = &mut packet[PACKET_LENGTH_LEN..];
-        keys.xor_payload(sequence_number, payload);
+        xor_keystream(&mut cipher, payload);
         Ok(payload)
     }
 }
