@@ -14,10 +14,12 @@
 #     snapshot must load. An empty, partial or unread database, or a tool that skips
 #     registry packages, fails here.
 #  2. Cargo.lock (the agent and warden) and fuzz/Cargo.lock.
-#  3. The vendored crates (vendor/*: russh 0.65.1 with jailbird's patch). cargo-audit
+#  3. The vendored crates (vendor/**: russh 0.65.1 with jailbird's patch). cargo-audit
 #     skips a package without a registry source, and [patch.crates-io] makes russh a
 #     path package, so a lock file is generated that names each vendored crate at its
 #     version from the crates.io source: the advisories for that upstream version apply.
+#     A crate of our own under vendor/ (`publish = false`: russh-chachapoly) has no
+#     upstream version; it counts as ours, its dependencies audited in Cargo.lock.
 #     A path package that is neither ours nor under vendor/ fails the script.
 # Any advisory that matches fails the script with cargo-audit's report, unless
 # .cargo/audit.toml ignores its id (with a reason there).
@@ -103,17 +105,26 @@ fi
 echo "audit: self-check ok: $loaded advisories loaded; $canary_crate $canary_version is reported ($canary_id)"
 
 # 2. and 3.: the lock files, and the vendored crates at their upstream versions.
+# A crate under vendor/ is either an upstream crate with our patch (audited at its
+# upstream version) or a crate of our own kept beside it (`publish = false`, e.g.
+# vendor/russh/chachapoly): that one has no upstream to audit, and its dependencies
+# are in Cargo.lock like any of ours.
 vendored=()
-for manifest in vendor/*/Cargo.toml; do
-  [ -e "$manifest" ] || continue
-  vendored+=("$(manifest_value "$manifest" name)" "$(manifest_value "$manifest" version)")
-done
+vendor_ours=""
+while read -r manifest; do
+  name="$(manifest_value "$manifest" name)"
+  if [ "$(manifest_value "$manifest" publish)" = false ]; then
+    vendor_ours+=" $name"
+  else
+    vendored+=("$name" "$(manifest_value "$manifest" version)")
+  fi
+done < <(find vendor -name target -prune -o -name Cargo.toml -print 2>/dev/null | sort)
 locks=(Cargo.lock)
 if [ -e fuzz/Cargo.lock ]; then locks+=(fuzz/Cargo.lock); fi
 
 # Every package without a registry source must be one of ours or a vendored crate.
 ours=" $(find . \( -name target -o -name vendor -o -name .git \) -prune -o -name Cargo.toml -print |
-  while read -r m; do manifest_value "$m" name; done | tr '\n' ' ')"
+  while read -r m; do manifest_value "$m" name; done | tr '\n' ' ')$vendor_ours "
 vendored_names=" $(for ((i = 0; i < ${#vendored[@]}; i += 2)); do printf '%s ' "${vendored[i]}"; done)"
 unaudited=0
 for lock in "${locks[@]}"; do
