@@ -13,8 +13,8 @@ use crate::types::quote;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// The schema this build reads and writes.
-pub const SCHEMA_VERSION: i64 = 3;
+/// The schema this build reads and writes: the last migration's.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;
 
 /// Versioned migrations, shared by both backends. `{serial}` is the one
 /// dialect difference: an auto-numbered primary key.
@@ -185,7 +185,23 @@ impl From<u16> for Value {
     }
 }
 
-pub type Row = Vec<Value>;
+/// One result row: its values and the names of its columns, so that rows
+/// are decoded by column name (store/row.rs), never by position.
+#[derive(Clone, Debug)]
+pub struct Row {
+    cols: std::sync::Arc<[String]>,
+    vals: Vec<Value>,
+}
+
+impl Row {
+    /// The value of column `col`, or `None` if the query has no such column.
+    pub fn get(&self, col: &str) -> Option<&Value> {
+        self.cols
+            .iter()
+            .position(|c| c == col)
+            .and_then(|i| self.vals.get(i))
+    }
+}
 
 /// Where the registry lives: `sqlite:///path/registry.db` or
 /// `postgres://USER@HOST[:PORT]/DB` (the password never in the URL).
@@ -640,6 +656,8 @@ impl Conn {
             Conn::Sqlite { conn, .. } => {
                 let mut st = conn.prepare_cached(&sqlite_sql(sql)).map_err(sqlite_err)?;
                 let n = st.column_count();
+                let cols: std::sync::Arc<[String]> =
+                    st.column_names().iter().map(|c| c.to_string()).collect();
                 let mut rows = st
                     .query(rusqlite::params_from_iter(params.iter()))
                     .map_err(sqlite_err)?;
@@ -660,7 +678,10 @@ impl Conn {
                             }
                         });
                     }
-                    out.push(row);
+                    out.push(Row {
+                        cols: cols.clone(),
+                        vals: row,
+                    });
                 }
                 Ok(out)
             }
@@ -668,8 +689,23 @@ impl Conn {
                 let p: Vec<&(dyn postgres::types::ToSql + Sync)> =
                     params.iter().map(|v| v as _).collect();
                 let rows = c.query(sql, &p).map_err(pg_err)?;
+                let Some(first) = rows.first() else {
+                    return Ok(Vec::new());
+                };
+                let cols: std::sync::Arc<[String]> = first
+                    .columns()
+                    .iter()
+                    .map(|c| c.name().to_string())
+                    .collect();
                 rows.iter()
-                    .map(|r| (0..r.len()).map(|i| pg_value(r, i)).collect())
+                    .map(|r| {
+                        Ok(Row {
+                            cols: cols.clone(),
+                            vals: (0..r.len())
+                                .map(|i| pg_value(r, i))
+                                .collect::<Result<_, _>>()?,
+                        })
+                    })
                     .collect()
             }
         }
@@ -741,10 +777,10 @@ impl Conn {
     }
 
     fn schema_version(&mut self) -> Result<i64, Error> {
-        match self.query("SELECT max(version) FROM warden_schema", &[]) {
+        match self.query("SELECT max(version) AS version FROM warden_schema", &[]) {
             Ok(rows) => Ok(rows
                 .first()
-                .and_then(|r| r.first())
+                .and_then(|r| r.get("version"))
                 .and_then(Value::int)
                 .unwrap_or(0)),
             Err(_) => Err(Error::runtime(
@@ -767,10 +803,10 @@ impl Conn {
                 c.query("SELECT pg_advisory_xact_lock(2026112901)", &[])?;
             }
             c.batch("CREATE TABLE IF NOT EXISTS warden_schema (version BIGINT NOT NULL)")?;
-            let rows = c.query("SELECT max(version) FROM warden_schema", &[])?;
+            let rows = c.query("SELECT max(version) AS version FROM warden_schema", &[])?;
             let have = rows
                 .first()
-                .and_then(|r| r.first())
+                .and_then(|r| r.get("version"))
                 .and_then(Value::int)
                 .unwrap_or(0);
             if have > SCHEMA_VERSION {

@@ -4,6 +4,8 @@
 
 use crate::error::Error;
 use crate::registry::{Device, Jail};
+use crate::render;
+use crate::types::PublicKey;
 use std::path::Path;
 
 /// Where the device keeps the known_hosts file when `--known-hosts-path` is
@@ -14,7 +16,7 @@ pub const DEFAULT_DEVICE_KNOWN_HOSTS: &str = "/etc/jailbird/known_hosts";
 pub fn render(
     d: &Device,
     jails: &[Jail],
-    host_ca: Option<&str>,
+    host_ca: Option<&PublicKey>,
     known_hosts_path: &str,
 ) -> Result<(String, String), Error> {
     if d.revoked {
@@ -42,38 +44,27 @@ pub fn render(
     if let Some(ca) = host_ca {
         // One line for every jail of the pool, now and later: a jail added or
         // rebuilt with a certificate from this CA needs no device change.
-        kh.push_str(&format!("@cert-authority * {ca}\n"));
+        kh.push_str(&format!("@cert-authority * {}\n", ca.line()));
     }
     for j in jails {
-        dests.push(format!("{}@{}", j.user, j.host_port()?));
+        dests.push(format!("{}@{}", j.user, j.address));
         // The jails' own keys stay beside the CA line: a jail not signed yet
         // (or whose certificate lapsed) is still known by its key.
-        let hp = j.host_port()?;
-        let host = if hp.host.contains(':') {
-            format!("[{}]", hp.host)
-        } else {
-            hp.host.clone()
-        };
-        let name = if hp.port == 22 {
-            host
-        } else {
-            jailbird::hostkey::known_hosts_name(&hp.host, hp.port)
-        };
-        kh.push_str(&format!("{name} {}\n", j.host_key));
+        kh.push_str(&render::known_hosts_line(&j.address, &j.host_key));
     }
-    let env = format!(
+    let mut env = format!(
         "# /etc/jailbird/jailbird.env for device {id} (pool {pool}, port {port}), written by\n\
-         # `warden device-config {id}`. jailbird tries the jails in this order.\n\
-         JAILBIRD_DESTINATION={dest}\n\
-         JAILBIRD_REMOTE_FORWARD={port}:{target}\n\
-         JAILBIRD_KNOWN_HOSTS={kh_path}\n",
+         # `warden device-config {id}`. jailbird tries the jails in this order.\n",
         id = d.id,
         pool = d.pool,
         port = d.port,
-        dest = dests.join(","),
-        target = d.target,
-        kh_path = known_hosts_path,
     );
+    env.push_str(&render::env_line("JAILBIRD_DESTINATION", &dests.join(",")));
+    env.push_str(&render::env_line(
+        "JAILBIRD_REMOTE_FORWARD",
+        &format!("{}:{}", d.port, d.target),
+    ));
+    env.push_str(&render::env_line("JAILBIRD_KNOWN_HOSTS", known_hosts_path));
     Ok((env, kh))
 }
 

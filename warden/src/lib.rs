@@ -20,7 +20,9 @@ pub mod device_config;
 pub mod error;
 pub mod operator;
 pub mod registry;
+pub mod render;
 pub mod sshd;
+pub mod store;
 pub mod types;
 pub mod watch;
 
@@ -28,14 +30,20 @@ use cli::{CaCmd, Cli, Cmd, JailCmd, OperatorCmd, PoolCmd};
 use db::{Conn, DbUrl, Mode};
 use error::Error;
 use registry::{Device, NewDevice, Which};
-use types::{DeviceId, HostPort, Mac, Name, PortRange, PublicKey};
+use types::{DeviceId, HostPort, Mac, Name, PortRange, PublicKey, UserName};
 
 fn json<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string_pretty(v).unwrap_or_default()
 }
 
-/// An aligned table: a header and rows of cells.
+/// An aligned table: a header and rows of cells. Every cell is shown on one
+/// line (types::one_line): a stored newline cannot forge a row.
 fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.iter().map(|c| types::one_line(c)).collect())
+        .collect();
+    let rows = &rows[..];
     let mut w: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for r in rows {
         for (i, c) in r.iter().enumerate() {
@@ -60,8 +68,8 @@ fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
-fn dash(v: &Option<String>) -> String {
-    v.clone().unwrap_or_else(|| "-".into())
+fn dash<T: std::fmt::Display>(v: &Option<T>) -> String {
+    v.as_ref().map_or_else(|| "-".into(), ToString::to_string)
 }
 
 fn device_rows(ds: &[Device]) -> String {
@@ -81,9 +89,9 @@ fn device_rows(ds: &[Device]) -> String {
                 dash(&d.offline_since)
             };
             vec![
-                d.id.clone(),
+                d.id.to_string(),
                 dash(&d.mac),
-                d.pool.clone(),
+                d.pool.to_string(),
                 d.port.to_string(),
                 state,
                 dash(&d.online),
@@ -108,15 +116,19 @@ fn device_rows(ds: &[Device]) -> String {
 }
 
 fn show_device(d: &Device) -> String {
-    let labels: Vec<String> = d.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let labels: Vec<String> = d
+        .labels
+        .iter()
+        .map(|(k, v)| types::one_line(&format!("{k}={v}")))
+        .collect();
     let mut s = String::new();
     for (k, v) in [
-        ("id", d.id.clone()),
+        ("id", d.id.to_string()),
         ("mac", dash(&d.mac)),
-        ("pool", d.pool.clone()),
+        ("pool", d.pool.to_string()),
         ("port", d.port.to_string()),
-        ("target", d.target.clone()),
-        ("key", d.key.clone()),
+        ("target", d.target.to_string()),
+        ("key", d.key.line()),
         ("fingerprint", d.fingerprint.clone()),
         (
             "labels",
@@ -133,7 +145,7 @@ fn show_device(d: &Device) -> String {
         ("offline since", dash(&d.offline_since)),
         ("last seen", dash(&d.last_seen)),
     ] {
-        s.push_str(&format!("{k:<14} {v}\n"));
+        s.push_str(&format!("{k:<14} {}\n", types::one_line(&v)));
     }
     s
 }
@@ -276,7 +288,7 @@ pub fn run(cli: &Cli) -> Result<String, Error> {
             } else {
                 let rows: Vec<Vec<String>> = ps
                     .iter()
-                    .map(|p| vec![p.name.clone(), p.ports.clone(), p.devices.to_string()])
+                    .map(|p| vec![p.name.to_string(), p.ports.clone(), p.devices.to_string()])
                     .collect();
                 table(&["POOL", "PORTS", "DEVICES"], &rows)
             }
@@ -294,14 +306,8 @@ pub fn run(cli: &Cli) -> Result<String, Error> {
                 address: HostPort::parse("--address", address, Some(22))?,
                 host_key: PublicKey::parse("--host-key", host_key)?,
                 pool: name("pool", pool)?,
-                user: {
-                    sshd_user_check(user)?;
-                    user.clone()
-                },
-                operator_user: {
-                    sshd_user_check(operator_user)?;
-                    operator_user.clone()
-                },
+                user: UserName::parse("--user", user)?,
+                operator_user: UserName::parse("--operator-user", operator_user)?,
             };
             let mut c = Conn::open(&db, Mode::Admin)?;
             let j = registry::jail_add(&mut c, &j)?;
@@ -326,15 +332,12 @@ pub fn run(cli: &Cli) -> Result<String, Error> {
                 let rows: Vec<Vec<String>> = js
                     .iter()
                     .map(|j| {
-                        let fp = PublicKey::parse("host key", &j.host_key)
-                            .map(|k| k.fingerprint)
-                            .unwrap_or_default();
                         vec![
-                            j.name.clone(),
-                            j.pool.clone(),
-                            j.address.clone(),
-                            j.user.clone(),
-                            fp,
+                            j.name.to_string(),
+                            j.pool.to_string(),
+                            j.address.to_string(),
+                            j.user.to_string(),
+                            j.host_key.fingerprint.clone(),
                         ]
                     })
                     .collect();
@@ -405,16 +408,10 @@ pub fn run(cli: &Cli) -> Result<String, Error> {
             }
             let mut c = Conn::open(&db, Mode::Admin)?;
             let d = registry::show(&mut c, &Which::Id(id))?;
-            let jails: Vec<_> = registry::jails(&mut c)?
-                .into_iter()
-                .filter(|j| j.pool == d.pool)
-                .collect();
-            let host_ca = registry::pools(&mut c)?
-                .into_iter()
-                .find(|p| p.name == d.pool)
-                .and_then(|p| p.host_ca);
+            let jails = registry::pool_jails(&mut c, &d.pool)?;
+            let host_ca = registry::pool_named(&mut c, &d.pool)?.and_then(|p| p.host_ca);
             let (env, kh) =
-                device_config::render(&d, &jails, host_ca.as_deref(), known_hosts_path)?;
+                device_config::render(&d, &jails, host_ca.as_ref(), known_hosts_path)?;
             device_config::write_file(out, "jailbird.env", &env)?;
             device_config::write_file(out, "known_hosts", &kh)?;
             if let Some(ca) = operator_ca {
@@ -441,9 +438,7 @@ pub fn run(cli: &Cli) -> Result<String, Error> {
             let want = registry::parse_labels(&a.labels)?;
             let mut c = Conn::open(&db, Mode::Admin)?;
             if let Some(p) = &pool
-                && !registry::pools(&mut c)?
-                    .iter()
-                    .any(|x| x.name == p.as_str())
+                && registry::pool_named(&mut c, p)?.is_none()
             {
                 return Err(Error::invalid(format!("unknown pool {p}")));
             }
@@ -505,7 +500,7 @@ pub fn run(cli: &Cli) -> Result<String, Error> {
                     .iter()
                     .map(|o| {
                         vec![
-                            o.name.clone(),
+                            o.name.to_string(),
                             if o.disabled { "disabled" } else { "enabled" }.into(),
                             o.keys.join(","),
                         ]
@@ -659,18 +654,3 @@ pub fn check_reason(reason: Option<&str>) -> Result<(), Error> {
     }
 }
 
-fn sshd_user_check(u: &str) -> Result<(), Error> {
-    let ok = !u.is_empty()
-        && u.len() <= 32
-        && !u.starts_with('-')
-        && u.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::invalid(format!(
-            "--user {}: not a user name",
-            types::quote(u)
-        )))
-    }
-}

@@ -7,7 +7,7 @@ use crate::cli::{ConnectArgs, SshConfigArgs};
 use crate::db::{Conn, DbUrl, Mode};
 use crate::error::Error;
 use crate::registry::{self, Device, Granted, Jail, Which};
-use crate::types::{self, DeviceId, Mac, Name, PublicKey};
+use crate::types::{self, DeviceId, Mac, Name, PublicKey, shell_word};
 use ssh_key::certificate::{Builder, CertType};
 use ssh_key::private::Ed25519Keypair;
 use ssh_key::{Algorithm, LineEnding};
@@ -132,7 +132,7 @@ impl Ca {
         b.serial(g.id as u64).map_err(fail)?;
         b.cert_type(CertType::User).map_err(fail)?;
         b.key_id(cert_key_id(operator, g)).map_err(fail)?;
-        b.valid_principal(g.device.id.clone()).map_err(fail)?;
+        b.valid_principal(g.device.id.to_string()).map_err(fail)?;
         for ext in CERT_EXTENSIONS {
             b.extension(*ext, "").map_err(fail)?;
         }
@@ -160,7 +160,7 @@ impl Ca {
     /// devices dial, valid from an hour ago for `valid_secs`.
     pub fn sign_host(&self, jail: &Jail, valid_secs: i64) -> Result<ssh_key::Certificate, Error> {
         let fail = |e: ssh_key::Error| Error::runtime(format!("signing the host certificate: {e}"));
-        let host = ssh_key::PublicKey::from_openssh(&jail.host_key)
+        let host = ssh_key::PublicKey::from_openssh(&jail.host_key.line())
             .map_err(|e| Error::runtime(format!("jail {}: stored host key: {e}", jail.name)))?;
         let now = registry::now();
         let after = (now - HOST_CERT_BACKDATE_SECS).max(0) as u64;
@@ -176,7 +176,7 @@ impl Ca {
         b.cert_type(CertType::Host).map_err(fail)?;
         b.key_id(format!("warden jail {} pool {}", jail.name, jail.pool))
             .map_err(fail)?;
-        b.valid_principal(jail.host_port()?.host).map_err(fail)?;
+        b.valid_principal(jail.address.host.clone()).map_err(fail)?;
         b.comment(format!("warden:{}", jail.name)).map_err(fail)?;
         b.sign(&self.key).map_err(fail)
     }
@@ -195,12 +195,10 @@ pub fn jail_sign(
     let ca = load_ca(ca)?;
     let mut c = Conn::open(db, Mode::Admin)?;
     let jail = registry::jail(&mut c, name)?;
-    let pool = registry::pools(&mut c)?
-        .into_iter()
-        .find(|p| p.name == jail.pool)
+    let pool = registry::pool_named(&mut c, &jail.pool)?
         .ok_or_else(|| Error::runtime(format!("jail {name} names a missing pool")))?;
     match &pool.host_ca {
-        Some(k) if *k == ca.public_line() => {}
+        Some(k) if k.line() == ca.public_line() => {}
         Some(_) => {
             return Err(Error::invalid(format!(
                 "--ca is not pool {}'s host CA (warden pool ls --json shows it)",
@@ -236,7 +234,7 @@ pub fn jail_sign(
     Ok(format!(
         "{}: host certificate for jail {name} ({}) until {until}; sshd: HostCertificate {}\n",
         path.display(),
-        jail.host_port()?.host,
+        jail.address.host,
         path.display()
     ))
 }
@@ -319,30 +317,12 @@ fn cert_dir(given: Option<&Path>) -> Result<PathBuf, Error> {
 fn jails_known_hosts(jails: &[Jail]) -> Result<String, Error> {
     let mut out = String::from("# the jails' host keys, written by warden\n");
     for j in jails {
-        let hp = j.host_port()?;
-        let name = if hp.port == 22 {
-            hp.host.clone()
-        } else {
-            jailbird::hostkey::known_hosts_name(&hp.host, hp.port)
-        };
-        out.push_str(&format!("{name} {}\n", j.host_key));
+        out.push_str(&crate::render::known_hosts_line(&j.address, &j.host_key));
     }
     Ok(out)
 }
 
 // ---- the ssh command ----------------------------------------------------------
-
-/// One word for a POSIX shell (and for ssh's ProxyCommand, which runs in one).
-pub fn shell_word(w: &str) -> String {
-    if !w.is_empty()
-        && w.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"@+=:,./_-".contains(&b))
-    {
-        w.to_string()
-    } else {
-        format!("'{}'", w.replace('\'', r"'\''"))
-    }
-}
 
 fn shell_line(words: &[String]) -> String {
     words
@@ -368,26 +348,14 @@ fn safe_path(what: &str, p: &Path) -> Result<String, Error> {
     Ok(s)
 }
 
-/// The registry's text is checked again before it reaches a shell, ssh's
-/// arguments or ssh_config: a row written by anyone with database access
-/// (the jail's `warden` account, say) must not inject a line or an option.
-fn check_jail_text(j: &Jail) -> Result<(), Error> {
-    j.host_port()?;
-    crate::sshd::check_user("stored operator user", &j.operator_user)?;
-    PublicKey::parse("stored host key", &j.host_key)?;
-    Ok(())
-}
-
+/// The registry's values arrive typed (store/row.rs checked each); what is
+/// left is what a valid id may still do on ssh's command line.
 fn check_device_text(d: &Device) -> Result<(), Error> {
-    DeviceId::parse(&d.id)?;
-    if d.id.starts_with('-') {
+    if d.id.as_str().starts_with('-') {
         return Err(Error::invalid(format!(
             "device {}: an id starting with '-' would be an ssh option",
             d.id
         )));
-    }
-    if let Some(m) = &d.mac {
-        Mac::parse(m)?;
     }
     Ok(())
 }
@@ -403,8 +371,7 @@ struct Route<'a> {
 /// `ssh -W localhost:PORT OPUSER@JAIL`, the ProxyCommand: the jail's sshd
 /// lets the operator's key open exactly the granted devices' ports.
 fn proxy_command(r: &Route) -> Result<Vec<String>, Error> {
-    check_jail_text(r.jail)?;
-    let hp = r.jail.host_port()?;
+    let hp = r.jail.address.clone();
     let mut w: Vec<String> = vec!["ssh".into()];
     if let Some(kh) = r.known_hosts {
         let kh = safe_path("--known-hosts", kh)?;
@@ -448,11 +415,11 @@ fn which(id: &Option<String>, mac: &Option<String>, verb: &str) -> Result<Which,
 /// The operator who connects: `--operator`, else the one whose key `--identity` is.
 fn who(c: &mut Conn, a: &ConnectArgs, key: Option<&PublicKey>) -> Result<Name, Error> {
     let owner = match key {
-        Some(k) => registry::operator_for_key(c, &k.fingerprint)?.map(|(name, _, _)| name),
+        Some(k) => registry::operator_for_key(c, &k.fingerprint)?.map(|k| k.operator),
         None => None,
     };
     match (&a.operator, owner, key) {
-        (Some(n), Some(o), Some(k)) if *n != o => Err(Error::invalid(format!(
+        (Some(n), Some(o), Some(k)) if o != *n.as_str() => Err(Error::invalid(format!(
             "--identity key {} is operator {o}'s, not {n}'s",
             k.fingerprint
         ))),
@@ -461,7 +428,7 @@ fn who(c: &mut Conn, a: &ConnectArgs, key: Option<&PublicKey>) -> Result<Name, E
             k.fingerprint
         ))),
         (Some(n), _, _) => Name::parse("operator", n),
-        (None, Some(o), _) => Name::parse("stored operator", &o),
+        (None, Some(o), _) => Ok(o),
         (None, None, Some(k)) => Err(Error::invalid(format!(
             "--identity key {} is no operator's",
             k.fingerprint
@@ -506,7 +473,6 @@ pub fn connect(db: &DbUrl, a: &ConnectArgs) -> Result<String, Error> {
         )));
     }
     let jail = registry::jail_for(&mut c, &device)?;
-    check_jail_text(&jail)?;
     let g = registry::grant(&mut c, &which, &operator, secs, a.reason.as_deref())?;
     c.fix_ownership();
     let kh = dir.join(JAILS_KNOWN_HOSTS);
@@ -543,7 +509,7 @@ pub fn connect(db: &DbUrl, a: &ConnectArgs) -> Result<String, Error> {
         registry::audit_op(
             c,
             "connect",
-            Some(&g.device.id),
+            Some(g.device.id.as_str()),
             Some(operator.as_str()),
             a.reason.as_deref(),
             Some(&detail),
@@ -577,7 +543,7 @@ pub fn connect(db: &DbUrl, a: &ConnectArgs) -> Result<String, Error> {
             format!("CertificateFile={}", safe_path("certificate", path)?),
         ]);
     }
-    w.push(g.device.id.clone());
+    w.push(g.device.id.to_string());
     w.extend(a.ssh_args.iter().cloned());
     let until = registry::rfc3339(g.expires);
     if a.print {
@@ -632,8 +598,8 @@ pub fn ssh_config(db: &DbUrl, a: &SshConfigArgs) -> Result<String, Error> {
         }
         let Some(jail) = d
             .online
-            .as_deref()
-            .and_then(|n| jails.iter().find(|j| j.name == n && j.pool == d.pool))
+            .as_ref()
+            .and_then(|n| jails.iter().find(|j| j.name == *n && j.pool == d.pool))
             .or_else(|| jails.iter().find(|j| j.pool == d.pool))
         else {
             continue;
@@ -646,7 +612,7 @@ pub fn ssh_config(db: &DbUrl, a: &SshConfigArgs) -> Result<String, Error> {
         };
         let names = match &d.mac {
             Some(m) => format!("{} {m}", d.id),
-            None => d.id.clone(),
+            None => d.id.to_string(),
         };
         out.push_str(&format!(
             "\nHost {names}\n    HostKeyAlias {}\n    ProxyCommand {}\n",

@@ -5,7 +5,9 @@
 
 use crate::db::{Conn, Row, TxError, Value};
 use crate::error::Error;
-use crate::types::{DeviceId, HostPort, Mac, Name, PortRange, PublicKey, quote};
+use crate::store::row::Rd;
+pub use crate::store::row::{MAX_LABEL_CHARS, MAX_LABELS, parse_labels};
+use crate::types::{DeviceId, HostPort, Mac, Name, PortRange, PublicKey, UserName, quote};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -16,10 +18,6 @@ pub const DEFAULT_TUNNEL_USER: &str = "tunuser";
 /// How stale `last_seen` may get before a login or a watch tick writes it
 /// again: logins never queue behind a write for a timestamp.
 pub const LAST_SEEN_WRITE_SECS: i64 = 60;
-/// Labels per device.
-pub const MAX_LABELS: usize = 16;
-/// Length of a label key or value.
-pub const MAX_LABEL_CHARS: usize = 128;
 
 pub fn now() -> i64 {
     std::time::SystemTime::now()
@@ -119,7 +117,7 @@ pub fn audit_op(
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Pool {
-    pub name: String,
+    pub name: Name,
     pub ports: String,
     #[serde(skip)]
     pub range: PortRange,
@@ -128,101 +126,110 @@ pub struct Pool {
     pub require_reason: bool,
     /// The CA that signs this pool's jails' host certificates, "TYPE BASE64":
     /// devices then trust it instead of each jail's key.
-    pub host_ca: Option<String>,
+    pub host_ca: Option<PublicKey>,
 }
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Jail {
-    pub name: String,
-    pub pool: String,
-    pub address: String,
-    pub host_key: String,
-    pub user: String,
-    pub operator_user: String,
-}
-
-impl Jail {
-    /// The address as `HOST:PORT`.
-    pub fn host_port(&self) -> Result<HostPort, Error> {
-        HostPort::parse("jail address", &self.address, Some(22))
-    }
+    pub name: Name,
+    pub pool: Name,
+    pub address: HostPort,
+    pub host_key: PublicKey,
+    pub user: UserName,
+    pub operator_user: UserName,
 }
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Device {
-    pub id: String,
-    pub mac: Option<String>,
-    pub pool: String,
+    pub id: DeviceId,
+    pub mac: Option<Mac>,
+    pub pool: Name,
     pub port: u16,
-    pub target: String,
+    pub target: HostPort,
     pub revoked: bool,
-    pub online: Option<String>,
+    pub online: Option<Name>,
     pub last_seen: Option<String>,
     pub online_since: Option<String>,
     pub offline_since: Option<String>,
     pub enrolled: String,
     pub revoked_at: Option<String>,
     pub labels: BTreeMap<String, String>,
-    pub key: String,
+    pub key: PublicKey,
     pub fingerprint: String,
 }
 
-const DEVICE_COLS: &str = "id, mac, pool, port, target, revoked, online_jail, last_seen, \
-     online_since, offline_since, enrolled, labels, key_type, key_base64, fingerprint";
+/// A device's columns, and its pool's range (its port must lie in it).
+const DEVICE_COLS: &str = "d.id, d.mac, d.pool, d.port, d.target, d.revoked, d.online_jail, \
+     d.last_seen, d.online_since, d.offline_since, d.enrolled, d.labels, d.key_type, \
+     d.key_base64, d.fingerprint, p.port_lo, p.port_hi \
+     FROM devices d LEFT JOIN pools p ON p.name = d.pool";
 
-fn text(r: &Row, i: usize) -> String {
-    r[i].text().unwrap_or_default().to_string()
-}
-fn opt_text(r: &Row, i: usize) -> Option<String> {
-    r[i].text().map(str::to_string)
-}
-fn opt_time(r: &Row, i: usize) -> Option<String> {
-    r[i].int().map(rfc3339)
+fn opt_time(rd: &Rd, col: &str) -> Result<Option<String>, Error> {
+    Ok(rd.opt_int(col)?.map(rfc3339))
 }
 
-fn device_from(r: &Row) -> Device {
-    Device {
-        id: text(r, 0),
-        mac: opt_text(r, 1),
-        pool: text(r, 2),
-        port: r[3].int().unwrap_or(0) as u16,
-        target: text(r, 4),
-        revoked: r[5] != Value::Null,
-        revoked_at: opt_time(r, 5),
-        online: opt_text(r, 6),
-        last_seen: opt_time(r, 7),
-        online_since: opt_time(r, 8),
-        offline_since: opt_time(r, 9),
-        enrolled: r[10].int().map(rfc3339).unwrap_or_default(),
-        labels: serde_json::from_str(r[11].text().unwrap_or("{}")).unwrap_or_default(),
-        key: format!("{} {}", text(r, 12), text(r, 13)),
-        fingerprint: text(r, 14),
+fn device_from(r: &Row) -> Result<Device, Error> {
+    let rd = Rd::new("devices", "id", r);
+    if rd.opt_int("port_lo")?.is_none() {
+        return Err(rd.bad("pool", "names no pool that exists"));
     }
+    let range = rd.port_range("port_lo", "port_hi")?;
+    let key = rd.key("key_type", "key_base64", "fingerprint")?;
+    Ok(Device {
+        id: rd.device_id("id")?,
+        mac: rd.opt_mac("mac")?,
+        pool: rd.name("pool")?,
+        port: rd.port_in("port", range)?,
+        target: rd.host_port("target", None)?,
+        revoked: rd.is_set("revoked")?,
+        revoked_at: opt_time(&rd, "revoked")?,
+        online: rd.opt_name("online_jail")?,
+        last_seen: opt_time(&rd, "last_seen")?,
+        online_since: opt_time(&rd, "online_since")?,
+        offline_since: opt_time(&rd, "offline_since")?,
+        enrolled: rfc3339(rd.int("enrolled")?),
+        labels: rd.labels("labels")?,
+        fingerprint: key.fingerprint.clone(),
+        key,
+    })
 }
 
-/// Parses `K=V` labels.
-pub fn parse_labels(items: &[String]) -> Result<BTreeMap<String, String>, Error> {
-    let mut out = BTreeMap::new();
-    for s in items {
-        let bad = |why: &str| Error::invalid(format!("label {}: {why}", quote(s)));
-        let (k, v) = s.split_once('=').ok_or_else(|| bad("want KEY=VALUE"))?;
-        if k.is_empty()
-            || k.len() > MAX_LABEL_CHARS
-            || !k
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'/'))
-        {
-            return Err(bad("key: want 1-128 of A-Z a-z 0-9 . _ - /"));
-        }
-        if v.len() > MAX_LABEL_CHARS || v.chars().any(char::is_control) {
-            return Err(bad("value: up to 128 printable characters"));
-        }
-        out.insert(k.to_string(), v.to_string());
+fn devices_from(rows: &[Row]) -> Result<Vec<Device>, Error> {
+    rows.iter().map(device_from).collect()
+}
+
+const JAIL_COLS: &str = "name, pool, address, host_key, tunnel_user, operator_user";
+
+fn jail_from(r: &Row) -> Result<Jail, Error> {
+    let rd = Rd::new("jails", "name", r);
+    let j = Jail {
+        name: rd.name("name")?,
+        pool: rd.name("pool")?,
+        address: rd.host_port("address", Some(22))?,
+        host_key: rd.key_line("host_key")?,
+        user: rd.user("tunnel_user")?,
+        operator_user: rd.user("operator_user")?,
+    };
+    if j.user == j.operator_user {
+        return Err(rd.bad(
+            "operator_user",
+            "the same account as tunnel_user: devices and operators need separate accounts",
+        ));
     }
-    if out.len() > MAX_LABELS {
-        return Err(Error::invalid(format!("more than {MAX_LABELS} labels")));
-    }
-    Ok(out)
+    Ok(j)
+}
+
+fn pool_from(r: &Row) -> Result<Pool, Error> {
+    let rd = Rd::new("pools", "name", r);
+    let range = rd.port_range("port_lo", "port_hi")?;
+    Ok(Pool {
+        name: rd.name("name")?,
+        ports: range.to_string(),
+        range,
+        devices: rd.int("devices")?,
+        require_reason: rd.flag("require_reason")?,
+        host_ca: rd.opt_key_line("host_ca")?,
+    })
 }
 
 // ---- pools and jails ----------------------------------------------------
@@ -230,27 +237,24 @@ pub fn parse_labels(items: &[String]) -> Result<BTreeMap<String, String>, Error>
 pub fn pools(c: &mut Conn) -> Result<Vec<Pool>, Error> {
     let rows = c.query(
         "SELECT p.name, p.port_lo, p.port_hi,
-                (SELECT count(*) FROM devices d WHERE d.pool = p.name), p.require_reason, p.host_ca
+                (SELECT count(*) FROM devices d WHERE d.pool = p.name) AS devices,
+                p.require_reason, p.host_ca
          FROM pools p ORDER BY p.name",
         &[],
     )?;
-    Ok(rows
-        .iter()
-        .map(|r| {
-            let range = PortRange {
-                lo: r[1].int().unwrap_or(0) as u16,
-                hi: r[2].int().unwrap_or(0) as u16,
-            };
-            Pool {
-                name: text(r, 0),
-                ports: range.to_string(),
-                range,
-                devices: r[3].int().unwrap_or(0),
-                require_reason: r[4].int().unwrap_or(0) != 0,
-                host_ca: opt_text(r, 5),
-            }
-        })
-        .collect())
+    rows.iter().map(pool_from).collect()
+}
+
+/// One pool by name.
+pub fn pool_named(c: &mut Conn, name: &Name) -> Result<Option<Pool>, Error> {
+    let rows = c.query(
+        "SELECT p.name, p.port_lo, p.port_hi,
+                (SELECT count(*) FROM devices d WHERE d.pool = p.name) AS devices,
+                p.require_reason, p.host_ca
+         FROM pools p WHERE p.name = $1",
+        &[name.as_str().into()],
+    )?;
+    rows.first().map(pool_from).transpose()
 }
 
 pub fn pool_add(
@@ -265,7 +269,7 @@ pub fn pool_add(
             c.batch("LOCK TABLE pools IN SHARE ROW EXCLUSIVE MODE")?;
         }
         for p in pools(c)? {
-            if p.name == name.as_str() {
+            if p.name == *name {
                 if p.range == range && p.require_reason == require_reason {
                     return Ok(()); // already there, the same: nothing to do
                 }
@@ -312,7 +316,7 @@ pub fn pool_add(
 /// Sets the CA that signs `pool`'s jails' host certificates.
 pub fn pool_host_ca(c: &mut Conn, pool: &Name, key: &PublicKey) -> Result<(), Error> {
     c.transaction(|c| {
-        if !pools(c)?.iter().any(|p| p.name == pool.as_str()) {
+        if pool_named(c, pool)?.is_none() {
             return Err(Error::invalid(format!("unknown pool {pool}")).into());
         }
         c.exec(
@@ -332,24 +336,21 @@ pub fn pool_host_ca(c: &mut Conn, pool: &Name, key: &PublicKey) -> Result<(), Er
 
 /// The pool named, or the only pool there is.
 fn resolve_pool(c: &mut Conn, name: Option<&Name>) -> Result<Pool, TxError> {
-    let all = pools(c)?;
-    match name {
-        Some(n) => all
-            .into_iter()
-            .find(|p| p.name == n.as_str())
-            .ok_or_else(|| Error::invalid(format!("unknown pool {n}")).into()),
-        None => match all.len() {
-            1 => Ok(all.into_iter().next().unwrap()),
-            0 => Err(Error::invalid("no pool yet: warden pool add NAME [--ports LO-HI]").into()),
-            _ => Err(Error::invalid(format!(
-                "several pools ({}): name one with --pool",
-                all.iter()
-                    .map(|p| p.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ))
-            .into()),
-        },
+    if let Some(n) = name {
+        return pool_named(c, n)?.ok_or_else(|| Error::invalid(format!("unknown pool {n}")).into());
+    }
+    let mut all = pools(c)?;
+    match all.len() {
+        1 => Ok(all.remove(0)),
+        0 => Err(Error::invalid("no pool yet: warden pool add NAME [--ports LO-HI]").into()),
+        _ => Err(Error::invalid(format!(
+            "several pools ({}): name one with --pool",
+            all.iter()
+                .map(|p| p.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+        .into()),
     }
 }
 
@@ -358,22 +359,28 @@ pub struct NewJail {
     pub address: HostPort,
     pub host_key: PublicKey,
     pub pool: Option<Name>,
-    pub user: String,
-    pub operator_user: String,
+    pub user: UserName,
+    pub operator_user: UserName,
 }
 
 pub fn jail_add(c: &mut Conn, j: &NewJail) -> Result<Jail, Error> {
+    if j.user == j.operator_user {
+        return Err(Error::invalid(format!(
+            "--user and --operator-user are both {}: devices and operators need separate accounts",
+            j.user
+        )));
+    }
     c.transaction(|c| {
         let pool = resolve_pool(c, j.pool.as_ref())?;
         let new = Jail {
-            name: j.name.to_string(),
+            name: j.name.clone(),
             pool: pool.name.clone(),
-            address: j.address.to_string(),
-            host_key: j.host_key.line(),
+            address: j.address.clone(),
+            host_key: j.host_key.clone(),
             user: j.user.clone(),
             operator_user: j.operator_user.clone(),
         };
-        if let Some(old) = jails(c)?.into_iter().find(|x| x.name == new.name) {
+        if let Some(old) = jail_named(c, &j.name)? {
             if old.pool == new.pool
                 && old.address == new.address
                 && old.host_key == new.host_key
@@ -392,12 +399,12 @@ pub fn jail_add(c: &mut Conn, j: &NewJail) -> Result<Jail, Error> {
             "INSERT INTO jails (name, pool, address, host_key, tunnel_user, operator_user, created)
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
             &[
-                new.name.clone().into(),
-                new.pool.clone().into(),
-                new.address.clone().into(),
-                new.host_key.clone().into(),
-                new.user.clone().into(),
-                new.operator_user.clone().into(),
+                new.name.as_str().into(),
+                new.pool.as_str().into(),
+                new.address.to_string().into(),
+                new.host_key.line().into(),
+                new.user.as_str().into(),
+                new.operator_user.as_str().into(),
                 now().into(),
             ],
         )?;
@@ -418,27 +425,32 @@ pub fn jail_add(c: &mut Conn, j: &NewJail) -> Result<Jail, Error> {
 /// Every jail, each pool's in the order they were added (the order devices try them).
 pub fn jails(c: &mut Conn) -> Result<Vec<Jail>, Error> {
     let rows = c.query(
-        "SELECT name, pool, address, host_key, tunnel_user, operator_user FROM jails ORDER BY pool, created, name",
+        &format!("SELECT {JAIL_COLS} FROM jails ORDER BY pool, created, name"),
         &[],
     )?;
-    Ok(rows
-        .iter()
-        .map(|r| Jail {
-            name: text(r, 0),
-            pool: text(r, 1),
-            address: text(r, 2),
-            host_key: text(r, 3),
-            user: text(r, 4),
-            operator_user: text(r, 5),
-        })
-        .collect())
+    rows.iter().map(jail_from).collect()
+}
+
+/// The jails of one pool, in the order devices try them.
+pub fn pool_jails(c: &mut Conn, pool: &Name) -> Result<Vec<Jail>, Error> {
+    let rows = c.query(
+        &format!("SELECT {JAIL_COLS} FROM jails WHERE pool = $1 ORDER BY created, name"),
+        &[pool.as_str().into()],
+    )?;
+    rows.iter().map(jail_from).collect()
+}
+
+/// One jail by name, if there is one.
+pub fn jail_named(c: &mut Conn, name: &Name) -> Result<Option<Jail>, Error> {
+    let rows = c.query(
+        &format!("SELECT {JAIL_COLS} FROM jails WHERE name = $1"),
+        &[name.as_str().into()],
+    )?;
+    rows.first().map(jail_from).transpose()
 }
 
 pub fn jail(c: &mut Conn, name: &Name) -> Result<Jail, Error> {
-    jails(c)?
-        .into_iter()
-        .find(|j| j.name == name.as_str())
-        .ok_or_else(|| Error::invalid(format!("unknown jail {name}")))
+    jail_named(c, name)?.ok_or_else(|| Error::invalid(format!("unknown jail {name}")))
 }
 
 // ---- devices --------------------------------------------------------------
@@ -463,26 +475,23 @@ pub enum Outcome {
     Replaced,
 }
 
-fn device_row(c: &mut Conn, where_: &str, v: Value) -> Result<Option<Device>, DbErr> {
-    let rows = c.query(
-        &format!("SELECT {DEVICE_COLS} FROM devices WHERE {where_} = $1"),
-        &[v],
-    )?;
-    Ok(rows.first().map(device_from))
+fn device_row(c: &mut Conn, col: &str, v: Value) -> Result<Option<Device>, Error> {
+    let rows = c.query(&format!("SELECT {DEVICE_COLS} WHERE d.{col} = $1"), &[v])?;
+    rows.first().map(device_from).transpose()
 }
 
 type DbErr = crate::db::DbError;
 
 /// Deletes a device row and every grant for it (a later device with the same
 /// id must not inherit them).
-fn drop_device(c: &mut Conn, id: &str) -> Result<(), DbErr> {
-    c.exec("DELETE FROM grants WHERE device = $1", &[id.into()])?;
-    c.exec("DELETE FROM devices WHERE id = $1", &[id.into()])?;
+fn drop_device(c: &mut Conn, id: &DeviceId) -> Result<(), DbErr> {
+    c.exec("DELETE FROM grants WHERE device = $1", &[id.as_str().into()])?;
+    c.exec("DELETE FROM devices WHERE id = $1", &[id.as_str().into()])?;
     Ok(())
 }
 
 /// Why `key` may never be a device's key: revoked once, or an operator's.
-fn key_refused(c: &mut Conn, fingerprint: &str) -> Result<Option<String>, DbErr> {
+fn key_refused(c: &mut Conn, fingerprint: &str) -> Result<Option<String>, Error> {
     let revoked = c.query(
         "SELECT device FROM revoked_keys WHERE fingerprint = $1",
         &[fingerprint.into()],
@@ -490,19 +499,21 @@ fn key_refused(c: &mut Conn, fingerprint: &str) -> Result<Option<String>, DbErr>
     if let Some(r) = revoked.first() {
         return Ok(Some(format!(
             "key {fingerprint} was revoked (device {}): a revoked key is never enrolled again",
-            text(r, 0)
+            Rd::new("revoked_keys", "fingerprint", r).device_id("device")?
         )));
     }
     let op = c.query(
         "SELECT operator FROM operator_keys WHERE fingerprint = $1",
         &[fingerprint.into()],
     )?;
-    Ok(op.first().map(|r| {
-        format!(
-            "key {fingerprint} is operator {}'s: a device needs a key of its own",
-            text(r, 0)
-        )
-    }))
+    op.first()
+        .map(|r| {
+            Ok(format!(
+                "key {fingerprint} is operator {}'s: a device needs a key of its own",
+                Rd::new("operator_keys", "fingerprint", r).name("operator")?
+            ))
+        })
+        .transpose()
 }
 
 /// The error for a pool whose every port is taken.
@@ -520,29 +531,31 @@ fn free_port(range: PortRange, used: &BTreeSet<u16>) -> Option<u16> {
     (range.lo..=range.hi).find(|p| !used.contains(p))
 }
 
-fn used_ports(c: &mut Conn, pool: &str) -> Result<BTreeSet<u16>, DbErr> {
-    Ok(
-        c.query("SELECT port FROM devices WHERE pool = $1", &[pool.into()])?
-            .iter()
-            .filter_map(|r| r[0].int())
-            .map(|p| p as u16)
-            .collect(),
-    )
+/// The ports taken in `pool`. A stored port that is no port at all is an
+/// error, not skipped: skipping it could hand the same port out twice.
+fn used_ports(c: &mut Conn, pool: &Name) -> Result<BTreeSet<u16>, Error> {
+    c.query(
+        "SELECT id, port FROM devices WHERE pool = $1",
+        &[pool.as_str().into()],
+    )?
+    .iter()
+    .map(|r| Rd::new("devices", "id", r).port("port"))
+    .collect()
 }
 
 /// Serialises allocators of one pool on PostgreSQL (SQLite's `BEGIN
 /// IMMEDIATE` already holds the only write lock).
-fn lock_pool(c: &mut Conn, pool: &str) -> Result<(), DbErr> {
+fn lock_pool(c: &mut Conn, pool: &Name) -> Result<(), DbErr> {
     if c.is_postgres() {
         c.query(
             "SELECT name FROM pools WHERE name = $1 FOR UPDATE",
-            &[pool.into()],
+            &[pool.as_str().into()],
         )?;
     }
     Ok(())
 }
 
-fn insert_device(c: &mut Conn, d: &NewDevice, pool: &str, port: u16, at: i64) -> Result<(), DbErr> {
+fn insert_device(c: &mut Conn, d: &NewDevice, pool: &Name, port: u16, at: i64) -> Result<(), DbErr> {
     let labels = serde_json::to_string(&d.labels.clone().unwrap_or_default()).unwrap_or_default();
     let target = d
         .target
@@ -557,7 +570,7 @@ fn insert_device(c: &mut Conn, d: &NewDevice, pool: &str, port: u16, at: i64) ->
             d.key.kind.clone().into(),
             d.key.base64.clone().into(),
             d.key.fingerprint.clone().into(),
-            pool.into(),
+            pool.as_str().into(),
             port.into(),
             target.into(),
             labels.into(),
@@ -571,7 +584,7 @@ fn insert_device(c: &mut Conn, d: &NewDevice, pool: &str, port: u16, at: i64) ->
 /// enrolled exactly so (idempotent), checked against what the registry holds.
 fn conflicts(
     d: &NewDevice,
-    pool: &str,
+    pool: &Name,
     by_id: Option<&Device>,
     by_key: Option<&Device>,
     by_mac: Option<&Device>,
@@ -590,23 +603,23 @@ fn conflicts(
                 d.id
             ));
         }
-        if old.pool != pool {
+        if old.pool != *pool {
             why.push(format!(
                 "device {} is in pool {}, not {pool}; --replace moves it",
                 d.id, old.pool
             ));
         }
         if let Some(m) = &d.mac
-            && old.mac.as_deref() != Some(m.as_str())
+            && old.mac.as_ref() != Some(m)
         {
             why.push(format!(
                 "device {} has MAC {}; --replace changes it",
                 d.id,
-                old.mac.as_deref().unwrap_or("(none)")
+                old.mac.as_ref().map_or("(none)", Mac::as_str)
             ));
         }
         if let Some(t) = &d.target
-            && old.target != t.to_string()
+            && old.target != *t
         {
             why.push(format!(
                 "device {} has target {}; --replace changes it",
@@ -623,16 +636,16 @@ fn conflicts(
             ));
         }
     }
-    if let Some(other) = by_key.filter(|o| o.id != d.id.as_str()) {
+    if let Some(other) = by_key.filter(|o| o.id != d.id) {
         why.push(format!(
             "key {} already belongs to device {}; --replace moves it",
             d.key.fingerprint, other.id
         ));
     }
-    if let Some(other) = by_mac.filter(|o| o.id != d.id.as_str()) {
+    if let Some(other) = by_mac.filter(|o| o.id != d.id) {
         why.push(format!(
             "MAC {} already belongs to device {}; --replace moves it",
-            other.mac.as_deref().unwrap_or(""),
+            other.mac.as_ref().map_or("", Mac::as_str),
             other.id
         ));
     }
@@ -669,21 +682,21 @@ pub fn enroll(c: &mut Conn, d: &NewDevice, replace: bool) -> Result<(Device, Out
         }
         let at = now();
         let mut detail = Vec::new();
-        if let Some(other) = by_key.as_ref().filter(|o| o.id != d.id.as_str()) {
+        if let Some(other) = by_key.as_ref().filter(|o| o.id != d.id) {
             drop_device(c, &other.id)?;
             detail.push(format!("key moved from device {}", other.id));
             audit(
                 c,
                 "replace",
-                Some(&other.id),
+                Some(other.id.as_str()),
                 None,
                 Some(&format!("key moved to device {}", d.id)),
             )?;
         }
-        if let Some(other) = by_mac.as_ref().filter(|o| o.id != d.id.as_str()) {
+        if let Some(other) = by_mac.as_ref().filter(|o| o.id != d.id) {
             c.exec(
                 "UPDATE devices SET mac = NULL WHERE id = $1",
-                &[other.id.clone().into()],
+                &[other.id.as_str().into()],
             )?;
             detail.push(format!("MAC moved from device {}", other.id));
         }
@@ -700,10 +713,10 @@ pub fn enroll(c: &mut Conn, d: &NewDevice, replace: bool) -> Result<(Device, Out
                 drop_device(c, &old.id)?;
                 let mut merged = d.clone();
                 if merged.mac.is_none() && by_mac.is_none() {
-                    merged.mac = old.mac.as_deref().and_then(|m| Mac::parse(m).ok());
+                    merged.mac = old.mac.clone();
                 }
                 if merged.target.is_none() {
-                    merged.target = HostPort::parse("target", &old.target, None).ok();
+                    merged.target = Some(old.target.clone());
                 }
                 if merged.labels.as_ref().is_none_or(BTreeMap::is_empty) {
                     merged.labels = Some(old.labels.clone());
@@ -754,8 +767,8 @@ pub fn import(c: &mut Conn, file: &str, rows: &[ImportRow]) -> Result<(usize, us
         let mut by_id = BTreeMap::new();
         let mut by_key = BTreeMap::new();
         let mut by_mac = BTreeMap::new();
-        for r in c.query(&format!("SELECT {DEVICE_COLS} FROM devices"), &[])? {
-            let d = device_from(&r);
+        for r in c.query(&format!("SELECT {DEVICE_COLS}"), &[])? {
+            let d = device_from(&r)?;
             by_key.insert(d.fingerprint.clone(), d.clone());
             if let Some(m) = &d.mac {
                 by_mac.insert(m.clone(), d.clone());
@@ -763,7 +776,7 @@ pub fn import(c: &mut Conn, file: &str, rows: &[ImportRow]) -> Result<(usize, us
             by_id.insert(d.id.clone(), d);
         }
         let all_pools = pools(c)?;
-        let mut used: BTreeMap<String, BTreeSet<u16>> = BTreeMap::new();
+        let mut used: BTreeMap<Name, BTreeSet<u16>> = BTreeMap::new();
         for d in by_id.values() {
             used.entry(d.pool.clone()).or_default().insert(d.port);
         }
@@ -773,7 +786,7 @@ pub fn import(c: &mut Conn, file: &str, rows: &[ImportRow]) -> Result<(usize, us
         for r in rows {
             let d = &r.device;
             let pool = match &d.pool {
-                Some(n) => all_pools.iter().find(|p| p.name == n.as_str()),
+                Some(n) => all_pools.iter().find(|p| p.name == *n),
                 None if all_pools.len() == 1 => all_pools.first(),
                 None => None,
             };
@@ -877,22 +890,22 @@ pub fn show(c: &mut Conn, which: &Which) -> Result<Device, Error> {
 pub fn devices(c: &mut Conn, pool: Option<&Name>) -> Result<Vec<Device>, Error> {
     let rows = match pool {
         Some(p) => c.query(
-            &format!("SELECT {DEVICE_COLS} FROM devices WHERE pool = $1 ORDER BY id"),
+            &format!("SELECT {DEVICE_COLS} WHERE d.pool = $1 ORDER BY d.id"),
             &[p.as_str().into()],
         )?,
         None => c.query(
-            &format!("SELECT {DEVICE_COLS} FROM devices ORDER BY id"),
+            &format!("SELECT {DEVICE_COLS} ORDER BY d.id"),
             &[],
         )?,
     };
-    Ok(rows.iter().map(device_from).collect())
+    devices_from(&rows)
 }
 
 // ---- operators and grants -----------------------------------------------------
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Operator {
-    pub name: String,
+    pub name: Name,
     pub disabled: bool,
     pub keys: Vec<String>,
 }
@@ -915,7 +928,7 @@ pub fn operator_add(c: &mut Conn, name: &Name, key: &PublicKey) -> Result<(), Er
             return Err(Error::invalid(format!(
                 "key {} was revoked (device {}): it is never trusted again",
                 key.fingerprint,
-                text(r, 0)
+                Rd::new("revoked_keys", "fingerprint", r).device_id("device")?
             ))
             .into());
         }
@@ -923,8 +936,9 @@ pub fn operator_add(c: &mut Conn, name: &Name, key: &PublicKey) -> Result<(), Er
             "SELECT operator FROM operator_keys WHERE fingerprint = $1",
             &[key.fingerprint.clone().into()],
         )?;
-        if let Some(o) = owner.first().and_then(|r| r[0].text().map(str::to_string)) {
-            if o == name.as_str() {
+        if let Some(r) = owner.first() {
+            let o = Rd::new("operator_keys", "fingerprint", r).name("operator")?;
+            if o == *name {
                 return Ok(());
             }
             return Err(Error::invalid(format!(
@@ -976,7 +990,7 @@ pub fn operator_disable(c: &mut Conn, name: &Name) -> Result<(), Error> {
             "UPDATE operators SET disabled = $1 WHERE name = $2 AND disabled IS NULL",
             &[now().into(), name.as_str().into()],
         )?;
-        if n == 0 && operators(c)?.iter().all(|o| o.name != name.as_str()) {
+        if n == 0 && operators(c)?.iter().all(|o| o.name != *name) {
             return Err(Error::invalid(format!("unknown operator {name}")).into());
         }
         if n > 0 {
@@ -992,18 +1006,25 @@ pub fn operators(c: &mut Conn) -> Result<Vec<Operator>, Error> {
         "SELECT operator, fingerprint FROM operator_keys ORDER BY added",
         &[],
     )?;
-    Ok(ops
-        .iter()
-        .map(|r| Operator {
-            name: text(r, 0),
-            disabled: r[1] != Value::Null,
-            keys: keys
-                .iter()
-                .filter(|k| k[0].text() == r[0].text())
-                .map(|k| text(k, 1))
-                .collect(),
+    let mut by_op: BTreeMap<Name, Vec<String>> = BTreeMap::new();
+    for k in &keys {
+        let rd = Rd::new("operator_keys", "fingerprint", k);
+        by_op
+            .entry(rd.name("operator")?)
+            .or_default()
+            .push(rd.fingerprint("fingerprint")?);
+    }
+    ops.iter()
+        .map(|r| {
+            let rd = Rd::new("operators", "name", r);
+            let name = rd.name("name")?;
+            Ok(Operator {
+                disabled: rd.is_set("disabled")?,
+                keys: by_op.remove(&name).unwrap_or_default(),
+                name,
+            })
         })
-        .collect())
+        .collect()
 }
 
 /// A recorded grant.
@@ -1033,7 +1054,7 @@ pub fn grant(
         }
         let op = operators(c)?
             .into_iter()
-            .find(|o| o.name == operator.as_str())
+            .find(|o| o.name == *operator)
             .ok_or_else(|| Error::invalid(format!("unknown operator {operator}")))?;
         if op.disabled {
             return Err(Error::invalid(format!("operator {operator} is disabled")).into());
@@ -1052,7 +1073,7 @@ pub fn grant(
             "INSERT INTO grants (operator, device, granted, expires, reason) VALUES ($1, $2, $3, $4, $5) RETURNING id",
             &[
                 operator.as_str().into(),
-                d.id.clone().into(),
+                d.id.as_str().into(),
                 at.into(),
                 expires.into(),
                 Value::opt_text(reason),
@@ -1060,10 +1081,11 @@ pub fn grant(
         )?;
         let id = rows
             .first()
-            .and_then(|r| r[0].int())
+            .and_then(|r| r.get("id"))
+            .and_then(Value::int)
             .ok_or_else(|| Error::runtime("the new grant has no id"))?;
         let detail = format!("grant {id} until {}", rfc3339(expires));
-        audit_op(c, "grant", Some(&d.id), Some(operator.as_str()), reason, Some(&detail))?;
+        audit_op(c, "grant", Some(d.id.as_str()), Some(operator.as_str()), reason, Some(&detail))?;
         Ok(Granted {
             device: d,
             id,
@@ -1076,54 +1098,69 @@ pub fn grant(
 /// The jail an operator reaches `d` through: the one `watch` last saw holding
 /// its port, or else the pool's first jail (by when it was added).
 pub fn jail_for(c: &mut Conn, d: &Device) -> Result<Jail, Error> {
-    let in_pool: Vec<Jail> = jails(c)?.into_iter().filter(|j| j.pool == d.pool).collect();
+    let mut in_pool = pool_jails(c, &d.pool)?;
     let now_at = d
         .online
-        .as_deref()
-        .and_then(|name| in_pool.iter().find(|j| j.name == name));
-    now_at
-        .or_else(|| in_pool.first())
-        .cloned()
-        .ok_or_else(|| Error::invalid(format!("pool {} has no jail: warden jail add", d.pool)))
+        .as_ref()
+        .and_then(|name| in_pool.iter().position(|j| j.name == *name));
+    match now_at {
+        Some(i) => Ok(in_pool.swap_remove(i)),
+        None if !in_pool.is_empty() => Ok(in_pool.swap_remove(0)),
+        None => Err(Error::invalid(format!(
+            "pool {} has no jail: warden jail add",
+            d.pool
+        ))),
+    }
 }
 
-/// An operator key as `authorized-keys` needs it: (operator, disabled, key line).
-pub fn operator_for_key(
-    c: &mut Conn,
-    fingerprint: &str,
-) -> Result<Option<(String, bool, String)>, Error> {
+/// An operator key as `authorized-keys` needs it.
+pub struct OperatorKey {
+    pub operator: Name,
+    pub disabled: bool,
+    /// The stored key, whose fingerprint was checked against the stored one.
+    pub key: PublicKey,
+}
+
+pub fn operator_for_key(c: &mut Conn, fingerprint: &str) -> Result<Option<OperatorKey>, Error> {
     let rows = c.query(
-        "SELECT o.name, o.disabled, k.key_type, k.key_base64 FROM operator_keys k
+        "SELECT k.fingerprint, o.name, o.disabled, k.key_type, k.key_base64 FROM operator_keys k
          JOIN operators o ON o.name = k.operator WHERE k.fingerprint = $1",
         &[fingerprint.into()],
     )?;
-    Ok(rows.first().map(|r| {
-        (
-            text(r, 0),
-            r[1] != Value::Null,
-            format!("{} {}", text(r, 2), text(r, 3)),
-        )
-    }))
+    rows.first()
+        .map(|r| {
+            let rd = Rd::new("operator_keys", "fingerprint", r);
+            Ok(OperatorKey {
+                operator: rd.name("name")?,
+                disabled: rd.is_set("disabled")?,
+                key: rd.key("key_type", "key_base64", "fingerprint")?,
+            })
+        })
+        .transpose()
 }
 
 /// The (device, port) pairs `operator` holds a live grant for in `pool`, for
 /// unrevoked devices, at time `at`.
 pub fn granted_ports(
     c: &mut Conn,
-    operator: &str,
-    pool: &str,
+    operator: &Name,
+    pool: &Name,
     at: i64,
-) -> Result<Vec<(String, u16)>, Error> {
+) -> Result<Vec<(DeviceId, u16)>, Error> {
     let rows = c.query(
-        "SELECT DISTINCT d.id, d.port FROM grants g JOIN devices d ON d.id = g.device
+        "SELECT DISTINCT d.id, d.port, p.port_lo, p.port_hi FROM grants g
+         JOIN devices d ON d.id = g.device JOIN pools p ON p.name = d.pool
          WHERE g.operator = $1 AND g.expires > $2 AND d.pool = $3 AND d.revoked IS NULL
          ORDER BY d.port",
-        &[operator.into(), at.into(), pool.into()],
+        &[operator.as_str().into(), at.into(), pool.as_str().into()],
     )?;
-    Ok(rows
-        .iter()
-        .map(|r| (text(r, 0), r[1].int().unwrap_or(0) as u16))
-        .collect())
+    rows.iter()
+        .map(|r| {
+            let rd = Rd::new("devices", "id", r);
+            let range = rd.port_range("port_lo", "port_hi")?;
+            Ok((rd.device_id("id")?, rd.port_in("port", range)?))
+        })
+        .collect()
 }
 
 /// Device ports of `pool` an operator may be connected to at `at`: an
@@ -1131,32 +1168,39 @@ pub fn granted_ports(
 /// with the device's id.
 pub fn granted_devices_by_port(
     c: &mut Conn,
-    pool: &str,
+    pool: &Name,
     at: i64,
-) -> Result<BTreeMap<u16, String>, Error> {
+) -> Result<BTreeMap<u16, DeviceId>, Error> {
     let rows = c.query(
         "SELECT DISTINCT d.port, d.id FROM grants g JOIN devices d ON d.id = g.device
          JOIN operators o ON o.name = g.operator
          WHERE g.expires > $1 AND d.pool = $2 AND d.revoked IS NULL AND o.disabled IS NULL",
-        &[at.into(), pool.into()],
+        &[at.into(), pool.as_str().into()],
     )?;
-    Ok(rows
-        .iter()
-        .map(|r| (r[0].int().unwrap_or(0) as u16, text(r, 1)))
-        .collect())
+    rows.iter()
+        .map(|r| {
+            let rd = Rd::new("devices", "id", r);
+            Ok((rd.port("port")?, rd.device_id("id")?))
+        })
+        .collect()
 }
 
 /// The device of `pool` at `port`, and whether it is revoked.
 pub fn device_at_port(
     c: &mut Conn,
-    pool: &str,
+    pool: &Name,
     port: u16,
-) -> Result<Option<(String, bool)>, Error> {
+) -> Result<Option<(DeviceId, bool)>, Error> {
     let rows = c.query(
         "SELECT id, revoked FROM devices WHERE pool = $1 AND port = $2",
-        &[pool.into(), i64::from(port).into()],
+        &[pool.as_str().into(), i64::from(port).into()],
     )?;
-    Ok(rows.first().map(|r| (text(r, 0), r[1] != Value::Null)))
+    rows.first()
+        .map(|r| {
+            let rd = Rd::new("devices", "id", r);
+            Ok((rd.device_id("id")?, rd.is_set("revoked")?))
+        })
+        .transpose()
 }
 
 // ---- the audit trail ----------------------------------------------------------
@@ -1183,7 +1227,7 @@ pub fn audit_entries(
     since: Option<i64>,
 ) -> Result<Vec<AuditEntry>, Error> {
     let rows = c.query(
-        "SELECT at, action, device, operator, reason, actor, origin, detail FROM audit
+        "SELECT seq, at, action, device, operator, reason, actor, origin, detail FROM audit
          WHERE ($1 = '' OR device = $1) AND ($2 = '' OR operator = $2) AND at >= $3
          ORDER BY seq",
         &[
@@ -1192,19 +1236,24 @@ pub fn audit_entries(
             since.unwrap_or(i64::MIN).into(),
         ],
     )?;
-    Ok(rows
-        .iter()
-        .map(|r| AuditEntry {
-            at: r[0].int().map(rfc3339).unwrap_or_default(),
-            action: text(r, 1),
-            device: opt_text(r, 2),
-            operator: opt_text(r, 3),
-            reason: opt_text(r, 4),
-            actor: text(r, 5),
-            origin: text(r, 6),
-            detail: opt_text(r, 7),
+    // The trail keeps what was written, even text warden would refuse now:
+    // every field is bounded here and printed through types::one_line.
+    rows.iter()
+        .map(|r| {
+            let rd = Rd::new("audit", "seq", r);
+            let text = |col| Ok::<_, Error>(rd.opt_free_text(col)?.unwrap_or_default());
+            Ok(AuditEntry {
+                at: rfc3339(rd.int("at")?),
+                action: text("action")?,
+                device: rd.opt_free_text("device")?,
+                operator: rd.opt_free_text("operator")?,
+                reason: rd.opt_free_text("reason")?,
+                actor: text("actor")?,
+                origin: text("origin")?,
+                detail: rd.opt_free_text("detail")?,
+            })
         })
-        .collect())
+        .collect()
 }
 
 /// Unix seconds of `YYYY-MM-DD` or `YYYY-MM-DDTHH:MM:SSZ` (UTC).
@@ -1257,28 +1306,16 @@ pub struct Login {
 }
 
 pub fn login_lookup(c: &mut Conn, jail: &str, fingerprint: &str) -> Result<Login, Error> {
-    let rows = c.query(
-        "SELECT name, pool, address, host_key, tunnel_user, operator_user FROM jails WHERE name = $1",
-        &[jail.into()],
-    )?;
-    let r = rows
-        .first()
+    let name = Name::parse("--jail", jail)?;
+    let jail = jail_named(c, &name)?
         .ok_or_else(|| Error::runtime(format!("unknown jail {}", quote(jail))))?;
-    let jail = Jail {
-        name: text(r, 0),
-        pool: text(r, 1),
-        address: text(r, 2),
-        host_key: text(r, 3),
-        user: text(r, 4),
-        operator_user: text(r, 5),
-    };
     let device = device_row(c, "fingerprint", fingerprint.into())?;
     Ok(Login { jail, device })
 }
 
 /// Records a login, at most once per [`LAST_SEEN_WRITE_SECS`], and never
 /// waits for a lock to do it (a busy registry skips the write).
-pub fn touch_last_seen(c: &mut Conn, id: &str, at: i64) {
+pub fn touch_last_seen(c: &mut Conn, id: &DeviceId, at: i64) {
     if let Conn::Sqlite { conn, .. } = c {
         let _ = conn.busy_timeout(std::time::Duration::ZERO);
     } else {
@@ -1286,7 +1323,7 @@ pub fn touch_last_seen(c: &mut Conn, id: &str, at: i64) {
     }
     let _ = c.exec(
         "UPDATE devices SET last_seen = $1 WHERE id = $2 AND (last_seen IS NULL OR last_seen < $3)",
-        &[at.into(), id.into(), (at - LAST_SEEN_WRITE_SECS).into()],
+        &[at.into(), id.as_str().into(), (at - LAST_SEEN_WRITE_SECS).into()],
     );
 }
 
@@ -1295,12 +1332,15 @@ pub fn touch_last_seen(c: &mut Conn, id: &str, at: i64) {
 /// What one watch tick changed and found.
 #[derive(Debug, Default)]
 pub struct Tick {
-    pub came_online: Vec<String>,
-    pub went_offline: Vec<String>,
+    pub came_online: Vec<DeviceId>,
+    pub went_offline: Vec<DeviceId>,
     /// Revoked devices still holding their port here: (id, port).
-    pub revoked_holding: Vec<(String, u16)>,
+    pub revoked_holding: Vec<(DeviceId, u16)>,
     /// Ports of the pool held here that belong to no device.
     pub strays: Vec<u16>,
+    /// Rows of the pool that failed their check (each error names its row);
+    /// their ports count as belonging to no device.
+    pub bad_rows: Vec<String>,
 }
 
 /// Records which devices of `jail`'s pool hold their port here now.
@@ -1309,17 +1349,32 @@ pub fn record_presence(c: &mut Conn, jail: &Jail, held: &BTreeSet<u16>) -> Resul
         let at = now();
         let mut tick = Tick::default();
         let rows = c.query(
-            "SELECT id, port, revoked, online_jail, last_seen FROM devices WHERE pool = $1",
-            &[jail.pool.clone().into()],
+            "SELECT d.id, d.port, d.revoked, d.online_jail, d.last_seen, p.port_lo, p.port_hi
+             FROM devices d JOIN pools p ON p.name = d.pool WHERE d.pool = $1",
+            &[jail.pool.as_str().into()],
         )?;
         let mut known = BTreeSet::new();
         for r in &rows {
-            let id = text(r, 0);
-            let port = r[1].int().unwrap_or(0) as u16;
+            let rd = Rd::new("devices", "id", r);
+            let row = (|| {
+                let range = rd.port_range("port_lo", "port_hi")?;
+                Ok::<_, Error>((
+                    rd.device_id("id")?,
+                    rd.port_in("port", range)?,
+                    rd.is_set("revoked")?,
+                    rd.opt_name("online_jail")?,
+                    rd.opt_int("last_seen")?.unwrap_or(0),
+                ))
+            })();
+            let (id, port, revoked, online, last_seen) = match row {
+                Ok(v) => v,
+                Err(e) => {
+                    tick.bad_rows.push(e.to_string());
+                    continue;
+                }
+            };
             known.insert(port);
-            let revoked = r[2] != Value::Null;
-            let here = r[3].text() == Some(jail.name.as_str());
-            let last_seen = r[4].int().unwrap_or(0);
+            let here = online.as_ref() == Some(&jail.name);
             let present = held.contains(&port);
             if present && revoked {
                 tick.revoked_holding.push((id.clone(), port));
@@ -1327,18 +1382,18 @@ pub fn record_presence(c: &mut Conn, jail: &Jail, held: &BTreeSet<u16>) -> Resul
             if present && !revoked && !here {
                 c.exec(
                     "UPDATE devices SET online_jail = $1, online_since = $2, last_seen = $2, offline_since = NULL WHERE id = $3",
-                    &[jail.name.clone().into(), at.into(), id.clone().into()],
+                    &[jail.name.as_str().into(), at.into(), id.as_str().into()],
                 )?;
                 tick.came_online.push(id);
             } else if present && !revoked && last_seen < at - LAST_SEEN_WRITE_SECS {
                 c.exec(
                     "UPDATE devices SET last_seen = $1 WHERE id = $2",
-                    &[at.into(), id.clone().into()],
+                    &[at.into(), id.as_str().into()],
                 )?;
             } else if here && (!present || revoked) {
                 c.exec(
                     "UPDATE devices SET online_jail = NULL, offline_since = $1 WHERE id = $2",
-                    &[at.into(), id.clone().into()],
+                    &[at.into(), id.as_str().into()],
                 )?;
                 tick.went_offline.push(id);
             }

@@ -5,7 +5,7 @@
 use crate::db::{Conn, DbUrl, Mode};
 use crate::error::Error;
 use crate::registry::{self, Jail};
-use crate::types::Name;
+use crate::types::{DeviceId, Name, PublicKey, UserName};
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -143,38 +143,23 @@ fn penalties(v: &SshdVersion) -> String {
     }
 }
 
-pub(crate) fn check_user(what: &str, u: &str) -> Result<(), Error> {
-    let ok = !u.is_empty()
-        && u.len() <= 32
-        && u.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-        && !u.starts_with('-');
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::invalid(format!(
-            "{what} {}: not a user name",
-            crate::types::quote(u)
-        )))
-    }
-}
 
 /// The drop-in for `/etc/ssh/sshd_config.d/`.
 pub fn sshd_config(c: &mut Conn, a: &SshdConfigArgs) -> Result<String, Error> {
     let jail = registry::jail(c, a.jail)?;
-    let tunnel = a.tunnel_user.unwrap_or(&jail.user);
-    let operator = a.operator_user.unwrap_or(&jail.operator_user);
-    if a.tunnel_user.is_some_and(|u| u != jail.user)
-        || a.operator_user.is_some_and(|u| u != jail.operator_user)
+    let given = |what, u: Option<&str>| u.map(|u| UserName::parse(what, u)).transpose();
+    let tunnel_given = given("--tunnel-user", a.tunnel_user)?;
+    let operator_given = given("--operator-user", a.operator_user)?;
+    let command_user = UserName::parse("--command-user", a.command_user)?;
+    let (tunnel, operator) = (&jail.user, &jail.operator_user);
+    if tunnel_given.is_some_and(|u| u != *tunnel)
+        || operator_given.is_some_and(|u| u != *operator)
     {
         return Err(Error::invalid(format!(
             "jail {} has tunnel account {} and operator account {}: authorized-keys answers for those (jail add --user/--operator-user)",
             jail.name, jail.user, jail.operator_user
         )));
     }
-    check_user("--command-user", a.command_user)?;
-    check_user("--tunnel-user", tunnel)?;
-    check_user("--operator-user", operator)?;
     if tunnel == operator {
         return Err(Error::invalid(format!(
             "--tunnel-user and --operator-user are both {tunnel}: devices and operators need separate accounts"
@@ -194,15 +179,13 @@ pub fn sshd_config(c: &mut Conn, a: &SshdConfigArgs) -> Result<String, Error> {
             a.db
         )));
     }
-    let pool = registry::pools(c)?
-        .into_iter()
-        .find(|p| p.name == jail.pool)
+    let pool = registry::pool_named(c, &jail.pool)?
         .ok_or_else(|| Error::runtime(format!("jail {} names a missing pool", jail.name)))?;
     let cmd = format!(
         "{} --db {} authorized-keys --jail {} %u %f",
         sshd_word(&a.binary.display().to_string()),
         sshd_word(&a.db.to_string()),
-        sshd_word(&jail.name)
+        sshd_word(jail.name.as_str())
     );
     let mut s = String::new();
     let _ = write!(
@@ -260,7 +243,7 @@ pub fn sshd_config(c: &mut Conn, a: &SshdConfigArgs) -> Result<String, Error> {
          \tGatewayPorts no\n\
          \tPermitTTY no\n\
          \tForceCommand /bin/false\n",
-        cu = a.command_user,
+        cu = command_user,
     );
     let _ = write!(
         s,
@@ -291,124 +274,86 @@ pub fn sshd_config(c: &mut Conn, a: &SshdConfigArgs) -> Result<String, Error> {
     Ok(s)
 }
 
-/// The key line for an enrolled device: its own forward and nothing else.
-pub fn device_key_line(port: u16, key: &str, id: &str) -> String {
-    format!(
-        "restrict,port-forwarding,permitlisten=\"localhost:{port}\",permitlisten=\"127.0.0.1:{port}\",permitopen=\"{fence}\",command=\"/bin/false\" {key} warden:{id}",
-        fence = jailbird::limits::DIRECT_TCPIP_FENCE
-    )
-}
-
-/// sshd's question: may the key with `fingerprint` log in as `user` at jail
-/// `jail`? `Ok(Some(line))` only for a verified yes; `Ok(None)` with a reason
-/// for every no.
-pub fn authorize(
-    db: &DbUrl,
-    jail: &str,
+/// sshd's question, decided from typed rows alone (no I/O): may the key
+/// with `fingerprint` log in as `user` at `jail` as a device? `Ok(line)` only
+/// for a verified yes; `Err(why)` for every no.
+pub fn decide_device(
+    jail: &Jail,
     user: &str,
     fingerprint: &str,
-) -> Result<Result<String, String>, Error> {
-    if !fingerprint.starts_with("SHA256:") || fingerprint.len() > 64 {
-        return Ok(Err(format!(
-            "fingerprint {} is not SHA256:... (sshd's %f)",
-            crate::types::quote(fingerprint)
-        )));
-    }
-    let mut c = Conn::open(db, Mode::HotPath)?;
-    let login = registry::login_lookup(&mut c, jail, fingerprint)?;
-    if user == login.jail.operator_user {
-        return authorize_operator(&mut c, &login.jail, fingerprint, login.device.as_ref());
-    }
-    let Jail {
-        pool,
-        user: tunnel_user,
-        ..
-    } = &login.jail;
-    let Some(d) = login.device else {
-        return Ok(Err(format!(
-            "key {fingerprint} is not enrolled (user {user}, jail {jail})"
-        )));
+    device: Option<&registry::Device>,
+) -> Result<String, String> {
+    let Some(d) = device else {
+        return Err(format!(
+            "key {fingerprint} is not enrolled (user {user}, jail {})",
+            jail.name
+        ));
     };
-    if user != tunnel_user {
-        return Ok(Err(format!(
-            "key {fingerprint} is device {}'s, which logs in as {tunnel_user}, not {user}",
-            d.id
-        )));
+    if jail.user != *user_str(user) {
+        return Err(format!(
+            "key {fingerprint} is device {}'s, which logs in as {}, not {user}",
+            d.id, jail.user
+        ));
     }
     if d.revoked {
-        return Ok(Err(format!("device {} is revoked", d.id)));
+        return Err(format!("device {} is revoked", d.id));
     }
-    if &d.pool != pool {
-        return Ok(Err(format!(
-            "device {} is in pool {}, jail {jail} serves pool {pool}",
-            d.id, d.pool
-        )));
+    if d.pool != jail.pool {
+        return Err(format!(
+            "device {} is in pool {}, jail {} serves pool {}",
+            d.id, d.pool, jail.name, jail.pool
+        ));
     }
-    // Verify rather than trust the row: the stored key must hash to the
-    // fingerprint sshd asked about, and be a key of the type it names.
-    let key = crate::types::PublicKey::parse("stored key", &d.key)
-        .map_err(|e| Error::runtime(format!("device {}: {e}", d.id)))?;
-    if key.fingerprint != fingerprint {
-        return Ok(Err(format!(
+    // The row's key was decoded and its stored fingerprint checked against
+    // it (store/row.rs); it must also be the key sshd asked about.
+    if d.key.fingerprint != fingerprint {
+        return Err(format!(
             "device {}: stored key hashes to {}, not {fingerprint}",
-            d.id, key.fingerprint
-        )));
+            d.id, d.key.fingerprint
+        ));
     }
-    if d.port == 0 {
-        return Ok(Err(format!("device {} has no port", d.id)));
-    }
-    // The comment comes from the database too: re-checked, never trusted.
-    let id = crate::types::DeviceId::parse(&d.id)
-        .map_err(|e| Error::runtime(format!("stored device id: {e}")))?;
-    let line = device_key_line(d.port, &key.line(), id.as_str());
-    registry::touch_last_seen(&mut c, &d.id, registry::now());
-    // Run by hand as root, the write above may have made WAL files root's.
-    c.fix_ownership();
-    Ok(Ok(line))
+    Ok(device_key_line(d.port, &d.key, &d.id))
 }
 
-/// The operator account's question: one line per operator key holding at
-/// least one live grant in this jail's pool, opening exactly the granted,
-/// unrevoked devices' ports. Every admitted login is audited first (fail
-/// closed: a login that cannot be audited is not admitted).
-fn authorize_operator(
-    c: &mut Conn,
+fn user_str(u: &str) -> &str {
+    u
+}
+
+/// The operator account's decision from typed rows: one line opening
+/// exactly the granted, unrevoked devices' ports, or why not.
+pub fn decide_operator(
     jail: &Jail,
     fingerprint: &str,
     device: Option<&registry::Device>,
-) -> Result<Result<String, String>, Error> {
+    op: Option<&registry::OperatorKey>,
+    granted: &[(DeviceId, u16)],
+) -> Result<String, String> {
     if let Some(d) = device {
-        return Ok(Err(format!(
+        return Err(format!(
             "key {fingerprint} is device {}'s, not an operator's",
             d.id
-        )));
+        ));
     }
-    let Some((op, disabled, stored)) = registry::operator_for_key(c, fingerprint)? else {
-        return Ok(Err(format!(
+    let Some(op) = op else {
+        return Err(format!(
             "key {fingerprint} is not an operator's (user {}, jail {})",
             jail.operator_user, jail.name
-        )));
+        ));
     };
-    if disabled {
-        return Ok(Err(format!("operator {op} is disabled")));
+    if op.disabled {
+        return Err(format!("operator {} is disabled", op.operator));
     }
-    let op = crate::types::Name::parse("stored operator", &op)
-        .map_err(|e| Error::runtime(e.to_string()))?
-        .to_string();
-    let key = crate::types::PublicKey::parse("stored key", &stored)
-        .map_err(|e| Error::runtime(format!("operator {op}: {e}")))?;
-    if key.fingerprint != fingerprint {
-        return Ok(Err(format!(
-            "operator {op}: stored key hashes to {}, not {fingerprint}",
-            key.fingerprint
-        )));
+    if op.key.fingerprint != fingerprint {
+        return Err(format!(
+            "operator {}: stored key hashes to {}, not {fingerprint}",
+            op.operator, op.key.fingerprint
+        ));
     }
-    let granted = registry::granted_ports(c, &op, &jail.pool, registry::now())?;
     if granted.is_empty() {
-        return Ok(Err(format!(
-            "operator {op} holds no live grant in pool {}",
-            jail.pool
-        )));
+        return Err(format!(
+            "operator {} holds no live grant in pool {}",
+            op.operator, jail.pool
+        ));
     }
     let opens: Vec<String> = granted
         .iter()
@@ -419,6 +364,74 @@ fn authorize_operator(
             ]
         })
         .collect();
+    Ok(format!(
+        "restrict,port-forwarding,{},command=\"/bin/false\" {} warden-operator:{}",
+        opens.join(","),
+        op.key.line(),
+        op.operator
+    ))
+}
+
+/// The key line for an enrolled device: its own forward and nothing else.
+pub fn device_key_line(port: u16, key: &PublicKey, id: &DeviceId) -> String {
+    format!(
+        "restrict,port-forwarding,permitlisten=\"localhost:{port}\",permitlisten=\"127.0.0.1:{port}\",permitopen=\"{fence}\",command=\"/bin/false\" {key} warden:{id}",
+        key = key.line(),
+        fence = jailbird::limits::DIRECT_TCPIP_FENCE
+    )
+}
+
+/// sshd's question: may the key with `fingerprint` log in as `user` at jail
+/// `jail`? `Ok(Ok(line))` only for a verified yes; `Ok(Err(why))` for every no.
+pub fn authorize(
+    db: &DbUrl,
+    jail: &str,
+    user: &str,
+    fingerprint: &str,
+) -> Result<Result<String, String>, Error> {
+    if !crate::types::is_fingerprint(fingerprint) {
+        return Ok(Err(format!(
+            "fingerprint {} is not SHA256:... (sshd's %f)",
+            crate::types::quote(fingerprint)
+        )));
+    }
+    let mut c = Conn::open(db, Mode::HotPath)?;
+    let login = registry::login_lookup(&mut c, jail, fingerprint)?;
+    if login.jail.operator_user == *user_str(user) {
+        return authorize_operator(&mut c, &login.jail, fingerprint, login.device.as_ref());
+    }
+    let answer = decide_device(&login.jail, user, fingerprint, login.device.as_ref());
+    if let (Ok(_), Some(d)) = (&answer, &login.device) {
+        registry::touch_last_seen(&mut c, &d.id, registry::now());
+        // Run by hand as root, the write above may have made WAL files root's.
+        c.fix_ownership();
+    }
+    Ok(answer)
+}
+
+/// The operator account's question: the decision above, after which every
+/// admitted login is audited first (fail closed: a login that cannot be
+/// audited is not admitted).
+fn authorize_operator(
+    c: &mut Conn,
+    jail: &Jail,
+    fingerprint: &str,
+    device: Option<&registry::Device>,
+) -> Result<Result<String, String>, Error> {
+    let op = match device {
+        Some(_) => None,
+        None => registry::operator_for_key(c, fingerprint)?,
+    };
+    let granted = match &op {
+        Some(o) if !o.disabled => {
+            registry::granted_ports(c, &o.operator, &jail.pool, registry::now())?
+        }
+        _ => Vec::new(),
+    };
+    let answer = decide_operator(jail, fingerprint, device, op.as_ref(), &granted);
+    let (Ok(_), Some(op)) = (&answer, &op) else {
+        return Ok(answer);
+    };
     let devices: Vec<&str> = granted.iter().map(|(d, _)| d.as_str()).collect();
     let detail = format!(
         "jail {} key {fingerprint} devices {}",
@@ -427,21 +440,23 @@ fn authorize_operator(
     );
     // sshd asks twice per login (the key offered, then its signature): one entry.
     let at = registry::now();
+    let name = op.operator.as_str();
     c.transaction_within(crate::db::HOT_PATH_TX_ATTEMPTS, |c| {
         let seen = c.query(
-            "SELECT count(*) FROM audit WHERE at >= $1 AND action = 'operator-login' AND operator = $2 AND detail = $3",
-            &[(at - LOGIN_AUDIT_DEDUP_SECS).into(), op.as_str().into(), detail.as_str().into()],
+            "SELECT count(*) AS n FROM audit WHERE at >= $1 AND action = 'operator-login' AND operator = $2 AND detail = $3",
+            &[(at - LOGIN_AUDIT_DEDUP_SECS).into(), name.into(), detail.as_str().into()],
         )?;
-        if seen.first().and_then(|r| r[0].int()).unwrap_or(0) == 0 {
-            registry::audit_op(c, "operator-login", None, Some(&op), None, Some(&detail))?;
+        let n = seen
+            .first()
+            .and_then(|r| r.get("n"))
+            .and_then(crate::db::Value::int)
+            .unwrap_or(0);
+        if n == 0 {
+            registry::audit_op(c, "operator-login", None, Some(name), None, Some(&detail))?;
         }
         Ok(())
     })?;
-    Ok(Ok(format!(
-        "restrict,port-forwarding,{},command=\"/bin/false\" {} warden-operator:{op}",
-        opens.join(","),
-        key.line()
-    )))
+    Ok(answer)
 }
 
 #[cfg(test)]

@@ -80,7 +80,7 @@ impl fmt::Display for Name {
 
 /// A MAC address, stored as lowercase `aa:bb:cc:dd:ee:ff`. Accepts the common
 /// forms: `AA:BB:..`, `aa-bb-..`, `aabb.ccdd.eeff` (Cisco) and `aabbccddeeff`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Mac(String);
 
 impl Mac {
@@ -317,6 +317,141 @@ impl PublicKey {
     /// `TYPE BASE64` without a comment.
     pub fn line(&self) -> String {
         format!("{} {}", self.kind, self.base64)
+    }
+}
+
+/// A local account name on a jail host (the tunnel, operator, claim or
+/// command account): `[A-Za-z0-9._-]{1,32}`, not starting with `-`. The one
+/// check every account name passes, from the CLI and from the registry.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct UserName(String);
+
+/// The longest account name accepted (Linux `useradd` allows 32).
+pub const MAX_USER_CHARS: usize = 32;
+
+impl UserName {
+    pub fn parse(what: &str, s: &str) -> Result<Self, Error> {
+        let ok = !s.is_empty()
+            && s.len() <= MAX_USER_CHARS
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+            && !s.starts_with(['-', '.']);
+        if ok {
+            Ok(Self(s.to_string()))
+        } else {
+            Err(Error::invalid(format!(
+                "{what} {}: not a user name (1-{MAX_USER_CHARS} of A-Z a-z 0-9 . _ -, not starting with - or .)",
+                quote(s)
+            )))
+        }
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for UserName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A port a device may listen on: 1-65535, from any integer the registry
+/// holds (never `as u16`: 65536 + 6379 is not 6379).
+pub fn port_from_i64(n: i64) -> Option<u16> {
+    u16::try_from(n).ok().filter(|p| *p != 0)
+}
+
+/// An OpenSSH SHA256 fingerprint as sshd's `%f` prints it:
+/// `SHA256:` and 43 characters of unpadded base64.
+pub fn is_fingerprint(s: &str) -> bool {
+    s.strip_prefix("SHA256:").is_some_and(|b| {
+        b.len() == 43
+            && b.bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'+' || c == b'/')
+    })
+}
+
+/// Text from the registry or a user (a reason, an audit detail) made safe to
+/// print on one line: control characters, including CR and LF, come out as
+/// escapes, so a stored value cannot forge a second line of a listing.
+pub fn one_line(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// One word for a POSIX shell (`sh`, `. file`, a printed command line):
+/// left bare when it holds only characters no shell treats specially,
+/// otherwise single-quoted, with `'` written as `'\''`. Nothing inside
+/// single quotes is expanded: `$(...)`, backticks and newlines stay text.
+pub fn shell_word(s: &str) -> String {
+    if !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"@+=:,./_-".contains(&b))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+macro_rules! serialize_as_text {
+    ($($t:ty),*) => {$(
+        impl serde::Serialize for $t {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+    )*};
+}
+serialize_as_text!(DeviceId, Name, Mac, UserName, HostPort, PublicKey);
+
+impl fmt::Display for Mac {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Display for PublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.kind, self.base64)
+    }
+}
+
+macro_rules! borrow_str {
+    ($($t:ty),*) => {$(
+        impl std::borrow::Borrow<str> for $t {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+    )*};
+}
+borrow_str!(DeviceId, Name, Mac);
+
+impl PartialEq<str> for DeviceId {
+    fn eq(&self, o: &str) -> bool {
+        self.0 == o
+    }
+}
+impl PartialEq<str> for UserName {
+    fn eq(&self, o: &str) -> bool {
+        self.0 == o
+    }
+}
+impl PartialEq<str> for Name {
+    fn eq(&self, o: &str) -> bool {
+        self.0 == o
     }
 }
 

@@ -5,7 +5,7 @@
 use crate::db::{Conn, DbUrl, Mode};
 use crate::error::Error;
 use crate::registry::{self, Jail};
-use crate::types::{Name, PortRange};
+use crate::types::{DeviceId, Name, PortRange};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -257,7 +257,7 @@ pub fn watch(a: &WatchArgs) -> Result<(), Error> {
                 .ok_or_else(|| {
                     Error::runtime(format!("jail {} names a missing pool", jail.name))
                 })?;
-            let uid = uid_of(&jail.user).ok_or_else(|| {
+            let uid = uid_of(jail.user.as_str()).ok_or_else(|| {
                 Error::runtime(format!(
                     "jail {}: no local account {}",
                     jail.name, jail.user
@@ -283,6 +283,9 @@ pub fn watch(a: &WatchArgs) -> Result<(), Error> {
             for id in &tick.went_offline {
                 log(&format!("offline: {id} at jail {}", jail.name));
             }
+            for e in &tick.bad_rows {
+                log(&format!("watch: {e}"));
+            }
             for p in &tick.strays {
                 if strays_told.insert(*p) {
                     log(&format!(
@@ -292,7 +295,7 @@ pub fn watch(a: &WatchArgs) -> Result<(), Error> {
                 }
             }
             for (id, port) in &tick.revoked_holding {
-                end_session(c, id, *port, held.get(port).copied())?;
+                end_session(c, id.as_str(), *port, held.get(port).copied())?;
             }
             end_operator_sessions(c, &jail, range, sshd_pid, &proc_net)?;
             Ok(())
@@ -371,7 +374,7 @@ fn end_operator_sessions(
     sshd_pid: Option<u32>,
     proc_net: &[PathBuf],
 ) -> Result<(), Error> {
-    let Some(uid) = uid_of(&jail.operator_user) else {
+    let Some(uid) = uid_of(jail.operator_user.as_str()) else {
         return Ok(()); // no operator account here: no operator sessions
     };
     let mut conns = Vec::new();
@@ -412,7 +415,7 @@ fn end_operator_sessions(
             continue;
         }
         ended.insert(pid);
-        let shown = id.clone().unwrap_or_else(|| "-".into());
+        let shown = id.as_ref().map_or("-", DeviceId::as_str);
         log(&format!(
             "ended an operator session reaching {shown} (port {}, sshd pid {pid}): {why}",
             o.remote_port
@@ -422,7 +425,13 @@ fn end_operator_sessions(
             jail.name, o.remote_port
         );
         c.transaction(|c| {
-            registry::audit(c, "end-session", id.as_deref(), Some(why), Some(&detail))
+            registry::audit(
+                c,
+                "end-session",
+                id.as_ref().map(DeviceId::as_str),
+                Some(why),
+                Some(&detail),
+            )
         })?;
     }
     Ok(())
