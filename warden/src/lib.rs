@@ -410,8 +410,7 @@ pub fn run(cli: &Cli) -> Result<String, Error> {
             let d = registry::show(&mut c, &Which::Id(id))?;
             let jails = registry::pool_jails(&mut c, &d.pool)?;
             let host_ca = registry::pool_named(&mut c, &d.pool)?.and_then(|p| p.host_ca);
-            let (env, kh) =
-                device_config::render(&d, &jails, host_ca.as_ref(), known_hosts_path)?;
+            let (env, kh) = device_config::render(&d, &jails, host_ca.as_ref(), known_hosts_path)?;
             device_config::write_file(out, "jailbird.env", &env)?;
             device_config::write_file(out, "known_hosts", &kh)?;
             if let Some(ca) = operator_ca {
@@ -653,4 +652,3 @@ pub fn check_reason(reason: Option<&str>) -> Result<(), Error> {
         _ => Ok(()),
     }
 }
-

@@ -485,7 +485,10 @@ type DbErr = crate::db::DbError;
 /// Deletes a device row and every grant for it (a later device with the same
 /// id must not inherit them).
 fn drop_device(c: &mut Conn, id: &DeviceId) -> Result<(), DbErr> {
-    c.exec("DELETE FROM grants WHERE device = $1", &[id.as_str().into()])?;
+    c.exec(
+        "DELETE FROM grants WHERE device = $1",
+        &[id.as_str().into()],
+    )?;
     c.exec("DELETE FROM devices WHERE id = $1", &[id.as_str().into()])?;
     Ok(())
 }
@@ -555,7 +558,13 @@ fn lock_pool(c: &mut Conn, pool: &Name) -> Result<(), DbErr> {
     Ok(())
 }
 
-fn insert_device(c: &mut Conn, d: &NewDevice, pool: &Name, port: u16, at: i64) -> Result<(), DbErr> {
+fn insert_device(
+    c: &mut Conn,
+    d: &NewDevice,
+    pool: &Name,
+    port: u16,
+    at: i64,
+) -> Result<(), DbErr> {
     let labels = serde_json::to_string(&d.labels.clone().unwrap_or_default()).unwrap_or_default();
     let target = d
         .target
@@ -893,10 +902,7 @@ pub fn devices(c: &mut Conn, pool: Option<&Name>) -> Result<Vec<Device>, Error> 
             &format!("SELECT {DEVICE_COLS} WHERE d.pool = $1 ORDER BY d.id"),
             &[p.as_str().into()],
         )?,
-        None => c.query(
-            &format!("SELECT {DEVICE_COLS} ORDER BY d.id"),
-            &[],
-        )?,
+        None => c.query(&format!("SELECT {DEVICE_COLS} ORDER BY d.id"), &[])?,
     };
     devices_from(&rows)
 }
@@ -1323,7 +1329,11 @@ pub fn touch_last_seen(c: &mut Conn, id: &DeviceId, at: i64) {
     }
     let _ = c.exec(
         "UPDATE devices SET last_seen = $1 WHERE id = $2 AND (last_seen IS NULL OR last_seen < $3)",
-        &[at.into(), id.as_str().into(), (at - LAST_SEEN_WRITE_SECS).into()],
+        &[
+            at.into(),
+            id.as_str().into(),
+            (at - LAST_SEEN_WRITE_SECS).into(),
+        ],
     );
 }
 

@@ -143,7 +143,6 @@ fn penalties(v: &SshdVersion) -> String {
     }
 }
 
-
 /// The drop-in for `/etc/ssh/sshd_config.d/`.
 pub fn sshd_config(c: &mut Conn, a: &SshdConfigArgs) -> Result<String, Error> {
     let jail = registry::jail(c, a.jail)?;
@@ -152,8 +151,7 @@ pub fn sshd_config(c: &mut Conn, a: &SshdConfigArgs) -> Result<String, Error> {
     let operator_given = given("--operator-user", a.operator_user)?;
     let command_user = UserName::parse("--command-user", a.command_user)?;
     let (tunnel, operator) = (&jail.user, &jail.operator_user);
-    if tunnel_given.is_some_and(|u| u != *tunnel)
-        || operator_given.is_some_and(|u| u != *operator)
+    if tunnel_given.is_some_and(|u| u != *tunnel) || operator_given.is_some_and(|u| u != *operator)
     {
         return Err(Error::invalid(format!(
             "jail {} has tunnel account {} and operator account {}: authorized-keys answers for those (jail add --user/--operator-user)",
