@@ -559,7 +559,12 @@ impl Conn {
 
     fn open_sqlite(path: &Path, mode: Mode) -> Result<Conn, Error> {
         use rusqlite::OpenFlags as F;
-        let mut flags = F::SQLITE_OPEN_READ_WRITE | F::SQLITE_OPEN_NO_MUTEX;
+        // No symbolic link anywhere in the registry's files: whoever owns the
+        // directory (the unprivileged command user) must not point root's
+        // writes, or the ownership fix-up below, at another file.
+        let mut flags =
+            F::SQLITE_OPEN_READ_WRITE | F::SQLITE_OPEN_NO_MUTEX | F::SQLITE_OPEN_NOFOLLOW;
+        refuse_links(path)?;
         if mode == Mode::Admin {
             let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
             if let Some(dir) = dir
@@ -619,6 +624,16 @@ impl Conn {
             conn,
             path: path.to_path_buf(),
         })
+    }
+
+    /// The audit actor as an SQL expression over the parameter `param`: on
+    /// PostgreSQL with the role the server authenticated (`session_user`),
+    /// which no client can forge.
+    pub fn dialect_actor(&self, param: &str) -> String {
+        match self {
+            Conn::Sqlite { .. } => param.to_string(),
+            Conn::Postgres(_) => format!("{param} || ' [db role ' || session_user || ']'"),
+        }
     }
 
     pub fn is_postgres(&self) -> bool {
@@ -840,7 +855,10 @@ impl Conn {
 
     /// SQLite only: when run as root, hand the database and its WAL/SHM files
     /// to the owner of their directory, so that the unprivileged user sshd
-    /// runs `authorized-keys` as can still read and write them.
+    /// runs `authorized-keys` as can still read and write them. Each file is
+    /// opened without following a link, must be a regular file with one link,
+    /// and the open file is what changes owner: a file swapped for a link
+    /// meanwhile is left alone.
     pub fn fix_ownership(&self) {
         let Conn::Sqlite { path, .. } = self else {
             return;
@@ -848,7 +866,7 @@ impl Conn {
         if euid() != 0 {
             return;
         }
-        use std::os::unix::fs::MetadataExt;
+        use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
         let dir = match path.parent().filter(|d| !d.as_os_str().is_empty()) {
             Some(d) => d.to_path_buf(),
             None => PathBuf::from("."),
@@ -856,17 +874,62 @@ impl Conn {
         let Ok(dm) = std::fs::metadata(&dir) else {
             return;
         };
-        for suffix in ["", "-wal", "-shm"] {
-            let mut p = path.as_os_str().to_owned();
-            p.push(suffix);
-            let p = PathBuf::from(p);
-            if let Ok(m) = std::fs::metadata(&p)
-                && (m.uid() != dm.uid() || m.gid() != dm.gid())
-            {
-                let _ = std::os::unix::fs::chown(&p, Some(dm.uid()), Some(dm.gid()));
+        for p in sqlite_files(path) {
+            let Ok(f) = std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
+                .open(&p)
+            else {
+                continue;
+            };
+            let Ok(m) = f.metadata() else { continue };
+            if !m.is_file() || m.nlink() != 1 {
+                continue;
+            }
+            if m.uid() != dm.uid() || m.gid() != dm.gid() {
+                let _ = std::os::unix::fs::fchown(&f, Some(dm.uid()), Some(dm.gid()));
             }
         }
     }
+}
+
+/// The database file and the files SQLite keeps beside it.
+fn sqlite_files(path: &Path) -> Vec<PathBuf> {
+    ["", "-wal", "-shm", "-journal"]
+        .iter()
+        .map(|suffix| {
+            let mut p = path.as_os_str().to_owned();
+            p.push(suffix);
+            PathBuf::from(p)
+        })
+        .collect()
+}
+
+/// Refuses a registry whose files are links (symbolic, or hard links to a
+/// file elsewhere) or not regular files.
+fn refuse_links(path: &Path) -> Result<(), Error> {
+    use std::os::unix::fs::MetadataExt;
+    for p in sqlite_files(path) {
+        let Ok(m) = std::fs::symlink_metadata(&p) else {
+            continue;
+        };
+        let why = if m.file_type().is_symlink() {
+            "is a symbolic link"
+        } else if !m.is_file() {
+            "is not a regular file"
+        } else if m.nlink() != 1 {
+            "has another hard link"
+        } else {
+            continue;
+        };
+        return Err(Error::runtime(format!(
+            "registry file {} {why}: refused (someone with write access to {} may be aiming warden at another file)",
+            p.display(),
+            path.parent()
+                .map_or_else(|| ".".into(), |d| d.display().to_string())
+        )));
+    }
+    Ok(())
 }
 
 /// A local account: (name, uid, home).

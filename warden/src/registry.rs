@@ -55,15 +55,23 @@ pub fn actor() -> (String, String) {
     ACTOR.get_or_init(look_up_actor).clone()
 }
 
+/// Who is acting, from the system, never from the environment: the name of
+/// the real uid (`uid:N` without a passwd entry). `SUDO_USER` is only a
+/// claim (anyone can set it), so it is kept beside the name, marked so.
 fn look_up_actor() -> (String, String) {
-    let who = std::env::var("SUDO_USER")
+    // SAFETY: getuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::getuid() };
+    let name = crate::db::account(&uid.to_string())
+        .filter(|a| a.uid == uid)
+        .map_or_else(|| format!("uid:{uid}"), |a| a.name);
+    let claim = std::env::var("SUDO_USER")
         .ok()
         .filter(|s| !s.is_empty())
-        .or_else(|| std::env::var("USER").ok().filter(|s| !s.is_empty()))
-        .unwrap_or_else(|| {
-            let uid = crate::db::euid();
-            crate::db::account(&uid.to_string()).map_or_else(|| format!("uid:{uid}"), |a| a.name)
-        });
+        .map(|s| crate::types::one_line(&s.chars().take(64).collect::<String>()));
+    let who = match claim {
+        Some(c) if uid == 0 => format!("{name} (sudo from {c}, claimed)"),
+        _ => name,
+    };
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .unwrap_or_default();
@@ -98,9 +106,13 @@ pub fn audit_op(
     detail: Option<&str>,
 ) -> Result<(), TxError> {
     let (who, from) = actor();
+    // On PostgreSQL the role the server authenticated is recorded too.
+    let actor = c.dialect_actor("$5");
     c.exec(
-        "INSERT INTO audit (at, action, device, operator, actor, origin, reason, detail)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        &format!(
+            "INSERT INTO audit (at, action, device, operator, actor, origin, reason, detail)
+             VALUES ($1, $2, $3, $4, {actor}, $6, $7, $8)"
+        ),
         &[
             now().into(),
             action.into(),

@@ -266,8 +266,15 @@ fn authorized_keys_fails_closed() {
             reg.url.clone(),
             "jail-a",
             tunnel.clone(),
-            "SHA256:AAAA".into(),
+            format!("SHA256:{}", "A".repeat(43)),
             "not enrolled",
+        ),
+        (
+            reg.url.clone(),
+            "jail-a",
+            tunnel.clone(),
+            "SHA256:AAAA".into(),
+            "is not SHA256:",
         ),
         (
             reg.url.clone(),
