@@ -195,12 +195,32 @@ pub enum DbUrl {
     Postgres(String),
 }
 
-/// `warden db-grants --role R`: the SQL that gives the role warden runs as
-/// what it needs and no more; on the audit table only SELECT and INSERT, so
-/// not even a bug or a stolen registry password can rewrite an entry.
-/// (Schema changes stay with the owner: run one admin command as the owner
-/// after each upgrade, then warden runs as `role`.)
-pub fn grants_sql(db: &DbUrl, role: &str) -> Result<String, Error> {
+/// What a PostgreSQL role is for (`warden db-grants --for`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RoleUse {
+    /// The admin host: every command (enrol, revoke, grant, pools, jails).
+    Admin,
+    /// A jail host: `authorized-keys`, `watch` and `sshd-config`, nothing else.
+    Jail,
+}
+
+/// `warden db-grants --role R --for admin|jail`: the SQL that gives the role
+/// what that use needs and no more. Each starts by revoking everything on the
+/// registry's tables and sequences (column privileges go with them), so it
+/// also moves a role from one use to the other. On the audit table neither
+/// gets more than SELECT and INSERT, so not even a bug or a stolen registry
+/// password can rewrite an entry. (Schema changes stay with the owner: run
+/// one admin command as the owner after each upgrade, then warden runs as
+/// `role`.)
+///
+/// The jail role reads what `authorized-keys` (sshd.rs `authorize`: the jail,
+/// the device by fingerprint, an operator's key, live grants, the last few
+/// seconds of operator logins), `watch` (watch.rs: the jail, its pool, the
+/// pool's devices, live grants, the device at a port) and `sshd-config` read;
+/// it writes only the presence columns of `devices` and new audit rows. It
+/// cannot enrol, revoke or un-revoke, grant, or change an operator, a jail or
+/// a pool, and it does not see the revoked-keys list.
+pub fn grants_sql(db: &DbUrl, role: &str, used: RoleUse) -> Result<String, Error> {
     if matches!(db, DbUrl::Sqlite(_)) {
         return Err(Error::invalid(
             "db-grants: SQLite has no roles; the file's owner and mode are its access control",
@@ -218,16 +238,37 @@ pub fn grants_sql(db: &DbUrl, role: &str) -> Result<String, Error> {
             crate::types::quote(role)
         )));
     }
-    Ok(format!(
-        "-- PostgreSQL privileges for role {role}, which warden and sshd's authorized-keys\n\
-         -- connect as. Run as the registry's owner once the schema exists.\n\
+    let revoke = format!(
+        "-- Run as the registry's owner once the schema exists, and again after an upgrade.\n\
+         -- (PostgreSQL 15 and later give PUBLIC no CREATE on schema public; on an older\n\
+         -- server also run: REVOKE CREATE ON SCHEMA public FROM PUBLIC;)\n\
          REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {role};\n\
-         GRANT SELECT ON warden_schema TO {role};\n\
-         GRANT SELECT, INSERT, UPDATE, DELETE ON pools, jails, devices, operators, operator_keys, grants, revoked_keys TO {role};\n\
-         -- The audit trail is append-only for {role}: no UPDATE, DELETE or TRUNCATE.\n\
-         GRANT SELECT, INSERT ON audit TO {role};\n\
-         GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {role};\n"
-    ))
+         REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM {role};\n"
+    );
+    Ok(match used {
+        RoleUse::Admin => format!(
+            "-- PostgreSQL privileges for role {role}, which warden connects as on the admin\n\
+             -- host (enrol, revoke, grant, pools, jails, operators). Give it to no jail host.\n\
+             {revoke}\
+             GRANT SELECT ON warden_schema TO {role};\n\
+             GRANT SELECT, INSERT, UPDATE, DELETE ON pools, jails, devices, operators, operator_keys, grants, revoked_keys TO {role};\n\
+             -- The audit trail is append-only for {role}: no UPDATE, DELETE or TRUNCATE.\n\
+             GRANT SELECT, INSERT ON audit TO {role};\n\
+             GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {role};\n"
+        ),
+        RoleUse::Jail => format!(
+            "-- PostgreSQL privileges for role {role}, which a jail host's warden connects as:\n\
+             -- authorized-keys (sshd's AuthorizedKeysCommand), watch and sshd-config, no more.\n\
+             {revoke}\
+             GRANT SELECT ON warden_schema, pools, jails, devices, operators, operator_keys, grants TO {role};\n\
+             -- Presence only: which jail holds a device, since when, when last seen.\n\
+             GRANT UPDATE (last_seen, online_jail, online_since, offline_since) ON devices TO {role};\n\
+             -- Operator logins and ended sessions are appended; of the trail, only what\n\
+             -- de-duplicates a login is read back.\n\
+             GRANT SELECT (at, action, operator, detail), INSERT ON audit TO {role};\n\
+             GRANT USAGE ON SEQUENCE audit_seq_seq TO {role};\n"
+        ),
+    })
 }
 
 /// The default registry (contract).
