@@ -10,7 +10,9 @@ use std::path::PathBuf;
     about = "The fleet side of jailbird: device registry, enrolment and jail authorization on stock OpenSSH"
 )]
 pub struct Cli {
-    /// Registry: sqlite:///PATH or postgres://USER@HOST[:PORT]/DB (password from PGPASSWORD or ~/.pgpass).
+    /// Registry: sqlite:///PATH or postgres://USER@HOST[:PORT]/DB (password from PGPASSWORD or
+    /// ~/.pgpass). A host other than this machine needs ?sslmode=verify-full&sslrootcert=/CA.pem
+    /// (TLS, certificate and name checked) or an explicit ?sslmode=disable.
     #[arg(long, global = true, env = "WARDEN_DB", default_value = crate::db::DEFAULT_DB)]
     pub db: String,
     /// Machine-readable output (JSON) for listings and `show`.
