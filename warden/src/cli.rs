@@ -10,7 +10,9 @@ use std::path::PathBuf;
     about = "The fleet side of jailbird: device registry, enrolment and jail authorization on stock OpenSSH"
 )]
 pub struct Cli {
-    /// Registry: sqlite:///PATH or postgres://USER@HOST[:PORT]/DB (password from PGPASSWORD or ~/.pgpass).
+    /// Registry: sqlite:///PATH or postgres://USER@HOST[:PORT]/DB (password from PGPASSWORD or
+    /// ~/.pgpass). A host other than this machine needs ?sslmode=verify-full&sslrootcert=/CA.pem
+    /// (TLS, certificate and name checked) or an explicit ?sslmode=disable.
     #[arg(long, global = true, env = "WARDEN_DB", default_value = crate::db::DEFAULT_DB)]
     pub db: String,
     /// Machine-readable output (JSON) for listings and `show`.
@@ -84,11 +86,15 @@ pub enum Cmd {
     /// The operator certificate authority (a key file on this admin host).
     #[command(subcommand)]
     Ca(CaCmd),
-    /// PostgreSQL: print the GRANTs for the role warden runs as (audit: INSERT/SELECT only).
+    /// PostgreSQL: print the GRANTs for a role warden runs as (audit: INSERT/SELECT only).
     DbGrants {
-        /// The PostgreSQL role warden (and sshd's authorized-keys) connects as.
+        /// The PostgreSQL role warden connects as.
         #[arg(long)]
         role: String,
+        /// admin: the admin host, every command; jail: a jail host, only
+        /// authorized-keys, watch and sshd-config (reads, presence, audit rows).
+        #[arg(long = "for", value_enum)]
+        used: RoleFor,
     },
     /// The audit trail, oldest first.
     Audit {
@@ -316,4 +322,11 @@ pub struct SshConfigArgs {
     pub known_hosts: Option<PathBuf>,
     #[arg(long)]
     pub pool: Option<String>,
+}
+
+/// What a PostgreSQL role is for (`db-grants --for`).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RoleFor {
+    Admin,
+    Jail,
 }

@@ -211,12 +211,32 @@ pub enum DbUrl {
     Postgres(String),
 }
 
-/// `warden db-grants --role R`: the SQL that gives the role warden runs as
-/// what it needs and no more; on the audit table only SELECT and INSERT, so
-/// not even a bug or a stolen registry password can rewrite an entry.
-/// (Schema changes stay with the owner: run one admin command as the owner
-/// after each upgrade, then warden runs as `role`.)
-pub fn grants_sql(db: &DbUrl, role: &str) -> Result<String, Error> {
+/// What a PostgreSQL role is for (`warden db-grants --for`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RoleUse {
+    /// The admin host: every command (enrol, revoke, grant, pools, jails).
+    Admin,
+    /// A jail host: `authorized-keys`, `watch` and `sshd-config`, nothing else.
+    Jail,
+}
+
+/// `warden db-grants --role R --for admin|jail`: the SQL that gives the role
+/// what that use needs and no more. Each starts by revoking everything on the
+/// registry's tables and sequences (column privileges go with them), so it
+/// also moves a role from one use to the other. On the audit table neither
+/// gets more than SELECT and INSERT, so not even a bug or a stolen registry
+/// password can rewrite an entry. (Schema changes stay with the owner: run
+/// one admin command as the owner after each upgrade, then warden runs as
+/// `role`.)
+///
+/// The jail role reads what `authorized-keys` (sshd.rs `authorize`: the jail,
+/// the device by fingerprint, an operator's key, live grants, the last few
+/// seconds of operator logins), `watch` (watch.rs: the jail, its pool, the
+/// pool's devices, live grants, the device at a port) and `sshd-config` read;
+/// it writes only the presence columns of `devices` and new audit rows. It
+/// cannot enrol, revoke or un-revoke, grant, or change an operator, a jail or
+/// a pool, and it does not see the revoked-keys list.
+pub fn grants_sql(db: &DbUrl, role: &str, used: RoleUse) -> Result<String, Error> {
     if matches!(db, DbUrl::Sqlite(_)) {
         return Err(Error::invalid(
             "db-grants: SQLite has no roles; the file's owner and mode are its access control",
@@ -234,16 +254,37 @@ pub fn grants_sql(db: &DbUrl, role: &str) -> Result<String, Error> {
             crate::types::quote(role)
         )));
     }
-    Ok(format!(
-        "-- PostgreSQL privileges for role {role}, which warden and sshd's authorized-keys\n\
-         -- connect as. Run as the registry's owner once the schema exists.\n\
+    let revoke = format!(
+        "-- Run as the registry's owner once the schema exists, and again after an upgrade.\n\
+         -- (PostgreSQL 15 and later give PUBLIC no CREATE on schema public; on an older\n\
+         -- server also run: REVOKE CREATE ON SCHEMA public FROM PUBLIC;)\n\
          REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {role};\n\
-         GRANT SELECT ON warden_schema TO {role};\n\
-         GRANT SELECT, INSERT, UPDATE, DELETE ON pools, jails, devices, operators, operator_keys, grants, revoked_keys TO {role};\n\
-         -- The audit trail is append-only for {role}: no UPDATE, DELETE or TRUNCATE.\n\
-         GRANT SELECT, INSERT ON audit TO {role};\n\
-         GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {role};\n"
-    ))
+         REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM {role};\n"
+    );
+    Ok(match used {
+        RoleUse::Admin => format!(
+            "-- PostgreSQL privileges for role {role}, which warden connects as on the admin\n\
+             -- host (enrol, revoke, grant, pools, jails, operators). Give it to no jail host.\n\
+             {revoke}\
+             GRANT SELECT ON warden_schema TO {role};\n\
+             GRANT SELECT, INSERT, UPDATE, DELETE ON pools, jails, devices, operators, operator_keys, grants, revoked_keys TO {role};\n\
+             -- The audit trail is append-only for {role}: no UPDATE, DELETE or TRUNCATE.\n\
+             GRANT SELECT, INSERT ON audit TO {role};\n\
+             GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {role};\n"
+        ),
+        RoleUse::Jail => format!(
+            "-- PostgreSQL privileges for role {role}, which a jail host's warden connects as:\n\
+             -- authorized-keys (sshd's AuthorizedKeysCommand), watch and sshd-config, no more.\n\
+             {revoke}\
+             GRANT SELECT ON warden_schema, pools, jails, devices, operators, operator_keys, grants TO {role};\n\
+             -- Presence only: which jail holds a device, since when, when last seen.\n\
+             GRANT UPDATE (last_seen, online_jail, online_since, offline_since) ON devices TO {role};\n\
+             -- Operator logins and ended sessions are appended; of the trail, only what\n\
+             -- de-duplicates a login is read back.\n\
+             GRANT SELECT (at, action, operator, detail), INSERT ON audit TO {role};\n\
+             GRANT USAGE ON SEQUENCE audit_seq_seq TO {role};\n"
+        ),
+    })
 }
 
 /// The default registry (contract).
@@ -275,8 +316,9 @@ impl DbUrl {
                     "--db: the PostgreSQL URL holds a password; give it in PGPASSWORD or ~/.pgpass, never on the command line",
                 ));
             }
-            s.parse::<postgres::Config>()
-                .map_err(|e| bad(&format!("not a PostgreSQL URL ({e})")))?;
+            // Checked here, before anything connects: a host that is not
+            // this machine gets TLS or an explicit sslmode=disable.
+            pg_target(s)?;
             return Ok(DbUrl::Postgres(s.to_string()));
         }
         Err(bad("want sqlite:///PATH or postgres://USER@HOST[:PORT]/DB"))
@@ -465,6 +507,230 @@ fn pg_value(row: &postgres::Row, i: usize) -> Result<Value, DbError> {
     })
 }
 
+/// The command user's home directory: `HOME`, or (sshd runs
+/// AuthorizedKeysCommand with a bare environment) the account's from passwd.
+fn home_dir() -> Option<PathBuf> {
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .or_else(|| account(&euid().to_string()).map(|a| PathBuf::from(a.home)))
+}
+
+/// How a PostgreSQL connection is protected (libpq's `sslmode`, of which
+/// warden takes two values):
+/// - `verify-full`: TLS, the server's certificate checked against the CA
+///   certificates in `sslrootcert=FILE` (an absolute path; default
+///   `~/.postgresql/root.crt`, as libpq) and its name against the URL's host;
+/// - `disable`: no TLS, said explicitly.
+///
+/// Without `sslmode`, a loopback or unix-socket host gets no TLS and any other
+/// host is refused before anything connects. `require`, `verify-ca`, `prefer`
+/// and `allow` are refused too: each lets a server that is not the registry
+/// (any certificate, or any name under the CA) read the logins and answer them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum PgTls {
+    Off,
+    VerifyFull { root: PathBuf },
+}
+
+/// A `postgres://` URL read: the driver's settings (without `sslmode` and
+/// `sslrootcert`, which the driver does not take in libpq's sense), the TLS
+/// to use, and the host(s) and port for messages (never the user or a secret).
+struct PgTarget {
+    cfg: postgres::Config,
+    tls: PgTls,
+    host: String,
+}
+
+/// `%XX` decoded, as libpq decodes URL parameters.
+fn percent_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = s.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Where the connection goes: hosts (or socket directories) and the port.
+fn pg_host(cfg: &postgres::Config) -> String {
+    use postgres::config::Host;
+    let hosts: Vec<String> = cfg
+        .get_hosts()
+        .iter()
+        .map(|h| match h {
+            Host::Tcp(h) => h.clone(),
+            Host::Unix(p) => p.display().to_string(),
+        })
+        .collect();
+    let addrs: Vec<String> = cfg
+        .get_hostaddrs()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let port = cfg.get_ports().first().copied().unwrap_or(5432);
+    match (hosts.is_empty(), addrs.is_empty()) {
+        (_, true) => format!("{}:{port}", hosts.join(",")),
+        (true, false) => format!("{}:{port}", addrs.join(",")),
+        (false, false) => format!("{}:{port} (hostaddr {})", hosts.join(","), addrs.join(",")),
+    }
+}
+
+/// Every address the connection may go to is this machine: a unix socket,
+/// `localhost`, or a loopback address (`hostaddr`, where given, is where it
+/// goes).
+fn pg_loopback(cfg: &postgres::Config) -> bool {
+    use postgres::config::Host;
+    let (hosts, addrs) = (cfg.get_hosts(), cfg.get_hostaddrs());
+    (0..hosts.len().max(addrs.len())).all(|i| match (addrs.get(i), hosts.get(i)) {
+        (Some(a), _) => a.to_canonical().is_loopback(),
+        (None, Some(Host::Unix(_))) | (None, None) => true,
+        (None, Some(Host::Tcp(h))) => {
+            let h = h.trim_start_matches('[').trim_end_matches(']');
+            h.eq_ignore_ascii_case("localhost")
+                || h.parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.to_canonical().is_loopback())
+        }
+    })
+}
+
+/// Reads a `postgres://` URL: libpq's TLS parameters out, the rest to the
+/// driver, and the TLS rule (see [`PgTls`]) applied. Nothing connects.
+fn pg_target(url: &str) -> Result<PgTarget, Error> {
+    let (base, query) = url.split_once('?').unwrap_or((url, ""));
+    let (mut mode, mut root) = (None, None);
+    let mut kept = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let slot = match k {
+            "sslmode" => &mut mode,
+            "sslrootcert" => &mut root,
+            _ => {
+                kept.push(pair);
+                continue;
+            }
+        };
+        let v = percent_decode(v)
+            .ok_or_else(|| Error::invalid(format!("--db: {k}: bad %-encoding")))?;
+        if slot.replace(v).is_some() {
+            return Err(Error::invalid(format!("--db: {k} given twice")));
+        }
+    }
+    let driver_url = if kept.is_empty() {
+        base.to_string()
+    } else {
+        format!("{base}?{}", kept.join("&"))
+    };
+    let cfg = driver_url.parse::<postgres::Config>().map_err(|e| {
+        Error::invalid(format!(
+            "--db {}: not a PostgreSQL URL ({})",
+            quote(url),
+            one_line(&e.to_string())
+        ))
+    })?;
+    let host = pg_host(&cfg);
+    let tls = match mode.as_deref() {
+        Some("disable") => PgTls::Off,
+        Some("verify-full") => {
+            let root = match root.take() {
+                Some(r) => PathBuf::from(r),
+                None => home_dir()
+                    .map(|h| h.join(".postgresql/root.crt"))
+                    .ok_or_else(|| {
+                        Error::invalid(format!(
+                            "--db {host}: sslmode=verify-full needs sslrootcert=FILE (no home directory for ~/.postgresql/root.crt)"
+                        ))
+                    })?,
+            };
+            if !root.is_absolute() {
+                return Err(Error::invalid(format!(
+                    "--db {host}: sslrootcert={}: give an absolute path (sshd runs warden from /)",
+                    root.display()
+                )));
+            }
+            if cfg
+                .get_hosts()
+                .iter()
+                .any(|h| matches!(h, postgres::config::Host::Unix(_)))
+            {
+                return Err(Error::invalid(format!(
+                    "--db {host}: sslmode=verify-full needs a TCP host name, not a socket directory"
+                )));
+            }
+            PgTls::VerifyFull { root }
+        }
+        Some(m @ ("require" | "verify-ca" | "prefer" | "allow")) => {
+            return Err(Error::invalid(format!(
+                "--db {host}: sslmode={m} does not check that the server is the registry: use sslmode=verify-full with sslrootcert=FILE (or sslmode=disable)"
+            )));
+        }
+        Some(m) => {
+            return Err(Error::invalid(format!(
+                "--db {host}: sslmode={}: want verify-full or disable",
+                quote(m)
+            )));
+        }
+        None if root.is_some() => {
+            return Err(Error::invalid(format!(
+                "--db {host}: sslrootcert without sslmode=verify-full"
+            )));
+        }
+        None if pg_loopback(&cfg) => PgTls::Off,
+        None => {
+            return Err(Error::invalid(format!(
+                "--db {host}: not this machine, and the URL asks for no TLS: add sslmode=verify-full&sslrootcert=CA_FILE (or, to send the registry's traffic in clear, sslmode=disable)"
+            )));
+        }
+    };
+    if root.is_some() && tls == PgTls::Off {
+        return Err(Error::invalid(format!(
+            "--db {host}: sslrootcert with sslmode=disable"
+        )));
+    }
+    Ok(PgTarget { cfg, tls, host })
+}
+
+/// The TLS connector for `sslmode=verify-full`: rustls (ring), trusting only
+/// the CA certificates in `root`; rustls checks the server's name.
+fn pg_tls(root: &Path, host: &str) -> Result<tokio_postgres_rustls::MakeRustlsConnect, Error> {
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
+    let bad = |why: String| {
+        Error::runtime(format!(
+            "registry {host}: sslrootcert {}: {}",
+            root.display(),
+            one_line(&why)
+        ))
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(root).map_err(|e| bad(e.to_string()))? {
+        let cert = cert.map_err(|e| bad(e.to_string()))?;
+        roots
+            .add(cert)
+            .map_err(|e| bad(format!("not a CA certificate ({e})")))?;
+    }
+    if roots.is_empty() {
+        return Err(bad("holds no PEM certificate".into()));
+    }
+    // ring, as the agent uses: rustls marks its ring provider deprecated
+    // because it has no post-quantum key exchange (aws-lc-rs has; a C/asm
+    // build warden does without). X25519 and the P-curves remain.
+    #[allow(deprecated)]
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| bad(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+}
+
 /// The PostgreSQL password for `cfg`, from `PGPASSWORD` or the `.pgpass` file
 /// (`PGPASSFILE` or `~/.pgpass`, `host:port:db:user:password`, `*` wildcards),
 /// as libpq does; never from the command line.
@@ -472,14 +738,9 @@ fn pg_password(cfg: &postgres::Config) -> Option<String> {
     if let Ok(p) = std::env::var("PGPASSWORD") {
         return Some(p);
     }
-    // sshd runs AuthorizedKeysCommand with a bare environment: fall back to
-    // the account's home directory from passwd.
-    let home = std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .or_else(|| account(&euid().to_string()).map(|a| PathBuf::from(a.home)));
     let file = std::env::var_os("PGPASSFILE")
         .map(PathBuf::from)
-        .or_else(|| home.map(|h| h.join(".pgpass")))?;
+        .or_else(|| home_dir().map(|h| h.join(".pgpass")))?;
     let text = std::fs::read_to_string(file).ok()?;
     let host = match cfg.get_hosts().first() {
         Some(postgres::config::Host::Tcp(h)) => h.clone(),
@@ -513,9 +774,7 @@ impl Conn {
         let mut conn = match url {
             DbUrl::Sqlite(path) => Self::open_sqlite(path, mode)?,
             DbUrl::Postgres(u) => {
-                let mut cfg: postgres::Config = u
-                    .parse()
-                    .map_err(|e| Error::invalid(format!("--db {u}: {e}")))?;
+                let PgTarget { mut cfg, tls, host } = pg_target(u)?;
                 if cfg.get_password().is_none()
                     && let Some(p) = pg_password(&cfg)
                 {
@@ -528,13 +787,25 @@ impl Conn {
                 if cfg.get_application_name().is_none() {
                     cfg.application_name("warden");
                 }
-                let client = cfg.connect(postgres::NoTls).map_err(|e| {
-                    Error::runtime(format!(
-                        "registry {u} unreachable: {}",
-                        match pg_err(e) {
-                            DbError::Conflict(m) | DbError::Failed(m) => m,
+                use postgres::config::SslMode;
+                let connected = match &tls {
+                    PgTls::Off => cfg.ssl_mode(SslMode::Disable).connect(postgres::NoTls),
+                    // Require: a server without TLS is an error, never a fallback.
+                    PgTls::VerifyFull { root } => {
+                        cfg.ssl_mode(SslMode::Require).connect(pg_tls(root, &host)?)
+                    }
+                };
+                let client = connected.map_err(|e| {
+                    let m = match pg_err(e) {
+                        DbError::Conflict(m) | DbError::Failed(m) => one_line(&m),
+                    };
+                    let against = match &tls {
+                        PgTls::VerifyFull { root } if m.contains("certificate") => {
+                            format!(" (checked against sslrootcert {})", root.display())
                         }
-                    ))
+                        _ => String::new(),
+                    };
+                    Error::runtime(format!("registry {host} unreachable: {m}{against}"))
                 })?;
                 Conn::Postgres(Box::new(client))
             }
@@ -987,6 +1258,56 @@ mod tests {
             "",
         ] {
             assert!(DbUrl::parse(s).is_err(), "{s:?} accepted");
+        }
+        // TLS: off only on this machine or when asked; libpq's parameters
+        // are taken (and kept from the driver, which knows neither).
+        for ok in [
+            "postgres://w@localhost/db",
+            "postgres://w@[::1]:5433/db",
+            "postgres://w@127.0.0.2/db?connect_timeout=3",
+            "postgres://w@db.example/db?sslmode=disable",
+            "postgres://w@db.example/db?sslmode=verify-full&sslrootcert=/etc/warden/ca.pem",
+            "postgres://w@db.example/db?sslrootcert=%2Fetc%2Fca.pem&sslmode=verify-full",
+            "postgres://w@/db?host=/run/postgresql",
+            "postgres://w@db.example/db?hostaddr=127.0.0.1",
+        ] {
+            assert!(DbUrl::parse(ok).is_ok(), "{ok}: {:?}", DbUrl::parse(ok));
+        }
+        for (bad, why) in [
+            ("postgres://w@10.1.2.3/db", "no TLS"),
+            ("postgres://w@db.example:5432/db", "no TLS"),
+            ("postgres://w@localhost,db.example/db", "no TLS"),
+            ("postgres://w@localhost/db?hostaddr=10.1.2.3", "no TLS"),
+            ("postgres://w@db.example/db?sslmode=require", "verify-full"),
+            (
+                "postgres://w@db.example/db?sslmode=verify-ca",
+                "verify-full",
+            ),
+            ("postgres://w@db.example/db?sslmode=prefer", "verify-full"),
+            (
+                "postgres://w@db.example/db?sslmode=bogus",
+                "want verify-full",
+            ),
+            (
+                "postgres://w@db.example/db?sslmode=verify-full&sslrootcert=ca.pem",
+                "absolute",
+            ),
+            (
+                "postgres://w@db.example/db?sslrootcert=/ca.pem",
+                "without sslmode",
+            ),
+            (
+                "postgres://w@db.example/db?sslmode=disable&sslmode=disable",
+                "twice",
+            ),
+            (
+                "postgres://w@/db?host=/run/pg&sslmode=verify-full&sslrootcert=/ca.pem",
+                "socket",
+            ),
+        ] {
+            let e = DbUrl::parse(bad).expect_err(bad).to_string();
+            assert!(e.contains(why), "{bad}: {e}");
+            assert_eq!(e.lines().count(), 1, "{bad}: {e}");
         }
         let e = DbUrl::parse("postgres://warden:secret@h/db")
             .unwrap_err()

@@ -634,7 +634,14 @@ pub fn run(cli: &Cli) -> Result<String, Error> {
         Cmd::Connect(a) => operator::connect(&db, a)?,
         Cmd::SshConfig(a) => operator::ssh_config(&db, a)?,
         Cmd::Ca(CaCmd::Init { ca }) => operator::ca_init(ca)?,
-        Cmd::DbGrants { role } => db::grants_sql(&db, role)?,
+        Cmd::DbGrants { role, used } => db::grants_sql(
+            &db,
+            role,
+            match used {
+                cli::RoleFor::Admin => db::RoleUse::Admin,
+                cli::RoleFor::Jail => db::RoleUse::Jail,
+            },
+        )?,
         Cmd::AuthorizedKeys { .. } => unreachable!("answered above"),
     };
     Ok(out)

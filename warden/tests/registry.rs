@@ -654,7 +654,7 @@ fn on_postgres_warden_runs_as_a_role_that_can_only_append_to_the_audit() {
     reg.pool("p", "41000-41009");
     let c = pg();
     let db = reg.url.rsplit('/').next().unwrap().to_string();
-    let sql = reg.ok(&["db-grants", "--role", "warden_app"]);
+    let sql = reg.ok(&["db-grants", "--role", "warden_app", "--for", "admin"]);
     assert!(
         sql.contains("GRANT SELECT, INSERT ON audit TO warden_app;"),
         "{sql}"
@@ -714,6 +714,6 @@ fn on_postgres_warden_runs_as_a_role_that_can_only_append_to_the_audit() {
     assert!(err.contains("append-only"), "{err}");
     // SQLite has no roles: said so, exit 2.
     let lite = Registry::new(Kind::Sqlite);
-    let (code, _, err) = lite.warden(&["db-grants", "--role", "warden_app"]);
+    let (code, _, err) = lite.warden(&["db-grants", "--role", "warden_app", "--for", "admin"]);
     assert_eq!((code, err.lines().count()), (2, 1), "{err}");
 }

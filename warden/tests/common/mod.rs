@@ -70,7 +70,7 @@ pub fn warden_bin() -> PathBuf {
 /// Runs `cleanup` (a shell command) once this test process has exited, even
 /// if it panicked or was killed.
 #[allow(clippy::zombie_processes)] // detached on purpose: it outlives this process
-fn reap_when_gone(cleanup: &str) {
+pub fn reap_when_gone(cleanup: &str) {
     let me = std::process::id();
     Command::new("setsid")
         .args([
@@ -93,7 +93,7 @@ pub struct PgCluster {
     pub bin: PathBuf,
 }
 
-fn pg_bin() -> PathBuf {
+pub fn pg_bin() -> PathBuf {
     if let Ok(p) = std::env::var("WARDEN_TEST_PG_BIN") {
         return p.into();
     }
@@ -113,7 +113,7 @@ fn pg_bin() -> PathBuf {
         .expect("no PostgreSQL server: run scripts/test-setup.sh (installs postgresql)")
 }
 
-fn as_postgres(bin: &Path, tool: &str) -> Command {
+pub fn as_postgres(bin: &Path, tool: &str) -> Command {
     let mut c = Command::new("runuser");
     c.args(["-u", "postgres", "--"]).arg(bin.join(tool));
     c
