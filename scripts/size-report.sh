@@ -2,7 +2,7 @@
 # Prints the stripped size of each built target's binary (budget: 1.0 MB for
 # the Pi Zero, issue 14), then every package built in this tree: the .deb files
 # board/debian/build.sh writes (target/deb/) and the .ipk files CI writes
-# (target/board/ipk/). The README's size table is this output.
+# (target/board/ipk/). The size table in docs/boards.md is this output.
 #   scripts/size-report.sh [triple ...]     (default: all six targets)
 set -euo pipefail
 cd "$(dirname "$0")/.."

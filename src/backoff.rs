@@ -42,7 +42,7 @@ pub struct Policy {
 }
 
 impl Policy {
-    /// What the agent runs (chosen with benches/fleet_sim.py; README "Fleet
+    /// What the agent runs (chosen with benches/fleet_sim.py; docs/fleet.md "Fleet
     /// scale"): equal jitter, and the first retry after the jail closed a
     /// healthy link spread over [`DROP_SPREAD`].
     pub const AGENT: Policy = Policy {

@@ -133,7 +133,7 @@ pub const HEALTHY_RESET: Duration = Duration::from_secs(10);
 /// When the jail closes a healthy link (it restarted: its whole fleet sees the
 /// same instant), the first retry comes uniformly within this, so the fleet
 /// arrives at a rate the jail can log in instead of all at once. Measured
-/// with benches/fleet_sim.py, jail restarts on 2 cores (README "Fleet scale"):
+/// with benches/fleet_sim.py, jail restarts on 2 cores (docs/fleet.md "Fleet scale"):
 /// 2,000 devices back in 31.3 s with 15 s, 36.2 s with 30 s, 63.2 s with a
 /// retry within a second (logins that time out half-done: 1,900 failed
 /// attempts); 1,000 devices, which the jail logs in at once, 17.7 s with

@@ -40,7 +40,7 @@ fn sshd_word(s: &str) -> String {
 /// exit around them. The fleet simulator measured 8-12 ms in the jail's own
 /// processes, but a restart's return took 31-35 ms of core time per device
 /// all told (1,000 devices back in 17.3-17.7 s on 2 cores, the simulator's
-/// 2 ms included; benches/fleet_sim.py, OpenSSH 9.2, README "Fleet scale").
+/// 2 ms included; benches/fleet_sim.py, OpenSSH 9.2, docs/fleet.md "Fleet scale").
 pub const LOGIN_CPU_MS: u32 = 30;
 /// Smallest `MaxStartups` warden writes (OpenSSH's own default is 10:30:100).
 pub const MIN_STARTUPS: u32 = 100;
