@@ -13,7 +13,7 @@ pub struct Cli {
     /// Registry: sqlite:///PATH or postgres://USER@HOST[:PORT]/DB (password from PGPASSWORD or
     /// ~/.pgpass). A host other than this machine needs ?sslmode=verify-full&sslrootcert=/CA.pem
     /// (TLS, certificate and name checked) or an explicit ?sslmode=disable.
-    #[arg(long, global = true, env = "WARDEN_DB", default_value = crate::db::DEFAULT_DB)]
+    #[arg(long, global = true, env = "WARDEN_DB", default_value = crate::store::conn::DEFAULT_DB)]
     pub db: String,
     /// Machine-readable output (JSON) for listings and `show`.
     #[arg(long, global = true)]
@@ -183,7 +183,7 @@ pub enum JailCmd {
         #[arg(long)]
         pool: Option<String>,
         /// The account devices log in as.
-        #[arg(long, default_value = crate::registry::DEFAULT_TUNNEL_USER)]
+        #[arg(long, default_value = crate::store::DEFAULT_TUNNEL_USER)]
         user: String,
         /// The account operators log in as.
         #[arg(long, default_value = crate::sshd::DEFAULT_OPERATOR_USER)]

@@ -3,8 +3,8 @@
 //! unchanged.
 
 use crate::error::Error;
-use crate::registry::{Device, Jail};
 use crate::render;
+use crate::store::{Device, Jail};
 use crate::types::PublicKey;
 use std::path::Path;
 
@@ -68,15 +68,7 @@ pub fn render(
     Ok((env, kh))
 }
 
-/// Writes `name` in `dir` atomically (temp file, fsync, rename).
+/// Writes `name` in `dir` atomically (a factory station's output: 0644).
 pub fn write_file(dir: &Path, name: &str, text: &str) -> Result<(), Error> {
-    use std::io::Write;
-    let path = dir.join(name);
-    let tmp = dir.join(format!(".{name}.warden-tmp"));
-    let fail = |e: std::io::Error| Error::runtime(format!("{}: {e}", path.display()));
-    let mut f = std::fs::File::create(&tmp).map_err(fail)?;
-    f.write_all(text.as_bytes())
-        .and_then(|_| f.sync_all())
-        .map_err(fail)?;
-    std::fs::rename(&tmp, &path).map_err(fail)
+    crate::fsio::replace(&dir.join(name), text.as_bytes(), 0o644)
 }

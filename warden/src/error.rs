@@ -23,6 +23,15 @@ impl Error {
     pub fn runtime(m: impl Into<String>) -> Self {
         Error::Runtime(m.into())
     }
+    /// Bad rows of an input file, one line each; the last says that
+    /// nothing was imported.
+    pub fn bad_rows(mut errors: Vec<String>) -> Self {
+        let n = errors.len();
+        if let Some(last) = errors.last_mut() {
+            last.push_str(&format!(" ({n} bad row(s); nothing imported)"));
+        }
+        Error::invalid(errors.join("\n"))
+    }
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Invalid(_) => 2,

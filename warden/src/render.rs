@@ -4,7 +4,8 @@
 //! these functions still quote, so a future type that admits more cannot
 //! open a way in.
 
-use crate::types::{HostPort, PublicKey, shell_word};
+use crate::store::Device;
+use crate::types::{self, HostPort, PublicKey, shell_word};
 
 /// One known_hosts line for a jail: the name as OpenSSH (and the agent,
 /// `jailbird::hostkey::known_hosts_name`) looks it up — the bare host on
@@ -27,6 +28,126 @@ pub fn env_line(name: &str, value: &str) -> String {
             .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
     );
     format!("{name}={}\n", shell_word(value))
+}
+
+// ---- for people and for programs ---------------------------------------------
+
+pub fn json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string_pretty(v).unwrap_or_default()
+}
+
+/// An aligned table: a header and rows of cells. Every cell is shown on one
+/// line (types::one_line): a stored newline cannot forge a row.
+pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.iter().map(|c| types::one_line(c)).collect())
+        .collect();
+    let rows = &rows[..];
+    let mut w: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            w[i] = w[i].max(c.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut s = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                s.push_str(c);
+            } else {
+                s.push_str(&format!("{c:<width$}  ", width = w[i]));
+            }
+        }
+        s.trim_end().to_string() + "\n"
+    };
+    let mut out = line(header.to_vec());
+    for r in rows {
+        out.push_str(&line(r.iter().map(String::as_str).collect()));
+    }
+    out
+}
+
+pub fn dash<T: std::fmt::Display>(v: &Option<T>) -> String {
+    v.as_ref().map_or_else(|| "-".into(), ToString::to_string)
+}
+
+pub fn device_rows(ds: &[Device]) -> String {
+    let rows: Vec<Vec<String>> = ds
+        .iter()
+        .map(|d| {
+            let state = if d.revoked {
+                "revoked".to_string()
+            } else if d.online.is_some() {
+                "online".to_string()
+            } else {
+                "offline".to_string()
+            };
+            let since = if d.online.is_some() {
+                dash(&d.online_since)
+            } else {
+                dash(&d.offline_since)
+            };
+            vec![
+                d.id.to_string(),
+                dash(&d.mac),
+                d.pool.to_string(),
+                d.port.to_string(),
+                state,
+                dash(&d.online),
+                since,
+                dash(&d.last_seen),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "ID",
+            "MAC",
+            "POOL",
+            "PORT",
+            "STATE",
+            "JAIL",
+            "SINCE",
+            "LAST SEEN",
+        ],
+        &rows,
+    )
+}
+
+pub fn show_device(d: &Device) -> String {
+    let labels: Vec<String> = d
+        .labels
+        .iter()
+        .map(|(k, v)| types::one_line(&format!("{k}={v}")))
+        .collect();
+    let mut s = String::new();
+    for (k, v) in [
+        ("id", d.id.to_string()),
+        ("mac", dash(&d.mac)),
+        ("pool", d.pool.to_string()),
+        ("port", d.port.to_string()),
+        ("target", d.target.to_string()),
+        ("key", d.key.line()),
+        ("fingerprint", d.fingerprint.clone()),
+        (
+            "labels",
+            if labels.is_empty() {
+                "-".into()
+            } else {
+                labels.join(",")
+            },
+        ),
+        ("enrolled", d.enrolled.clone()),
+        ("revoked", dash(&d.revoked_at)),
+        ("online", dash(&d.online)),
+        ("online since", dash(&d.online_since)),
+        ("offline since", dash(&d.offline_since)),
+        ("last seen", dash(&d.last_seen)),
+    ] {
+        s.push_str(&format!("{k:<14} {}\n", types::one_line(&v)));
+    }
+    s
 }
 
 #[cfg(test)]

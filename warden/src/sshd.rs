@@ -2,9 +2,9 @@
 //! jail (`sshd-config`) and the answer to "may this key log in as this user
 //! here?" (`authorized-keys`, its `AuthorizedKeysCommand`).
 
-use crate::db::{Conn, DbUrl, Mode};
 use crate::error::Error;
-use crate::registry::{self, Jail};
+use crate::store::conn::{Conn, DbUrl, Mode};
+use crate::store::{self, Jail};
 use crate::types::{DeviceId, Name, PublicKey, UserName};
 use std::fmt::Write as _;
 use std::path::Path;
@@ -145,7 +145,7 @@ fn penalties(v: &SshdVersion) -> String {
 
 /// The drop-in for `/etc/ssh/sshd_config.d/`.
 pub fn sshd_config(c: &mut Conn, a: &SshdConfigArgs) -> Result<String, Error> {
-    let jail = registry::jail(c, a.jail)?;
+    let jail = store::jail(c, a.jail)?;
     let given = |what, u: Option<&str>| u.map(|u| UserName::parse(what, u)).transpose();
     let tunnel_given = given("--tunnel-user", a.tunnel_user)?;
     let operator_given = given("--operator-user", a.operator_user)?;
@@ -177,7 +177,7 @@ pub fn sshd_config(c: &mut Conn, a: &SshdConfigArgs) -> Result<String, Error> {
             a.db
         )));
     }
-    let pool = registry::pool_named(c, &jail.pool)?
+    let pool = store::pool_named(c, &jail.pool)?
         .ok_or_else(|| Error::runtime(format!("jail {} names a missing pool", jail.name)))?;
     let cmd = format!(
         "{} --db {} authorized-keys --jail {} %u %f",
@@ -279,7 +279,7 @@ pub fn decide_device(
     jail: &Jail,
     user: &str,
     fingerprint: &str,
-    device: Option<&registry::Device>,
+    device: Option<&store::Device>,
 ) -> Result<String, String> {
     let Some(d) = device else {
         return Err(format!(
@@ -322,8 +322,8 @@ fn user_str(u: &str) -> &str {
 pub fn decide_operator(
     jail: &Jail,
     fingerprint: &str,
-    device: Option<&registry::Device>,
-    op: Option<&registry::OperatorKey>,
+    device: Option<&store::Device>,
+    op: Option<&store::OperatorKey>,
     granted: &[(DeviceId, u16)],
 ) -> Result<String, String> {
     if let Some(d) = device {
@@ -394,13 +394,13 @@ pub fn authorize(
         )));
     }
     let mut c = Conn::open(db, Mode::HotPath)?;
-    let login = registry::login_lookup(&mut c, jail, fingerprint)?;
+    let login = store::login_lookup(&mut c, jail, fingerprint)?;
     if login.jail.operator_user == *user_str(user) {
         return authorize_operator(&mut c, &login.jail, fingerprint, login.device.as_ref());
     }
     let answer = decide_device(&login.jail, user, fingerprint, login.device.as_ref());
     if let (Ok(_), Some(d)) = (&answer, &login.device) {
-        registry::touch_last_seen(&mut c, &d.id, registry::now());
+        store::touch_last_seen(&mut c, &d.id, store::now());
         // Run by hand as root, the write above may have made WAL files root's.
         c.fix_ownership();
     }
@@ -414,16 +414,14 @@ fn authorize_operator(
     c: &mut Conn,
     jail: &Jail,
     fingerprint: &str,
-    device: Option<&registry::Device>,
+    device: Option<&store::Device>,
 ) -> Result<Result<String, String>, Error> {
     let op = match device {
         Some(_) => None,
-        None => registry::operator_for_key(c, fingerprint)?,
+        None => store::operator_for_key(c, fingerprint)?,
     };
     let granted = match &op {
-        Some(o) if !o.disabled => {
-            registry::granted_ports(c, &o.operator, &jail.pool, registry::now())?
-        }
+        Some(o) if !o.disabled => store::granted_ports(c, &o.operator, &jail.pool, store::now())?,
         _ => Vec::new(),
     };
     let answer = decide_operator(jail, fingerprint, device, op.as_ref(), &granted);
@@ -437,23 +435,7 @@ fn authorize_operator(
         devices.join(",")
     );
     // sshd asks twice per login (the key offered, then its signature): one entry.
-    let at = registry::now();
-    let name = op.operator.as_str();
-    c.transaction_within(crate::db::HOT_PATH_TX_ATTEMPTS, |c| {
-        let seen = c.query(
-            "SELECT count(*) AS n FROM audit WHERE at >= $1 AND action = 'operator-login' AND operator = $2 AND detail = $3",
-            &[(at - LOGIN_AUDIT_DEDUP_SECS).into(), name.into(), detail.as_str().into()],
-        )?;
-        let n = seen
-            .first()
-            .and_then(|r| r.get("n"))
-            .and_then(crate::db::Value::int)
-            .unwrap_or(0);
-        if n == 0 {
-            registry::audit_op(c, "operator-login", None, Some(name), None, Some(&detail))?;
-        }
-        Ok(())
-    })?;
+    store::audit_operator_login(c, &op.operator, &detail, LOGIN_AUDIT_DEDUP_SECS)?;
     Ok(answer)
 }
 

@@ -320,6 +320,25 @@ impl PublicKey {
     }
 }
 
+/// The longest `--reason` (characters).
+pub const MAX_REASON_CHARS: usize = 512;
+
+/// A `--reason`: 1 to 512 printable characters.
+pub fn check_reason(reason: Option<&str>) -> Result<(), Error> {
+    match reason {
+        Some(r)
+            if r.chars().any(char::is_control)
+                || r.chars().count() > MAX_REASON_CHARS
+                || r.trim().is_empty() =>
+        {
+            Err(Error::invalid(format!(
+                "--reason: 1 to {MAX_REASON_CHARS} printable characters"
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// A local account name on a jail host (the tunnel, operator, claim or
 /// command account): `[A-Za-z0-9._-]{1,32}`, not starting with `-`. The one
 /// check every account name passes, from the CLI and from the registry.

@@ -2,9 +2,9 @@
 //! kernel's own table of listening sockets, written to the registry; and the
 //! end of any sshd session that still holds a revoked device's port.
 
-use crate::db::{Conn, DbUrl, Mode};
 use crate::error::Error;
-use crate::registry::{self, Jail};
+use crate::store::conn::{Conn, DbUrl, Mode};
+use crate::store::{self, Jail};
 use crate::types::{DeviceId, Name, PortRange};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -107,7 +107,7 @@ fn read_capped(p: &Path) -> String {
 
 /// The uid of a local account.
 pub fn uid_of(user: &str) -> Option<u32> {
-    crate::db::account(user).map(|a| a.uid)
+    crate::store::conn::account(user).map(|a| a.uid)
 }
 
 fn parent_of(pid: u32) -> Option<u32> {
@@ -249,8 +249,8 @@ pub fn watch(a: &WatchArgs) -> Result<(), Error> {
                 conn = Some(Conn::open(a.db, Mode::Admin)?);
             }
             let c = conn.as_mut().expect("connected above");
-            let jail: Jail = registry::jail(c, a.jail)?;
-            let range = registry::pools(c)?
+            let jail: Jail = store::jail(c, a.jail)?;
+            let range = store::pools(c)?
                 .into_iter()
                 .find(|p| p.name == jail.pool)
                 .map(|p| p.range)
@@ -276,7 +276,7 @@ pub fn watch(a: &WatchArgs) -> Result<(), Error> {
             };
             let held = held_ports(range, uid, sshd_pid, &proc_net);
             let ports: BTreeSet<u16> = held.keys().copied().collect();
-            let tick = registry::record_presence(c, &jail, &ports)?;
+            let tick = store::record_presence(c, &jail, &ports)?;
             for id in &tick.came_online {
                 log(&format!("online: {id} at jail {}", jail.name));
             }
@@ -335,7 +335,7 @@ fn end_session(c: &mut Conn, id: &str, port: u16, holder: Option<(u32, u64)>) ->
             "ended the session of revoked device {id} (port {port}, sshd pid {pid})"
         ));
         c.transaction(|c| {
-            registry::audit(
+            store::audit(
                 c,
                 "end-session",
                 Some(id),
@@ -385,7 +385,7 @@ fn end_operator_sessions(
     if conns.is_empty() {
         return Ok(());
     }
-    let live = registry::granted_devices_by_port(c, &jail.pool, registry::now())?;
+    let live = store::granted_devices_by_port(c, &jail.pool, store::now())?;
     conns.retain(|o| !live.contains_key(&o.remote_port));
     let inodes: BTreeSet<u64> = conns.iter().map(|o| o.inode).collect();
     let pids = holders(&inodes, uid);
@@ -404,7 +404,7 @@ fn end_operator_sessions(
         if name != "sshd" && name != "sshd-session" {
             continue;
         }
-        let (id, why) = match registry::device_at_port(c, &jail.pool, o.remote_port)? {
+        let (id, why) = match store::device_at_port(c, &jail.pool, o.remote_port)? {
             Some((id, true)) => (Some(id), "device revoked"),
             Some((id, false)) => (Some(id), "no live grant"),
             None => (None, "no such device"),
@@ -425,7 +425,7 @@ fn end_operator_sessions(
             jail.name, o.remote_port
         );
         c.transaction(|c| {
-            registry::audit(
+            store::audit(
                 c,
                 "end-session",
                 id.as_ref().map(DeviceId::as_str),

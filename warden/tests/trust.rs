@@ -62,8 +62,8 @@ fn the_ownership_fix_up_never_follows_a_link_swapped_in_after_open() {
     let reg = Registry::new(Kind::Sqlite);
     let dir = TempDir::new("victim");
     reg.ok(&["pool", "add", "p1", "--ports", "10000-10099"]);
-    let url = warden::db::DbUrl::parse(&reg.url).unwrap();
-    let c = warden::db::Conn::open(&url, warden::db::Mode::Admin).unwrap();
+    let url = warden::store::conn::DbUrl::parse(&reg.url).unwrap();
+    let c = warden::store::conn::Conn::open(&url, warden::store::conn::Mode::Admin).unwrap();
     let target = victim(&dir, "shadow");
     for suffix in ["-shm", "-wal"] {
         let mut link = reg.sqlite_path().into_os_string();

@@ -1,4 +1,32 @@
-//! The registry's storage side: rows decoded by column name into checked
-//! types (row.rs). SQL lives in registry.rs beside the aggregates it reads.
+//! The registry's storage: all of warden's SQL, one file per aggregate.
+//!
+//! ```text
+//! conn.rs      SQLite | PostgreSQL: one SQL text, dialect hooks, migrations, TLS
+//! row.rs       rows decoded by column name into checked types (nothing trusted)
+//! pool.rs jail.rs device.rs operator.rs audit.rs presence.rs   the aggregates
+//! time.rs      Unix seconds <-> RFC 3339
+//! ```
+//!
+//! Every change is one transaction; uniqueness (a key across the fleet, a port
+//! within a pool, a MAC) is enforced by the database and a transaction that
+//! loses a race is run again. Callers (cmd/, sshd.rs, watch.rs, operator.rs)
+//! see typed values only.
 
+pub mod audit;
+pub mod conn;
+pub mod device;
+pub mod jail;
+pub mod operator;
+pub mod pool;
+pub mod presence;
 pub mod row;
+pub mod time;
+
+pub use audit::*;
+pub use device::*;
+pub use jail::*;
+pub use operator::*;
+pub use pool::*;
+pub use presence::*;
+pub use row::{MAX_LABEL_CHARS, MAX_LABELS, parse_labels};
+pub use time::*;

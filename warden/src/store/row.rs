@@ -6,8 +6,8 @@
 //! as the type it is, on its way out of the database; a row that fails is an
 //! error naming the table, the column and the row's key, and is never used.
 
-use crate::db::{Row, Value};
 use crate::error::Error;
+use crate::store::conn::{Row, Value};
 use crate::types::{
     self, DeviceId, HostPort, Mac, Name, PortRange, PublicKey, UserName, port_from_i64, quote,
 };
@@ -240,4 +240,18 @@ pub fn parse_labels(items: &[String]) -> Result<BTreeMap<String, String>, Error>
         return Err(Error::invalid(format!("more than {MAX_LABELS} labels")));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels() {
+        let l = parse_labels(&["site=berlin".into(), "hw=pi0".into()]).unwrap();
+        assert_eq!(l["site"], "berlin");
+        for bad in ["x", "=v", "a b=c", "k=v\n"] {
+            assert!(parse_labels(&[bad.into()]).is_err(), "{bad:?}");
+        }
+    }
 }

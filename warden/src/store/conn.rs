@@ -127,6 +127,9 @@ const APPEND_ONLY_AUDIT_PG: &str = "
     CREATE TRIGGER audit_no_change BEFORE UPDATE OR DELETE OR TRUNCATE ON audit
         FOR EACH STATEMENT EXECUTE FUNCTION warden_audit_append_only();";
 
+/// How long a skippable write on PostgreSQL waits for a row lock.
+pub const SKIPPABLE_LOCK_WAIT_MS: u64 = 100;
+
 /// How long an administrative command waits for another writer (40 `enroll`
 /// processes at once queue behind each other within this).
 pub const ADMIN_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -904,6 +907,52 @@ impl Conn {
         match self {
             Conn::Sqlite { .. } => param.to_string(),
             Conn::Postgres(_) => format!("{param} || ' [db role ' || session_user || ']'"),
+        }
+    }
+
+    /// Inside a transaction: makes other writers of `table` wait until it
+    /// ends (PostgreSQL; SQLite's `BEGIN IMMEDIATE` already holds the only
+    /// write lock). `table` is one of warden's own table names.
+    pub fn lock_table_for_writers(&mut self, table: &str) -> Result<(), DbError> {
+        match self {
+            Conn::Sqlite { .. } => Ok(()),
+            Conn::Postgres(_) => {
+                self.batch(&format!("LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE"))
+            }
+        }
+    }
+
+    /// Inside a transaction: serialises writers of one row (PostgreSQL's
+    /// `SELECT ... FOR UPDATE`; nothing to do on SQLite, see above).
+    pub fn lock_row_for_writers(
+        &mut self,
+        table: &str,
+        key_col: &str,
+        key: &str,
+    ) -> Result<(), DbError> {
+        match self {
+            Conn::Sqlite { .. } => Ok(()),
+            Conn::Postgres(_) => self
+                .query(
+                    &format!("SELECT {key_col} FROM {table} WHERE {key_col} = $1 FOR UPDATE"),
+                    &[key.into()],
+                )
+                .map(drop),
+        }
+    }
+
+    /// Later statements give up on another writer's lock instead of
+    /// queueing behind it (a write the hot path may skip): at once on
+    /// SQLite, after [`SKIPPABLE_LOCK_WAIT_MS`] on PostgreSQL (whose 0 means
+    /// "wait forever"). Best effort.
+    pub fn give_up_on_locks(&mut self) {
+        match self {
+            Conn::Sqlite { conn, .. } => {
+                let _ = conn.busy_timeout(Duration::ZERO);
+            }
+            Conn::Postgres(_) => {
+                let _ = self.batch(&format!("SET lock_timeout = {SKIPPABLE_LOCK_WAIT_MS}"));
+            }
         }
     }
 

@@ -1,0 +1,211 @@
+//! `warden enroll | import | device-config | ls | show | revoke`.
+
+use super::{Ctx, name};
+use crate::cli::{EnrollArgs, LsArgs};
+use crate::error::Error;
+use crate::render::{device_rows, json, show_device};
+use crate::store::{self, Device, ImportRow, NewDevice, Outcome, Which};
+use crate::types::{self, DeviceId, HostPort, Mac, Name, PublicKey};
+use crate::{ca, device_config};
+use std::path::Path;
+
+/// Largest import file accepted (10,000 rows are ~1.2 MB).
+pub const MAX_IMPORT_BYTES: u64 = 64 << 20;
+
+pub fn enroll(ctx: &Ctx, a: &EnrollArgs) -> Result<String, Error> {
+    let d = NewDevice {
+        id: DeviceId::parse(&a.id)?,
+        key: PublicKey::parse("--key", &a.key)?,
+        mac: a.mac.as_deref().map(Mac::parse).transpose()?,
+        pool: name("pool", &a.pool)?,
+        target: a
+            .target
+            .as_deref()
+            .map(|t| HostPort::parse("--target", t, None))
+            .transpose()?,
+        labels: Some(store::parse_labels(&a.labels)?),
+    };
+    let (dev, outcome) = ctx.admin(|c| store::enroll(c, &d, a.replace))?;
+    if ctx.json {
+        return Ok(json(
+            &serde_json::json!({"outcome": outcome, "device": dev}),
+        ));
+    }
+    let what = match outcome {
+        Outcome::Enrolled => "enrolled",
+        Outcome::Unchanged => "already-enrolled",
+        Outcome::Replaced => "replaced",
+    };
+    Ok(format!(
+        "{} {what} pool={} port={}\n",
+        dev.id, dev.pool, dev.port
+    ))
+}
+
+pub fn import(ctx: &Ctx, file: &Path) -> Result<String, Error> {
+    let shown = file.display().to_string();
+    let meta = std::fs::metadata(file).map_err(|e| Error::invalid(format!("{shown}: {e}")))?;
+    if meta.len() > MAX_IMPORT_BYTES {
+        return Err(Error::invalid(format!(
+            "{shown}: larger than {MAX_IMPORT_BYTES} bytes"
+        )));
+    }
+    let text =
+        std::fs::read_to_string(file).map_err(|e| Error::invalid(format!("{shown}: {e}")))?;
+    let rows = parse_import(&shown, &text)?;
+    let (new, same) = ctx.admin(|c| store::import(c, &shown, &rows))?;
+    Ok(format!(
+        "{shown}: {new} enrolled, {same} already enrolled\n"
+    ))
+}
+
+pub fn device_config(
+    ctx: &Ctx,
+    id: &str,
+    out: &Path,
+    known_hosts_path: &str,
+    operator_ca: Option<&Path>,
+) -> Result<String, Error> {
+    let id = DeviceId::parse(id)?;
+    if !out.is_dir() {
+        return Err(Error::invalid(format!(
+            "--out {}: not a directory",
+            out.display()
+        )));
+    }
+    let (d, jails, host_ca) = ctx.admin(|c| {
+        let d = store::show(c, &Which::Id(id))?;
+        let jails = store::pool_jails(c, &d.pool)?;
+        let host_ca = store::pool_named(c, &d.pool)?.and_then(|p| p.host_ca);
+        Ok((d, jails, host_ca))
+    })?;
+    let (env, kh) = device_config::render(&d, &jails, host_ca.as_ref(), known_hosts_path)?;
+    device_config::write_file(out, "jailbird.env", &env)?;
+    device_config::write_file(out, "known_hosts", &kh)?;
+    if let Some(ca) = operator_ca {
+        let dir = Path::new(known_hosts_path)
+            .parent()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "/etc/jailbird".into());
+        let (ca_pub, principals, drop_in) = ca::device_trust(ca, &d, &dir)?;
+        device_config::write_file(out, "warden_operator_ca.pub", &ca_pub)?;
+        device_config::write_file(out, "warden_principals", &principals)?;
+        device_config::write_file(out, "warden-operators.conf", &drop_in)?;
+    }
+    Ok(format!(
+        "wrote {} and {} for device {} (port {}, {} jail(s))\n",
+        out.join("jailbird.env").display(),
+        out.join("known_hosts").display(),
+        d.id,
+        d.port,
+        jails.len()
+    ))
+}
+
+pub fn ls(ctx: &Ctx, a: &LsArgs) -> Result<String, Error> {
+    let pool = name("pool", &a.pool)?;
+    let want = store::parse_labels(&a.labels)?;
+    let all = ctx.admin(|c| {
+        if let Some(p) = &pool
+            && store::pool_named(c, p)?.is_none()
+        {
+            return Err(Error::invalid(format!("unknown pool {p}")));
+        }
+        store::devices(c, pool.as_ref())
+    })?;
+    let ds: Vec<Device> = all
+        .into_iter()
+        .filter(|d| !a.online || d.online.is_some())
+        .filter(|d| !a.offline || (d.online.is_none() && !d.revoked))
+        .filter(|d| want.iter().all(|(k, v)| d.labels.get(k) == Some(v)))
+        .collect();
+    Ok(if ctx.json {
+        json(&ds)
+    } else {
+        device_rows(&ds)
+    })
+}
+
+pub fn show(ctx: &Ctx, id: &Option<String>, mac: &Option<String>) -> Result<String, Error> {
+    let which = Which::parse(id, mac, "show")?;
+    let d = ctx.admin(|c| store::show(c, &which))?;
+    Ok(if ctx.json { json(&d) } else { show_device(&d) })
+}
+
+pub fn revoke(ctx: &Ctx, id: &str, reason: Option<&str>) -> Result<String, Error> {
+    let id = DeviceId::parse(id)?;
+    types::check_reason(reason)?;
+    let d = ctx.admin(|c| store::revoke(c, &id, reason))?;
+    Ok(format!(
+        "{} revoked: its key is refused from now on (port {} of pool {} stays reserved)\n",
+        d.id, d.port, d.pool
+    ))
+}
+
+/// Parses one import file: every bad row is named (`FILE:LINE: ...`).
+pub fn parse_import(file: &str, text: &str) -> Result<Vec<ImportRow>, Error> {
+    let mut rows = Vec::new();
+    let mut errors = Vec::new();
+    let mut ids = std::collections::BTreeMap::new();
+    let mut keys = std::collections::BTreeMap::new();
+    let mut macs = std::collections::BTreeMap::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = i + 1;
+        let l = raw.trim();
+        if l.is_empty() || l.starts_with('#') {
+            continue;
+        }
+        let f: Vec<String> = l
+            .split(',')
+            .map(|s| s.trim().trim_matches('"').to_string())
+            .collect();
+        if line == 1 && f.first().is_some_and(|s| s.eq_ignore_ascii_case("id")) {
+            continue; // header
+        }
+        if f.len() < 3 || f.len() > 4 {
+            errors.push(format!(
+                "{file}:{line}: want id,mac,key[,pool], got {} field(s)",
+                f.len()
+            ));
+            continue;
+        }
+        let parsed = (|| -> Result<NewDevice, Error> {
+            Ok(NewDevice {
+                id: DeviceId::parse(&f[0])?,
+                mac: if f[1].is_empty() {
+                    None
+                } else {
+                    Some(Mac::parse(&f[1])?)
+                },
+                key: PublicKey::parse("key", &f[2])?,
+                pool: match f.get(3) {
+                    Some(p) if !p.is_empty() => Some(Name::parse("pool", p)?),
+                    _ => None,
+                },
+                target: None,
+                labels: None,
+            })
+        })();
+        match parsed {
+            Err(e) => errors.push(format!("{file}:{line}: {e}")),
+            Ok(d) => {
+                let mut dup =
+                    |map: &mut std::collections::BTreeMap<String, usize>, k: String, what: &str| {
+                        if let Some(first) = map.insert(k.clone(), line) {
+                            errors.push(format!("{file}:{line}: {what} {k} also on line {first}"));
+                        }
+                    };
+                dup(&mut ids, d.id.to_string(), "device id");
+                dup(&mut keys, d.key.fingerprint.clone(), "key");
+                if let Some(m) = &d.mac {
+                    dup(&mut macs, m.as_str().to_string(), "MAC");
+                }
+                rows.push(ImportRow { line, device: d });
+            }
+        }
+    }
+    if !errors.is_empty() {
+        return Err(Error::bad_rows(errors));
+    }
+    Ok(rows)
+}
