@@ -7,7 +7,7 @@ use crate::error::Error;
 use crate::fsio::{replace, with_suffix};
 use crate::store::conn::{Conn, DbUrl, Mode};
 use crate::store::{self, Device, Jail, Which};
-use crate::types::{self, Name, PublicKey, shell_word};
+use crate::types::{self, DeviceId, Name, PublicKey, shell_word};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
@@ -170,6 +170,84 @@ fn who(c: &mut Conn, a: &ConnectArgs, key: Option<&PublicKey>) -> Result<Name, E
     }
 }
 
+/// The operator certificate for grant `g`, written beside the jails'
+/// known_hosts: (its path, its serial).
+fn write_certificate(
+    ca: &ca::Ca,
+    public: &ssh_key::PublicKey,
+    g: &store::Granted,
+    dir: &Path,
+    operator: &Name,
+) -> Result<(PathBuf, u64), Error> {
+    let cert = ca.sign(public, g, operator.as_str())?;
+    let path = dir.join(format!("{}-cert.pub", g.device.id));
+    let text = cert
+        .to_openssh()
+        .map_err(|e| Error::runtime(format!("encoding the certificate: {e}")))?;
+    replace(&path, format!("{text}\n").as_bytes(), 0o600)?;
+    Ok((path, cert.serial()))
+}
+
+/// The jail through which `which` is reached, after the checks that must
+/// pass before a grant is recorded (everything that goes into the command).
+fn route_checked(c: &mut Conn, which: &Which, has_reason: bool) -> Result<Jail, Error> {
+    let device = store::show(c, which)?;
+    check_device_text(&device)?;
+    if !has_reason && store::pool_named(c, &device.pool)?.is_some_and(|p| p.require_reason) {
+        return Err(Error::invalid(format!(
+            "pool {} requires a --reason for every grant",
+            device.pool
+        )));
+    }
+    store::jail_for(c, &device)
+}
+
+/// `ssh -o ProxyCommand=... -o HostKeyAlias=ID [-i KEY] [cert] ID [ARGS...]`.
+fn ssh_words(
+    route: &Route,
+    id: &DeviceId,
+    a: &ConnectArgs,
+    cert: Option<&Path>,
+) -> Result<Vec<String>, Error> {
+    let mut w: Vec<String> = vec![
+        "ssh".into(),
+        "-o".into(),
+        format!("ProxyCommand={}", proxy_line(route)?),
+        "-o".into(),
+        format!("HostKeyAlias={id}"),
+    ];
+    if let Some(idf) = &a.identity {
+        w.extend([
+            "-o".into(),
+            "IdentitiesOnly=yes".into(),
+            "-i".into(),
+            safe_path("--identity", idf)?,
+        ]);
+    }
+    if let Some(path) = cert {
+        w.extend([
+            "-o".into(),
+            format!("CertificateFile={}", safe_path("certificate", path)?),
+        ]);
+    }
+    w.push(id.to_string());
+    w.extend(a.ssh_args.iter().cloned());
+    Ok(w)
+}
+
+/// Runs the ssh command; its exit status becomes warden's.
+fn run_ssh(w: &[String]) -> Result<String, Error> {
+    let status = std::process::Command::new(&w[0])
+        .args(&w[1..])
+        .status()
+        .map_err(|e| Error::runtime(format!("cannot run ssh: {e}")))?;
+    match status.code() {
+        Some(0) => Ok(String::new()),
+        Some(code) => Err(Error::Child(code)),
+        None => Err(Error::runtime("ssh was killed by a signal")),
+    }
+}
+
 /// `warden connect`: checks everything, records the grant, signs a
 /// certificate when a CA is given, records the connect, then runs (or prints)
 /// `ssh -o ProxyCommand='ssh -W localhost:PORT OPUSER@JAIL' -o HostKeyAlias=ID ... ID`.
@@ -191,19 +269,7 @@ pub fn connect(db: &DbUrl, a: &ConnectArgs) -> Result<String, Error> {
     let mut c = Conn::open(db, Mode::Admin)?;
     let operator = who(&mut c, a, identity.as_ref().map(|(k, _)| k))?;
     // Everything that goes into the command is checked before the grant is recorded.
-    let device = store::show(&mut c, &which)?;
-    check_device_text(&device)?;
-    if a.reason.is_none()
-        && store::pools(&mut c)?
-            .iter()
-            .any(|p| p.name == device.pool && p.require_reason)
-    {
-        return Err(Error::invalid(format!(
-            "pool {} requires a --reason for every grant",
-            device.pool
-        )));
-    }
-    let jail = store::jail_for(&mut c, &device)?;
+    let jail = route_checked(&mut c, &which, a.reason.is_some())?;
     let g = store::grant(&mut c, &which, &operator, secs, a.reason.as_deref())?;
     c.fix_ownership();
     let kh = dir.join(JAILS_KNOWN_HOSTS);
@@ -213,15 +279,7 @@ pub fn connect(db: &DbUrl, a: &ConnectArgs) -> Result<String, Error> {
         0o600,
     )?;
     let cert = match (&ca, &identity) {
-        (Some(ca), Some((_, public))) => {
-            let cert = ca.sign(public, &g, operator.as_str())?;
-            let path = dir.join(format!("{}-cert.pub", g.device.id));
-            let text = cert
-                .to_openssh()
-                .map_err(|e| Error::runtime(format!("encoding the certificate: {e}")))?;
-            replace(&path, format!("{text}\n").as_bytes(), 0o600)?;
-            Some((path, cert.serial()))
-        }
+        (Some(ca), Some((_, public))) => Some(write_certificate(ca, public, &g, &dir, &operator)?),
         _ => None,
     };
     let detail = format!(
@@ -254,29 +312,12 @@ pub fn connect(db: &DbUrl, a: &ConnectArgs) -> Result<String, Error> {
         identity: a.identity.as_deref(),
         known_hosts: Some(&kh),
     };
-    let mut w: Vec<String> = vec![
-        "ssh".into(),
-        "-o".into(),
-        format!("ProxyCommand={}", proxy_line(&route)?),
-        "-o".into(),
-        format!("HostKeyAlias={}", g.device.id),
-    ];
-    if let Some(id) = &a.identity {
-        w.extend([
-            "-o".into(),
-            "IdentitiesOnly=yes".into(),
-            "-i".into(),
-            safe_path("--identity", id)?,
-        ]);
-    }
-    if let Some((path, _)) = &cert {
-        w.extend([
-            "-o".into(),
-            format!("CertificateFile={}", safe_path("certificate", path)?),
-        ]);
-    }
-    w.push(g.device.id.to_string());
-    w.extend(a.ssh_args.iter().cloned());
+    let w = ssh_words(
+        &route,
+        &g.device.id,
+        a,
+        cert.as_ref().map(|(p, _)| p.as_path()),
+    )?;
     let until = store::rfc3339(g.expires);
     if a.print {
         return Ok(format!("{}\n", shell_line(&w)));
@@ -285,15 +326,7 @@ pub fn connect(db: &DbUrl, a: &ConnectArgs) -> Result<String, Error> {
         "warden: operator {operator} may reach {} via jail {} until {until}",
         g.device.id, jail.name
     );
-    let status = std::process::Command::new(&w[0])
-        .args(&w[1..])
-        .status()
-        .map_err(|e| Error::runtime(format!("cannot run ssh: {e}")))?;
-    match status.code() {
-        Some(0) => Ok(String::new()),
-        Some(code) => Err(Error::Child(code)),
-        None => Err(Error::runtime("ssh was killed by a signal")),
-    }
+    run_ssh(&w)
 }
 
 // ---- ssh-config ---------------------------------------------------------------

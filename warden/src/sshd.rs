@@ -143,13 +143,69 @@ fn penalties(v: &SshdVersion) -> String {
     }
 }
 
+/// The drop-in's `Match User` blocks: devices hold their own reverse
+/// forward, operators open forwards to loopback ports, nothing else.
+fn match_blocks(
+    cmd: &str,
+    command_user: &UserName,
+    tunnel: &UserName,
+    operator: &UserName,
+) -> String {
+    let mut s = String::new();
+    let common = format!(
+        "\tAuthenticationMethods publickey\n\
+         \tPubkeyAuthentication yes\n\
+         \tPasswordAuthentication no\n\
+         \tKbdInteractiveAuthentication no\n\
+         \tAuthorizedKeysFile none\n\
+         \tAuthorizedKeysCommand {cmd}\n\
+         \tAuthorizedKeysCommandUser {cu}\n\
+         \tAllowAgentForwarding no\n\
+         \tAllowStreamLocalForwarding no\n\
+         \tX11Forwarding no\n\
+         \tPermitTunnel no\n\
+         \tPermitUserRC no\n\
+         \tGatewayPorts no\n\
+         \tPermitTTY no\n\
+         \tForceCommand /bin/false\n",
+        cu = command_user,
+    );
+    let _ = write!(
+        s,
+        "\n# Devices: each key line warden prints carries permitlisten for the\n\
+         # device's own port; `PermitOpen none` is the fence against direct-tcpip\n\
+         # (OpenSSH 9.2 refuses a key line holding permitopen=\"none\").\n\
+         Match User {tunnel}\n\
+         {common}\
+         \tAllowTcpForwarding remote\n\
+         \tPermitOpen none\n\
+         \tClientAliveInterval {ci}\n\
+         \tClientAliveCountMax {cm}\n\
+         \n\
+         # Operators: local forwards only, to loopback ports of this jail; each\n\
+         # key line narrows them to the granted devices' ports.\n\
+         Match User {op}\n\
+         {common}\
+         \tAllowTcpForwarding local\n\
+         \tPermitListen none\n\
+         \tPermitOpen localhost:* 127.0.0.1:*\n\
+         \n\
+         # Close the Match scope: settings after this file are global again.\n\
+         Match all\n",
+        op = operator,
+        ci = CLIENT_ALIVE_INTERVAL_SECS,
+        cm = CLIENT_ALIVE_COUNT_MAX,
+    );
+    s
+}
+
 /// The drop-in for `/etc/ssh/sshd_config.d/`.
-pub fn sshd_config(c: &mut Conn, a: &SshdConfigArgs) -> Result<String, Error> {
-    let jail = store::jail(c, a.jail)?;
+/// The accounts and paths `sshd-config` was given, checked against the
+/// jail's: returns the command user.
+fn check_config_args(jail: &Jail, a: &SshdConfigArgs) -> Result<UserName, Error> {
     let given = |what, u: Option<&str>| u.map(|u| UserName::parse(what, u)).transpose();
     let tunnel_given = given("--tunnel-user", a.tunnel_user)?;
     let operator_given = given("--operator-user", a.operator_user)?;
-    let command_user = UserName::parse("--command-user", a.command_user)?;
     let (tunnel, operator) = (&jail.user, &jail.operator_user);
     if tunnel_given.is_some_and(|u| u != *tunnel) || operator_given.is_some_and(|u| u != *operator)
     {
@@ -177,6 +233,13 @@ pub fn sshd_config(c: &mut Conn, a: &SshdConfigArgs) -> Result<String, Error> {
             a.db
         )));
     }
+    UserName::parse("--command-user", a.command_user)
+}
+
+pub fn sshd_config(c: &mut Conn, a: &SshdConfigArgs) -> Result<String, Error> {
+    let jail = store::jail(c, a.jail)?;
+    let command_user = check_config_args(&jail, a)?;
+    let (tunnel, operator) = (&jail.user, &jail.operator_user);
     let pool = store::pool_named(c, &jail.pool)?
         .ok_or_else(|| Error::runtime(format!("jail {} names a missing pool", jail.name)))?;
     let cmd = format!(
@@ -225,50 +288,7 @@ pub fn sshd_config(c: &mut Conn, a: &SshdConfigArgs) -> Result<String, Error> {
             (None, None) => String::new(),
         },
     );
-    let common = format!(
-        "\tAuthenticationMethods publickey\n\
-         \tPubkeyAuthentication yes\n\
-         \tPasswordAuthentication no\n\
-         \tKbdInteractiveAuthentication no\n\
-         \tAuthorizedKeysFile none\n\
-         \tAuthorizedKeysCommand {cmd}\n\
-         \tAuthorizedKeysCommandUser {cu}\n\
-         \tAllowAgentForwarding no\n\
-         \tAllowStreamLocalForwarding no\n\
-         \tX11Forwarding no\n\
-         \tPermitTunnel no\n\
-         \tPermitUserRC no\n\
-         \tGatewayPorts no\n\
-         \tPermitTTY no\n\
-         \tForceCommand /bin/false\n",
-        cu = command_user,
-    );
-    let _ = write!(
-        s,
-        "\n# Devices: each key line warden prints carries permitlisten for the\n\
-         # device's own port; `PermitOpen none` is the fence against direct-tcpip\n\
-         # (OpenSSH 9.2 refuses a key line holding permitopen=\"none\").\n\
-         Match User {tunnel}\n\
-         {common}\
-         \tAllowTcpForwarding remote\n\
-         \tPermitOpen none\n\
-         \tClientAliveInterval {ci}\n\
-         \tClientAliveCountMax {cm}\n\
-         \n\
-         # Operators: local forwards only, to loopback ports of this jail; each\n\
-         # key line narrows them to the granted devices' ports.\n\
-         Match User {op}\n\
-         {common}\
-         \tAllowTcpForwarding local\n\
-         \tPermitListen none\n\
-         \tPermitOpen localhost:* 127.0.0.1:*\n\
-         \n\
-         # Close the Match scope: settings after this file are global again.\n\
-         Match all\n",
-        op = operator,
-        ci = CLIENT_ALIVE_INTERVAL_SECS,
-        cm = CLIENT_ALIVE_COUNT_MAX,
-    );
+    s.push_str(&match_blocks(&cmd, &command_user, tunnel, operator));
     Ok(s)
 }
 

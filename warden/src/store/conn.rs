@@ -606,6 +606,37 @@ fn pg_loopback(cfg: &postgres::Config) -> bool {
 
 /// Reads a `postgres://` URL: libpq's TLS parameters out, the rest to the
 /// driver, and the TLS rule (see [`PgTls`]) applied. Nothing connects.
+/// `sslmode=verify-full`: the CA file (`sslrootcert`, else libpq's
+/// `~/.postgresql/root.crt`), absolute, and a TCP host to verify.
+fn verify_full(cfg: &postgres::Config, host: &str, root: Option<String>) -> Result<PgTls, Error> {
+    let root = match root {
+        Some(r) => PathBuf::from(r),
+        None => home_dir()
+            .map(|h| h.join(".postgresql/root.crt"))
+            .ok_or_else(|| {
+                Error::invalid(format!(
+                    "--db {host}: sslmode=verify-full needs sslrootcert=FILE (no home directory for ~/.postgresql/root.crt)"
+                ))
+            })?,
+    };
+    if !root.is_absolute() {
+        return Err(Error::invalid(format!(
+            "--db {host}: sslrootcert={}: give an absolute path (sshd runs warden from /)",
+            root.display()
+        )));
+    }
+    if cfg
+        .get_hosts()
+        .iter()
+        .any(|h| matches!(h, postgres::config::Host::Unix(_)))
+    {
+        return Err(Error::invalid(format!(
+            "--db {host}: sslmode=verify-full needs a TCP host name, not a socket directory"
+        )));
+    }
+    Ok(PgTls::VerifyFull { root })
+}
+
 fn pg_target(url: &str) -> Result<PgTarget, Error> {
     let (base, query) = url.split_once('?').unwrap_or((url, ""));
     let (mut mode, mut root) = (None, None);
@@ -641,34 +672,7 @@ fn pg_target(url: &str) -> Result<PgTarget, Error> {
     let host = pg_host(&cfg);
     let tls = match mode.as_deref() {
         Some("disable") => PgTls::Off,
-        Some("verify-full") => {
-            let root = match root.take() {
-                Some(r) => PathBuf::from(r),
-                None => home_dir()
-                    .map(|h| h.join(".postgresql/root.crt"))
-                    .ok_or_else(|| {
-                        Error::invalid(format!(
-                            "--db {host}: sslmode=verify-full needs sslrootcert=FILE (no home directory for ~/.postgresql/root.crt)"
-                        ))
-                    })?,
-            };
-            if !root.is_absolute() {
-                return Err(Error::invalid(format!(
-                    "--db {host}: sslrootcert={}: give an absolute path (sshd runs warden from /)",
-                    root.display()
-                )));
-            }
-            if cfg
-                .get_hosts()
-                .iter()
-                .any(|h| matches!(h, postgres::config::Host::Unix(_)))
-            {
-                return Err(Error::invalid(format!(
-                    "--db {host}: sslmode=verify-full needs a TCP host name, not a socket directory"
-                )));
-            }
-            PgTls::VerifyFull { root }
-        }
+        Some("verify-full") => verify_full(&cfg, &host, root.take())?,
         Some(m @ ("require" | "verify-ca" | "prefer" | "allow")) => {
             return Err(Error::invalid(format!(
                 "--db {host}: sslmode={m} does not check that the server is the registry: use sslmode=verify-full with sslrootcert=FILE (or sslmode=disable)"

@@ -1,6 +1,6 @@
 //! Devices: enrolment (one transaction, ports unique per pool), import, revoke, lookups.
 
-use super::conn::{Conn, DbError, Row, Value};
+use super::conn::{Conn, DbError, Row, TxError, Value};
 use super::row::Rd;
 use super::*;
 use crate::error::Error;
@@ -270,6 +270,43 @@ pub(super) fn conflicts(
     why
 }
 
+/// `enroll --replace` of an enrolled device: its row anew, keeping the port
+/// (unless it moves pool) and what the request leaves unsaid. Returns the
+/// audit detail of what it was.
+fn replace_row(
+    c: &mut Conn,
+    d: &NewDevice,
+    pool: &Pool,
+    old: &Device,
+    keep_mac: bool,
+    at: i64,
+) -> Result<String, TxError> {
+    // Keep the port unless the device moves to another pool.
+    let port = if old.pool == pool.name {
+        old.port
+    } else {
+        let mut used = used_ports(c, &pool.name)?;
+        used.remove(&old.port);
+        free_port(pool.range, &used).ok_or_else(|| full(pool, ""))?
+    };
+    drop_device(c, &old.id)?;
+    let mut merged = d.clone();
+    if merged.mac.is_none() && keep_mac {
+        merged.mac = old.mac.clone();
+    }
+    if merged.target.is_none() {
+        merged.target = Some(old.target.clone());
+    }
+    if merged.labels.as_ref().is_none_or(BTreeMap::is_empty) {
+        merged.labels = Some(old.labels.clone());
+    }
+    insert_device(c, &merged, &pool.name, port, at)?;
+    Ok(format!(
+        "was {} port {} key {}",
+        old.pool, old.port, old.fingerprint
+    ))
+}
+
 /// Enrols one device (or confirms it is enrolled exactly so).
 pub fn enroll(c: &mut Conn, d: &NewDevice, replace: bool) -> Result<(Device, Outcome), Error> {
     c.transaction(|c| {
@@ -320,30 +357,7 @@ pub fn enroll(c: &mut Conn, d: &NewDevice, replace: bool) -> Result<(Device, Out
         }
         let outcome = match &by_id {
             Some(old) => {
-                // Keep the port unless the device moves to another pool.
-                let port = if old.pool == pool.name {
-                    old.port
-                } else {
-                    let mut used = used_ports(c, &pool.name)?;
-                    used.remove(&old.port);
-                    free_port(pool.range, &used).ok_or_else(|| full(&pool, ""))?
-                };
-                drop_device(c, &old.id)?;
-                let mut merged = d.clone();
-                if merged.mac.is_none() && by_mac.is_none() {
-                    merged.mac = old.mac.clone();
-                }
-                if merged.target.is_none() {
-                    merged.target = Some(old.target.clone());
-                }
-                if merged.labels.as_ref().is_none_or(BTreeMap::is_empty) {
-                    merged.labels = Some(old.labels.clone());
-                }
-                insert_device(c, &merged, &pool.name, port, at)?;
-                detail.push(format!(
-                    "was {} port {} key {}",
-                    old.pool, old.port, old.fingerprint
-                ));
+                detail.push(replace_row(c, d, &pool, old, by_mac.is_none(), at)?);
                 Outcome::Replaced
             }
             None => {
