@@ -82,12 +82,32 @@ class Pg:
         os.makedirs(os.path.join(self.dir, "sock"))
         run(["chown", "-R", "postgres:postgres", self.dir])
         self.port = free_port()
+        # A test CA and a server certificate for localhost: warden connects
+        # with sslmode=verify-full, as a jail host across a network would.
+        tls = os.path.join(self.dir, "tls")
+        os.makedirs(tls)
+        self.ca = os.path.join(tls, "ca.pem")
+        run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+             "-keyout", f"{tls}/ca.key", "-out", self.ca, "-days", "2", "-subj", "/CN=bench CA"])
+        run(["openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+             "-keyout", f"{tls}/server.key", "-out", f"{tls}/server.csr", "-subj", "/CN=localhost"])
+        with open(f"{tls}/ext", "w") as f:
+            f.write("subjectAltName=DNS:localhost\n")
+        run(["openssl", "x509", "-req", "-in", f"{tls}/server.csr", "-CA", self.ca, "-CAkey", f"{tls}/ca.key",
+             "-CAcreateserial", "-out", f"{tls}/server.pem", "-days", "2", "-extfile", f"{tls}/ext"])
+        run(["chown", "-R", "postgres:postgres", tls])
+        os.chmod(f"{tls}/server.key", 0o600)
         self.pg("initdb", "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync", "-D", f"{self.dir}/data")
         self.pg("pg_ctl", "-D", f"{self.dir}/data", "-l", f"{self.dir}/log", "-w", "-o",
-                f"-p {self.port} -k {self.dir}/sock -c listen_addresses=127.0.0.1", "start")
+                f"-p {self.port} -k {self.dir}/sock -c listen_addresses=127.0.0.1 -c ssl=on "
+                f"-c ssl_cert_file={tls}/server.pem -c ssl_key_file={tls}/server.key", "start")
         run(["runuser", "-u", "postgres", "--", f"{self.bin}/psql", "-h", "127.0.0.1", "-p", str(self.port),
              "-U", "postgres", "-c", "CREATE DATABASE warden"])
+        run(["runuser", "-u", "postgres", "--", f"{self.bin}/psql", "-h", "127.0.0.1", "-p", str(self.port),
+             "-U", "postgres", "-c", "CREATE DATABASE warden_tls"])
         self.url = f"postgres://postgres@127.0.0.1:{self.port}/warden"
+        self.tls_url = (f"postgres://postgres@localhost:{self.port}/warden_tls"
+                        f"?sslmode=verify-full&sslrootcert={self.ca}")
         self.version = run(["runuser", "-u", "postgres", "--", f"{self.bin}/postgres", "--version"]).stdout.strip()
 
     def pg(self, tool, *args):
@@ -159,6 +179,8 @@ def main():
     ap.add_argument("--calls", type=int, default=500)
     ap.add_argument("--logins", type=int, default=30)
     ap.add_argument("--binary", default=os.path.join(ROOT, "target/release/warden"))
+    ap.add_argument("--no-tls", action="store_true",
+                    help="leave out PostgreSQL over TLS (a warden from before TLS support)")
     a = ap.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("run as root: the bench runs sshd, PostgreSQL and the command user")
@@ -195,7 +217,10 @@ def main():
         run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", host_key])
         ports = {"warden": free_port(), "plain": free_port()}
         results = {}
-        for name, db in (("SQLite", sqlite), ("PostgreSQL", pg.url)):
+        backends = [("SQLite", sqlite), ("PostgreSQL", pg.url)]
+        if not a.no_tls:
+            backends.append(("PostgreSQL over TLS (verify-full)", pg.tls_url))
+        for name, db in backends:
             warden(binary, db, "pool", "add", "bench", "--ports", f"20000-{20000 + max(a.devices, 10000) - 1}")
             warden(binary, db, "jail", "add", "jail-a", "--address", f"127.0.0.1:{ports['warden']}",
                    "--host-key", open(host_key + ".pub").read().strip(), "--user", tunuser,

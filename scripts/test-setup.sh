@@ -27,6 +27,9 @@ command -v ar >/dev/null 2>&1 || need+=(binutils)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v sqlite3 >/dev/null 2>&1 || need+=(sqlite3)
 command -v runuser >/dev/null 2>&1 || need+=(util-linux)
+# warden's tests/pg_tls.rs and benches/fleet_bench.py: a test CA and server
+# certificates for PostgreSQL over TLS.
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 # tests/hostcert.rs: a board whose clock is unset, faked with libfaketime.
 command -v faketime >/dev/null 2>&1 || need+=(faketime)
 if [ "${#need[@]}" -gt 0 ]; then
