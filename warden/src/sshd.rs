@@ -307,7 +307,7 @@ pub fn decide_device(
             jail.name
         ));
     };
-    if jail.user != *user_str(user) {
+    if jail.user != *user {
         return Err(format!(
             "key {fingerprint} is device {}'s, which logs in as {}, not {user}",
             d.id, jail.user
@@ -331,10 +331,6 @@ pub fn decide_device(
         ));
     }
     Ok(device_key_line(d.port, &d.key, &d.id))
-}
-
-fn user_str(u: &str) -> &str {
-    u
 }
 
 /// The operator account's decision from typed rows: one line opening
@@ -415,7 +411,7 @@ pub fn authorize(
     }
     let mut c = Conn::open(db, Mode::HotPath)?;
     let login = store::login_lookup(&mut c, jail, fingerprint)?;
-    if login.jail.operator_user == *user_str(user) {
+    if login.jail.operator_user == *user {
         return authorize_operator(&mut c, &login.jail, fingerprint, login.device.as_ref());
     }
     let answer = decide_device(&login.jail, user, fingerprint, login.device.as_ref());
@@ -462,6 +458,106 @@ fn authorize_operator(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::{Device, OperatorKey};
+    use crate::types::HostPort;
+
+    const K1: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINwBRt0Qxuq56ihKXUbgbbFcD2ZEH/yqNpNyWsKYU9sk";
+    const K2: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIPnQZbLoMoBPjNxRMBlbH2HRxRXYIJEW5cabRNHNfot";
+
+    fn key(s: &str) -> PublicKey {
+        PublicKey::parse("k", s).unwrap()
+    }
+
+    fn jail() -> Jail {
+        Jail {
+            name: Name::parse("j", "j1").unwrap(),
+            pool: Name::parse("p", "p1").unwrap(),
+            address: HostPort::parse("a", "jail.example:8022", Some(22)).unwrap(),
+            host_key: key(K2),
+            user: UserName::parse("u", "tunuser").unwrap(),
+            operator_user: UserName::parse("u", "operator").unwrap(),
+        }
+    }
+
+    fn device() -> Device {
+        let k = key(K1);
+        Device {
+            id: DeviceId::parse("d1").unwrap(),
+            mac: None,
+            pool: Name::parse("p", "p1").unwrap(),
+            port: 10007,
+            target: HostPort::parse("t", "127.0.0.1:22", None).unwrap(),
+            revoked: false,
+            online: None,
+            last_seen: None,
+            online_since: None,
+            offline_since: None,
+            enrolled: String::new(),
+            revoked_at: None,
+            labels: Default::default(),
+            fingerprint: k.fingerprint.clone(),
+            key: k,
+        }
+    }
+
+    #[test]
+    fn a_device_gets_its_own_port_and_nothing_else() {
+        let (j, d) = (jail(), device());
+        let fp = d.fingerprint.clone();
+        let line = decide_device(&j, "tunuser", &fp, Some(&d)).unwrap();
+        assert!(line.starts_with("restrict,port-forwarding,permitlisten=\"localhost:10007\","));
+        assert!(line.ends_with(&format!("{K1} warden:d1")), "{line}");
+        assert_eq!(line.matches("permitlisten").count(), 2);
+    }
+
+    #[test]
+    fn every_no_is_a_no() {
+        let (j, d) = (jail(), device());
+        let fp = d.fingerprint.clone();
+        let no = |j: &Jail, user: &str, fp: &str, d: Option<&Device>| {
+            decide_device(j, user, fp, d).expect_err("admitted")
+        };
+        assert!(no(&j, "tunuser", &fp, None).contains("not enrolled"));
+        assert!(no(&j, "root", &fp, Some(&d)).contains("not root"));
+        let mut revoked = device();
+        revoked.revoked = true;
+        assert!(no(&j, "tunuser", &fp, Some(&revoked)).contains("revoked"));
+        let mut other_pool = device();
+        other_pool.pool = Name::parse("p", "p2").unwrap();
+        assert!(no(&j, "tunuser", &fp, Some(&other_pool)).contains("pool p2"));
+        let other_fp = key(K2).fingerprint;
+        assert!(no(&j, "tunuser", &other_fp, Some(&d)).contains("hashes to"));
+    }
+
+    #[test]
+    fn an_operator_opens_exactly_the_granted_ports() {
+        let j = jail();
+        let k = key(K2);
+        let fp = k.fingerprint.clone();
+        let op = OperatorKey {
+            operator: Name::parse("o", "alice").unwrap(),
+            disabled: false,
+            key: k,
+        };
+        let granted = vec![
+            (DeviceId::parse("d1").unwrap(), 10007),
+            (DeviceId::parse("d2").unwrap(), 10009),
+        ];
+        let line = decide_operator(&j, &fp, None, Some(&op), &granted).unwrap();
+        assert_eq!(line.matches("permitopen=").count(), 4, "{line}");
+        assert!(line.contains("permitopen=\"127.0.0.1:10009\""));
+        assert!(line.ends_with("warden-operator:alice"));
+        assert!(decide_operator(&j, &fp, None, Some(&op), &[]).is_err());
+        assert!(decide_operator(&j, &fp, None, None, &granted).is_err());
+        assert!(decide_operator(&j, &fp, Some(&device()), Some(&op), &granted).is_err());
+        let disabled = OperatorKey {
+            disabled: true,
+            ..op
+        };
+        assert!(decide_operator(&j, &fp, None, Some(&disabled), &granted).is_err());
+    }
 
     #[test]
     fn words_for_sshd() {
