@@ -7,8 +7,7 @@
 //! deadlines) is shared, not copied.
 #![allow(dead_code)]
 
-#[path = "../../../tests/common/mod.rs"]
-pub mod agent;
+pub use jailbird_test_support as agent;
 
 #[allow(unused_imports)]
 pub use agent::{
