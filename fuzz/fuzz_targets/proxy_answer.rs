@@ -43,7 +43,11 @@ fn check_answer(data: &[u8]) {
             // No prefix of the head is complete (or an error).
             let step = (*head_len / 256).max(1);
             for n in (0..*head_len).step_by(step).chain([head_len - 1]) {
-                assert_eq!(parse_answer(&data[..n]), Ok(Answer::Incomplete), "prefix {n}");
+                assert_eq!(
+                    parse_answer(&data[..n]),
+                    Ok(Answer::Incomplete),
+                    "prefix {n}"
+                );
             }
         }
         Err(e) => {
@@ -55,7 +59,9 @@ fn check_answer(data: &[u8]) {
                 _ => panic!("{e:?} became {again:?} with more bytes"),
             }
             if let BadAnswer::NotHttp(start) = e {
-                assert!(start.len() <= 32 * 4 + 3 && start.bytes().all(|b| (0x20..0x7f).contains(&b)));
+                assert!(
+                    start.len() <= 32 * 4 + 3 && start.bytes().all(|b| (0x20..0x7f).contains(&b))
+                );
             }
         }
     }
@@ -69,7 +75,12 @@ fn check_url(s: &str) {
             assert!(!shown.contains('\n'));
             if let Some(c) = &p.credentials {
                 assert!(!c.user.is_empty() && !c.user.contains(':'));
-                assert!(!c.user.chars().chain(c.password.chars()).any(char::is_control));
+                assert!(
+                    !c.user
+                        .chars()
+                        .chain(c.password.chars())
+                        .any(char::is_control)
+                );
                 for secret in [&c.user, &c.password] {
                     // (A secret that is also part of the host name shows.)
                     if secret.len() >= 4 && !p.host.contains(secret.as_str()) {
@@ -86,7 +97,10 @@ fn check_url(s: &str) {
             // The value is shown only as redact_userinfo shows it, and that
             // never holds the part before the last '@' (the user and password).
             let shown = redact_userinfo(s);
-            assert!(e.0.starts_with(&format!("--proxy {shown:?}: ")), "{s:?}: {e}");
+            assert!(
+                e.0.starts_with(&format!("--proxy {shown:?}: ")),
+                "{s:?}: {e}"
+            );
             if let Some((_, rest)) = s.split_once("://") {
                 if let Some((userinfo, _)) = rest.rsplit_once('@') {
                     // (Unless the same text is also elsewhere in the value.)
