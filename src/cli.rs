@@ -21,6 +21,7 @@ run options:
   --host-ca \"TYPE BASE64\"  trust jails whose host certificate this CA signed
   --certificate PATH       log in with this OpenSSH user certificate of the device key
   --status-file PATH       where `tunnel up` details go (default $RUNTIME_DIRECTORY/status, else none)
+  --proxy http://[USER:PASS@]HOST:PORT   reach the jail through an HTTP CONNECT proxy
   -o ServerAliveInterval=N | ServerAliveCountMax=N | ConnectTimeout=N
   -o StrictHostKeyChecking=yes|accept-new | StreamLocalBindUnlink=yes|no
 environment: JAILBIRD_* for each option, and the autossh container's SSH_* names;
@@ -46,6 +47,8 @@ pub mod env {
     pub const STREAM_LOCAL_BIND_UNLINK: &str = "JAILBIRD_STREAM_LOCAL_BIND_UNLINK";
     pub const CIPHERS: &str = "JAILBIRD_CIPHERS";
     pub const STATUS_FILE: &str = "JAILBIRD_STATUS_FILE";
+    /// Not `https_proxy`: see docs/usage.md "Through an HTTP proxy".
+    pub const PROXY: &str = "JAILBIRD_PROXY";
     pub const LOG: &str = "JAILBIRD_LOG";
     /// The autossh container's names (jnovack/autossh), honoured for drop-in use.
     pub const SSH_REMOTE_USER: &str = "SSH_REMOTE_USER";
@@ -91,6 +94,7 @@ pub struct Args {
     pub open: Option<String>,
     pub comment: Option<String>,
     pub status_file: Option<String>,
+    pub proxy: Option<String>,
     /// `-o Key=Value` in order given.
     pub options: Vec<String>,
 }
@@ -129,7 +133,7 @@ fn parse_words<I: IntoIterator<Item = OsString>>(argv: I) -> Result<Args, String
             Short(c @ ('p' | 'R' | 'L')) => a.take_value(&mut p, &format!("-{c}"))?,
             Long(
                 name @ ("state" | "identity-file" | "known-hosts" | "host-key" | "host-ca"
-                | "certificate" | "listen" | "open" | "comment" | "status-file"),
+                | "certificate" | "listen" | "open" | "comment" | "status-file" | "proxy"),
             ) => {
                 // `name` borrows the parser: the flag is made before the value is read.
                 let flag = format!("--{name}");
@@ -165,6 +169,7 @@ impl Args {
             "--listen" => &mut self.listen,
             "--open" => &mut self.open,
             "--status-file" => &mut self.status_file,
+            "--proxy" => &mut self.proxy,
             _ => &mut self.comment,
         }
     }

@@ -18,7 +18,7 @@ use crate::limits::MAX_JAILS;
 use crate::options::{Options, parse_ciphers};
 use crate::spec::{self, MAX_ALIVE_COUNT, bad, parse_port, parse_secs, parse_yes_no};
 pub use crate::spec::{
-    ConfigError, Jail, LocalForward, RemoteForward, expand_socket_path, parse_destination,
+    ConfigError, Jail, LocalForward, ProxyUrl, RemoteForward, expand_socket_path, parse_destination,
 };
 use std::path::PathBuf;
 use std::time::Duration;
@@ -81,6 +81,8 @@ pub struct RunConfig {
     pub ciphers: heapless::Vec<&'static str, 4>,
     /// An OpenSSH user certificate of the device key to log in with.
     pub certificate: Option<PathBuf>,
+    /// The HTTP CONNECT proxy every jail is reached through, if any.
+    pub proxy: Option<ProxyUrl>,
 }
 
 /// What an authorized_keys line lets the device do on the jail.
@@ -149,6 +151,7 @@ fn check_flags_fit(verb: Verb, args: &Args) -> Result<(), ConfigError> {
             (args.host_key.is_some(), "--host-key"),
             (args.host_ca.is_some(), "--host-ca"),
             (args.certificate.is_some(), "--certificate"),
+            (args.proxy.is_some(), "--proxy"),
         ] {
             if given {
                 return Err(bad(format!("{flag} is only for `jailbird run`")));
@@ -226,6 +229,7 @@ fn build_run(
     let stream_local_bind_unlink = resolve_unlink(&l, o.unlink.take())?;
     let ciphers = resolve_ciphers(&l, o.ciphers.take())?;
     let status_file = resolve_status_file(&l, args.status_file.take());
+    let proxy = resolve_proxy(&l, args.proxy.take())?;
     let certificate = l
         .get(
             args.certificate.take().or(o.certificate_file.take()),
@@ -233,6 +237,7 @@ fn build_run(
         )
         .map(PathBuf::from);
     Ok(RunConfig {
+        proxy,
         certificate,
         status_file,
         ciphers,
@@ -377,6 +382,22 @@ fn resolve_status_file(l: &Lookup, flag: Option<String>) -> Option<PathBuf> {
     l.get(flag, &[env::STATUS_FILE])
         .map(PathBuf::from)
         .or_else(|| (l.var)("RUNTIME_DIRECTORY").map(|d| PathBuf::from(d).join("status")))
+}
+
+/// The HTTP CONNECT proxy: `--proxy`, else JAILBIRD_PROXY, else none. The
+/// conventional `https_proxy`/`no_proxy` are not read (docs/usage.md says
+/// why): a proxy is used only when this agent's own configuration names it.
+fn resolve_proxy(l: &Lookup, flag: Option<String>) -> Result<Option<ProxyUrl>, ConfigError> {
+    let Some(url) = l.get(flag, &[env::PROXY]) else {
+        return Ok(None);
+    };
+    if !cfg!(feature = "proxy") {
+        // The URL may hold a password: not echoed.
+        return Err(bad(
+            "--proxy: HTTP proxies are not built into this jailbird (feature proxy)",
+        ));
+    }
+    spec::parse_proxy_url(&url, "--proxy").map(Some)
 }
 
 /// `-R` with this build's capabilities: the syntax is [`spec::parse_remote_forward`]'s.
@@ -562,6 +583,21 @@ mod tests {
                         .as_ref()
                         .map_or("none".into(), |p| p.display().to_string())
                 },
+            ),
+            (
+                // The conventional proxy variables are weakest and give
+                // nothing: a proxy is used only when named for jailbird.
+                "proxy",
+                vec![
+                    (Flag("--proxy http://a:1"), "http://a:1"),
+                    (Var(env::PROXY, "http://u:p@b:2"), "http://b:2"),
+                    (Var("https_proxy", "http://c:3"), "none"),
+                    (Var("HTTPS_PROXY", "http://d:4"), "none"),
+                    (Var("http_proxy", "http://e:5"), "none"),
+                    (Var("all_proxy", "http://f:6"), "none"),
+                ],
+                "none",
+                |c| c.proxy.as_ref().map_or("none".into(), |p| p.to_string()),
             ),
             (
                 "jail port",
@@ -864,6 +900,74 @@ mod tests {
         );
         let e = run("run -R 1:h:2 -o Ciphers=3des-cbc j", &[]).unwrap_err();
         assert!(e.0.contains("3des-cbc"), "{e}");
+    }
+
+    #[test]
+    fn proxy_is_typed_and_its_credentials_never_printed() {
+        let c = run(
+            "run -R 1:h:2 --proxy http://bob:s%40cret@proxy.lan:3128/ j",
+            &[],
+        )
+        .unwrap();
+        let p = c.proxy.as_ref().unwrap();
+        assert_eq!((p.host.as_str(), p.port), ("proxy.lan", 3128));
+        let cred = p.credentials.as_ref().unwrap();
+        assert_eq!(
+            (cred.user.as_str(), cred.password.as_str()),
+            ("bob", "s@cret")
+        );
+        let shown = format!("{c:?} {p}");
+        assert!(!shown.contains("bob") && !shown.contains("cret"), "{shown}");
+        // Bad values: one line, naming the option, never the password.
+        for bad in [
+            "https://bob:s3cret@p:3128",
+            "socks5://bob:s3cret@p:1080",
+            "bob:s3cret@p:3128",
+            "http://bob:s3cret@p",
+            "http://bob:s3cret@p:0",
+            "http://bob:s3cret@p:3128/path",
+            "http://bob:s3cret@p!q:3128",
+            "http://bob:s3cret%zz@p:3128",
+            "http://:s3cret@p:3128",
+            "http://bob:s3cr%0aet@p:3128",
+        ] {
+            let e = run(&format!("run -R 1:h:2 --proxy {bad} j"), &[]).unwrap_err();
+            assert!(e.0.starts_with("--proxy "), "{bad}: {e}");
+            assert!(!e.0.contains("s3cret") && !e.0.contains('\n'), "{bad}: {e}");
+        }
+        let e = run("run -R 1:h:2 j", &[("JAILBIRD_PROXY", "http://x:s3cret@p")]).unwrap_err();
+        assert!(!e.0.contains("s3cret"), "{e}");
+        // IPv6 proxies, a user without a password, and no proxy for key/authorize.
+        let c = run("run -R 1:h:2 --proxy http://u@[fd00::1]:8080 j", &[]).unwrap();
+        let p = c.proxy.unwrap();
+        assert_eq!(
+            (p.host.as_str(), p.to_string()),
+            ("fd00::1", "http://[fd00::1]:8080".into())
+        );
+        assert_eq!(p.credentials.unwrap().password, "");
+        let args = parse(["key", "--proxy", "http://p:1"].map(Into::into)).unwrap();
+        assert!(build(args, &|_| None).unwrap_err().0.contains("--proxy"));
+    }
+
+    #[test]
+    fn proxy_command_says_what_to_use_instead() {
+        for cmd in [
+            "run -R 1:h:2 -o ProxyCommand=nc j",
+            "run -R 1:h:2 -o ProxyJump=bastion j",
+        ] {
+            let e = run(cmd, &[]).unwrap_err();
+            assert!(
+                e.0.contains("static agent") && e.0.contains("--proxy"),
+                "{e}"
+            );
+        }
+        // SSH_OPTIONS words jailbird cannot honour are logged and ignored, as
+        // that container passes options meant for ssh.
+        let c = run(
+            "run -R 1:h:2 j",
+            &[("SSH_OPTIONS", "-o ProxyCommand=corkscrew")],
+        );
+        assert!(c.unwrap().proxy.is_none());
     }
 
     #[test]

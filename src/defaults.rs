@@ -105,6 +105,7 @@ pub const FEATURES: &[(&str, bool)] = &[
     ("dlmalloc", cfg!(feature = "dlmalloc")),
     ("streamlocal", cfg!(feature = "streamlocal")),
     ("local-forward", cfg!(feature = "local-forward")),
+    ("proxy", cfg!(feature = "proxy")),
     ("rsa", cfg!(feature = "rsa")),
     ("nistp384-521", cfg!(feature = "nistp384-521")),
 ];

@@ -32,6 +32,7 @@ pub mod identity;
 pub mod limits;
 pub mod logging;
 pub mod options;
+pub mod proxy;
 pub mod session;
 pub mod shutdown;
 pub mod spec;

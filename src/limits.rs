@@ -107,6 +107,10 @@ pub use crate::spec::{
     MAX_SOCKET_PATH_BYTES,
 };
 
+/// Largest head (status line and headers) read from an HTTP proxy's answer
+/// to CONNECT; a longer one fails the attempt (src/proxy.rs).
+pub const MAX_PROXY_HEAD_BYTES: usize = 8 * 1024;
+
 /// Time allowed to open the TCP connection to the forward target.
 pub const TARGET_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Time allowed for the jail to confirm a `-L` channel (it connects to the host first).

@@ -41,8 +41,20 @@ impl Options {
         Ok((k.trim().to_string(), v.trim().to_string()))
     }
 
+    /// `-o ProxyCommand`/`ProxyJump` would need a shell or an ssh client: say
+    /// what to use instead of "unknown option".
+    fn refuse_proxy_command(k: &str, origin: &str) -> Result<(), ConfigError> {
+        if k.eq_ignore_ascii_case("ProxyCommand") || k.eq_ignore_ascii_case("ProxyJump") {
+            return Err(bad(format!(
+                "{origin} {k}: not available in a static agent (there is no shell or ssh to run); for an HTTP proxy use --proxy http://[USER:PASS@]HOST:PORT"
+            )));
+        }
+        Ok(())
+    }
+
     pub fn apply(&mut self, opt: &str, origin: &str) -> Result<(), ConfigError> {
         let (k, v) = Self::split(opt, origin)?;
+        Self::refuse_proxy_command(&k, origin)?;
         if k.eq_ignore_ascii_case("ExitOnForwardFailure") {
             return Ok(()); // always on: a refused forward is a failed attempt
         }
@@ -54,6 +66,7 @@ impl Options {
 
     pub fn apply_if_unset(&mut self, opt: &str, origin: &str) -> Result<(), ConfigError> {
         let (k, v) = Self::split(opt, origin)?;
+        Self::refuse_proxy_command(&k, origin)?;
         if k.eq_ignore_ascii_case("ExitOnForwardFailure") {
             return Ok(());
         }

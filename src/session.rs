@@ -44,6 +44,8 @@ pub struct Ctx {
     /// jail connects to for `-L`.
     pub target: Target,
     pub connect_timeout: Duration,
+    /// `--proxy`: every jail is reached through this HTTP CONNECT proxy.
+    pub proxy: Option<crate::config::ProxyUrl>,
 }
 
 /// The russh client configuration for these keepalive settings.
@@ -557,20 +559,36 @@ impl client::Handler for Client {
     }
 }
 
-/// Resolves (again, every attempt) and connects to the jail within `deadline`.
-async fn dial(jail: &Jail, deadline: Instant) -> Result<TcpStream, Failure> {
+/// A TCP stream to the jail within `deadline`: straight to it, or through
+/// the `--proxy` (which then resolves the jail's name); either way the same
+/// stream type goes to russh, and the host key is checked against the jail.
+async fn dial(ctx: &Ctx, jail: &Jail, deadline: Instant) -> Result<TcpStream, Failure> {
+    #[cfg(feature = "proxy")]
+    if let Some(proxy) = &ctx.proxy {
+        let name = format!("proxy {proxy} (for jail {jail})");
+        let mut s = tcp(&proxy.host, proxy.port, deadline, &name).await?;
+        crate::proxy::handshake(&mut s, proxy, jail, deadline)
+            .await
+            .map_err(Failure::Connect)?;
+        return Ok(s);
+    }
+    #[cfg(not(feature = "proxy"))]
+    let _ = ctx;
+    tcp(&jail.host, jail.port, deadline, &format!("jail {jail}")).await
+}
+
+/// Resolves `host` (again, every attempt) and connects within `deadline`;
+/// `name` says what it is in the error line.
+async fn tcp(host: &str, port: u16, deadline: Instant, name: &str) -> Result<TcpStream, Failure> {
     let limit = |what: &str| {
         Failure::Connect(format!(
-            "cannot reach jail {jail}: {what} timed out (ConnectTimeout)"
+            "cannot reach {name}: {what} timed out (ConnectTimeout)"
         ))
     };
-    let addrs = timeout_at(
-        deadline,
-        tokio::net::lookup_host((jail.host.as_str(), jail.port)),
-    )
-    .await
-    .map_err(|_| limit("name lookup"))?
-    .map_err(|e| Failure::Connect(format!("cannot resolve jail {jail}: {e}")))?;
+    let addrs = timeout_at(deadline, tokio::net::lookup_host((host, port)))
+        .await
+        .map_err(|_| limit("name lookup"))?
+        .map_err(|e| Failure::Connect(format!("cannot resolve {name}: {e}")))?;
     let mut last = None;
     for addr in addrs {
         match timeout_at(deadline, TcpStream::connect(addr)).await {
@@ -578,12 +596,12 @@ async fn dial(jail: &Jail, deadline: Instant) -> Result<TcpStream, Failure> {
                 let _ = s.set_nodelay(true);
                 return Ok(s);
             }
-            Ok(Err(e)) => last = Some(format!("cannot connect to jail {jail} ({addr}): {e}")),
+            Ok(Err(e)) => last = Some(format!("cannot connect to {name} ({addr}): {e}")),
             Err(_) => return Err(limit("TCP connect")),
         }
     }
     Err(Failure::Connect(last.unwrap_or_else(|| {
-        format!("jail {jail}: name has no addresses")
+        format!("{name}: name has no addresses")
     })))
 }
 
@@ -658,11 +676,14 @@ pub async fn serve(
     let local_permits = Arc::new(Semaphore::new(MAX_CHANNELS));
     let up_at = Instant::now();
     log::info!(
-        "tunnel up jail={jail} listen={} target={}:{} cipher={}",
+        "tunnel up jail={jail} listen={} target={}:{} cipher={}{}",
         up.listen,
         ctx.target.host,
         ctx.target.port,
-        up.cipher
+        up.cipher,
+        ctx.proxy
+            .as_ref()
+            .map_or(String::new(), |p| format!(" proxy={p}"))
     );
 
     let mut tasks = JoinSet::new();
@@ -817,7 +838,7 @@ async fn establish(
     incoming: mpsc::Sender<Incoming>,
 ) -> Result<(Handle<Client>, Up), Failure> {
     let deadline = Instant::now() + ctx.connect_timeout;
-    let stream = dial(jail, deadline).await?;
+    let stream = dial(ctx, jail, deadline).await?;
     let check = Arc::new(Mutex::new(KeyCheck::default()));
     let expect = Arc::new(Expected::for_forward(&ctx.forward));
     let handler = Client {

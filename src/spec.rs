@@ -243,6 +243,129 @@ fn spec_fields<'a>(s: &'a str, flag: &str) -> Result<Vec<&'a str>, ConfigError> 
     Ok(out)
 }
 
+/// An HTTP CONNECT proxy (`--proxy http://[USER:PASS@]HOST:PORT`). Printing
+/// it (`Display`, `Debug`) never shows the credentials.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ProxyUrl {
+    pub host: String,
+    pub port: u16,
+    /// For `Proxy-Authorization: Basic`, percent-decoded.
+    pub credentials: Option<Credentials>,
+}
+
+/// A proxy user and password. `Debug` prints neither.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub user: String,
+    pub password: String,
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Credentials(not shown)")
+    }
+}
+
+impl fmt::Debug for ProxyUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProxyUrl")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("credentials", &self.credentials)
+            .finish()
+    }
+}
+
+impl fmt::Display for ProxyUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "http://{}:{}", bracket(&self.host), self.port)
+    }
+}
+
+/// Parses `http://[USER[:PASS]@]HOST:PORT[/]` (USER and PASS percent-encoded
+/// where they hold `@`, `:` or `%`). Errors name `what` and show the value
+/// with its user and password replaced by `***`.
+pub fn parse_proxy_url(s: &str, what: &str) -> Result<ProxyUrl, ConfigError> {
+    let err = |why: &str| bad(format!("{what} {:?}: {why}", redact_userinfo(s)));
+    let form = "expected http://[USER:PASS@]HOST:PORT";
+    let (scheme, rest) = s.trim().split_once("://").ok_or_else(|| err(form))?;
+    if scheme.eq_ignore_ascii_case("https") {
+        return Err(err(
+            "TLS to the proxy is not supported: use http:// (the SSH link through it is end-to-end encrypted either way)",
+        ));
+    }
+    if !scheme.eq_ignore_ascii_case("http") {
+        return Err(err("only http:// (HTTP CONNECT) proxies are supported"));
+    }
+    let (userinfo, hostport) = match rest.rsplit_once('@') {
+        Some((u, h)) => (Some(u), h),
+        None => (None, rest),
+    };
+    let hostport = hostport.strip_suffix('/').unwrap_or(hostport);
+    if hostport.contains(['/', '?', '#']) {
+        return Err(err("a proxy URL has no path, query or fragment"));
+    }
+    let (host, port) = split_host_port(hostport).ok_or_else(|| err(form))?;
+    let port = match port.parse::<u16>() {
+        Ok(p) if p != 0 && port.bytes().all(|b| b.is_ascii_digit()) => p,
+        _ => return Err(err("expected a port number 1-65535")),
+    };
+    if !valid_host(host) {
+        return Err(err("bad host name"));
+    }
+    let credentials = userinfo.map(parse_userinfo).transpose().map_err(err)?;
+    Ok(ProxyUrl {
+        host: host.into(),
+        port,
+        credentials,
+    })
+}
+
+/// `USER[:PASS]`, percent-decoded; Basic auth allows no `:` in the user and
+/// nothing here allows control characters.
+fn parse_userinfo(u: &str) -> Result<Credentials, &'static str> {
+    let (user, password) = u.split_once(':').unwrap_or((u, ""));
+    let decode = |s: &str| -> Result<String, &'static str> {
+        let mut out = Vec::with_capacity(s.len());
+        let mut b = s.bytes();
+        while let Some(c) = b.next() {
+            if c != b'%' {
+                out.push(c);
+                continue;
+            }
+            let hex = |c: Option<u8>| (c? as char).to_digit(16);
+            match (hex(b.next()), hex(b.next())) {
+                (Some(h), Some(l)) => out.push((h * 16 + l) as u8),
+                _ => return Err("a % in the user or password is not followed by two hex digits"),
+            }
+        }
+        let s = String::from_utf8(out).map_err(|_| "the user or password is not UTF-8")?;
+        if s.chars().any(char::is_control) {
+            return Err("control characters in the user or password");
+        }
+        Ok(s)
+    };
+    let user = decode(user)?;
+    if user.is_empty() || user.contains(':') {
+        return Err("the user is empty or holds a colon (Basic authentication allows neither)");
+    }
+    Ok(Credentials {
+        user,
+        password: decode(password)?,
+    })
+}
+
+/// `s` with everything before the last `@` of a URL's authority replaced by
+/// `***`, for error messages.
+pub fn redact_userinfo(s: &str) -> String {
+    let (scheme, rest) = s.split_once("://").map_or(("", s), |(a, b)| (a, b));
+    match rest.rsplit_once('@') {
+        Some((_, host)) if scheme.is_empty() => format!("***@{host}"),
+        Some((_, host)) => format!("{scheme}://***@{host}"),
+        None => s.to_string(),
+    }
+}
+
 /// Puts an IPv6 address in brackets for a `host:port` spec.
 pub fn bracket(s: &str) -> String {
     if s.contains(':') && !s.starts_with('[') {

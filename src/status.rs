@@ -17,6 +17,8 @@ pub struct Up<'a> {
     pub listen: &'a str,
     pub port: u32,
     pub target: &'a str,
+    /// The `--proxy` the jail is reached through (never its credentials).
+    pub proxy: Option<String>,
 }
 
 /// Writes `state=up` with the tunnel's details (one `key=value` per line).
@@ -25,7 +27,7 @@ pub fn up(path: Option<&Path>, up: &Up) {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    let text = format!(
+    let mut text = format!(
         "state=up\njail={}\nlisten={}\nport={}\ntarget={}\nsince={since}\npid={}\n",
         up.jail,
         up.listen,
@@ -33,6 +35,9 @@ pub fn up(path: Option<&Path>, up: &Up) {
         up.target,
         std::process::id()
     );
+    if let Some(p) = &up.proxy {
+        text += &format!("proxy={p}\n");
+    }
     write(path, &text);
 }
 

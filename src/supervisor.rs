@@ -71,6 +71,7 @@ pub async fn run_with(
         forward,
         target,
         connect_timeout: cfg.connect_timeout,
+        proxy: cfg.proxy.clone(),
     };
     // The owner of the tunnel's lifecycle writes its record, for every outcome.
     let status = cfg.status_file.as_deref();
@@ -206,6 +207,7 @@ async fn attempt(
                 listen: &link.up.listen,
                 port: link.up.port,
                 target: &format!("{}:{}", ctx.target.host, ctx.target.port),
+                proxy: ctx.proxy.as_ref().map(ToString::to_string),
             };
             status::up(status, &up);
             observer.up(&link.up);

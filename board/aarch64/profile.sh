@@ -3,6 +3,6 @@
 # routers. Sourced by board/build.sh; values already in the caller's
 # environment win (the `:=` forms).
 JAILBIRD_TARGET=aarch64-unknown-linux-musl
-# Default features: dlmalloc, streamlocal (-R /path.sock), local-forward (-L).
+# Default features: dlmalloc, streamlocal (-R /path.sock), local-forward (-L), proxy (--proxy).
 JAILBIRD_CARGO_FEATURES=()
 : "${JAILBIRD_DEFAULT_STATE:=/var/lib/jailbird/identity}"

@@ -3,7 +3,7 @@
 # systemd image). Sourced by board/build.sh; values already in the caller's
 # environment win (the `:=` forms).
 JAILBIRD_TARGET=arm-unknown-linux-musleabihf
-# Default features: dlmalloc, streamlocal (-R /path.sock), local-forward (-L).
+# Default features: dlmalloc, streamlocal (-R /path.sock), local-forward (-L), proxy (--proxy).
 JAILBIRD_CARGO_FEATURES=()
 # The unit's StateDirectory=jailbird is /var/lib/jailbird.
 : "${JAILBIRD_DEFAULT_STATE:=/var/lib/jailbird/identity}"
