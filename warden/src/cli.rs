@@ -109,6 +109,8 @@ pub enum Cmd {
     /// API tokens for `warden serve`: a name and a scope, the secret shown once.
     #[command(subcommand)]
     Token(TokenCmd),
+    /// Serve the HTTP API (TLS with --tls-cert/--tls-key; plain HTTP on loopback only).
+    Serve(ServeArgs),
     /// Print the sshd_config drop-in that makes this host's sshd the jail NAME.
     SshdConfig(SshdConfigArgs),
     /// sshd's AuthorizedKeysCommand: `authorized-keys --jail NAME %u %f`.

@@ -93,6 +93,7 @@ pub fn run(cli: &Cli) -> Result<String, Error> {
             since,
         } => audit::run(&ctx, device, operator, since),
         Cmd::Token(c) => token::run(&ctx, c),
+        Cmd::Serve(a) => crate::serve::serve(ctx, a),
     }
 }
 
