@@ -180,7 +180,7 @@ async fn blocking<T: Send + 'static>(
 
 // ---- input ----------------------------------------------------------------------
 
-/// A JSON body into `T`: 413 over the limit, 400 naming the field otherwise.
+/// A JSON body into `T` (after [`bearer`]: no token is 401 whatever the body): 413 over the limit, 400 naming the field otherwise.
 fn body<T: serde::de::DeserializeOwned>(b: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
     let b = b.map_err(|r| match r.status() {
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
@@ -364,6 +364,7 @@ async fn enrol(
     headers: HeaderMap,
     b: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<DeviceOut>), ApiError> {
+    bearer(&headers)?;
     let r: EnrolRequest = body(b)?;
     let labels: Vec<String> = r
         .labels
@@ -412,6 +413,7 @@ async fn revoke(
     Path(id): Path<String>,
     b: Result<Bytes, BytesRejection>,
 ) -> Answer<DeviceOut> {
+    bearer(&headers)?;
     let id = DeviceId::parse(&id)?;
     let r: RevokeRequest = match &b {
         Ok(bytes) if bytes.is_empty() => RevokeRequest::default(),
@@ -442,6 +444,7 @@ async fn grant(
     headers: HeaderMap,
     b: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<GrantOut>), ApiError> {
+    bearer(&headers)?;
     let r: GrantRequest = body(b)?;
     let w = which(&r.device)?;
     let dur = r.duration.as_deref().unwrap_or("15m");
