@@ -261,7 +261,7 @@ fn refused_writes(reg: &Registry, tokens: &[(String, String)], b: &str) {
                 "POST",
                 "/api/v1/devices",
                 Some(t),
-                Some(&enrol_body(&reg, "DX")),
+                Some(&enrol_body(reg, "DX")),
                 &[],
             );
             assert_eq!(code, 403, "enrol as {scope}: {body}");
@@ -317,7 +317,7 @@ fn allowed_writes(reg: &Registry, tokens: &[(String, String)], b: &str) {
             "POST",
             "/api/v1/devices",
             Some(t),
-            Some(&enrol_body(&reg, &id)),
+            Some(&enrol_body(reg, &id)),
             &[],
         );
         assert_eq!(code, 201, "enrol as {scope}: {body}");
