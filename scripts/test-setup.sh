@@ -57,3 +57,11 @@ for user in "${JAILBIRD_TEST_JAIL_USER:-jbtunnel}" jbop warden; do
   # accounts even for key logins; "*" means "no password" without the lock.
   usermod -p '*' "$user"
 done
+# warden's tests/serve.rs: curl drives the API; an independent OpenAPI validator
+# checks its document (skipped with a message where pip cannot install it).
+command -v curl >/dev/null 2>&1 || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends curl >/dev/null; }
+if ! python3 -c 'import openapi_spec_validator' >/dev/null 2>&1; then
+  python3 -m pip install -q openapi-spec-validator >/dev/null 2>&1 \
+    || python3 -m pip install -q --break-system-packages openapi-spec-validator >/dev/null 2>&1 \
+    || echo "test-setup: could not pip install openapi-spec-validator (tests/serve.rs skips its check)" >&2
+fi

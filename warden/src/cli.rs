@@ -106,6 +106,11 @@ pub enum Cmd {
         #[arg(long)]
         since: Option<String>,
     },
+    /// API tokens for `warden serve`: a name and a scope, the secret shown once.
+    #[command(subcommand)]
+    Token(TokenCmd),
+    /// Serve the HTTP API (TLS with --tls-cert/--tls-key; plain HTTP on loopback only).
+    Serve(ServeArgs),
     /// Print the sshd_config drop-in that makes this host's sshd the jail NAME.
     SshdConfig(SshdConfigArgs),
     /// sshd's AuthorizedKeysCommand: `authorized-keys --jail NAME %u %f`.
@@ -129,6 +134,49 @@ pub enum Cmd {
         #[arg(long)]
         ticks: Option<u64>,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokenCmd {
+    /// Create a token; prints it alone on the first line, once (only its hash is kept).
+    Create {
+        name: String,
+        /// read, enrol, operate or admin (admin ⊃ operate ⊃ read, enrol ⊃ read).
+        #[arg(long, value_enum)]
+        scope: ScopeArg,
+        /// DURATION it is valid for (90s, 15m, 2h, 1d); default: until revoked.
+        #[arg(long)]
+        expires: Option<String>,
+        /// The operator an operate (or admin) token creates grants for.
+        #[arg(long)]
+        operator: Option<String>,
+    },
+    /// List tokens (never their secrets).
+    Ls,
+    /// Revoke a token: refused from its next request on.
+    Revoke { name: String },
+}
+
+/// A token's scope (`token create --scope`).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ScopeArg {
+    Read,
+    Enrol,
+    Operate,
+    Admin,
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// ADDR:PORT to listen on (plain HTTP only on a loopback address).
+    #[arg(long)]
+    pub listen: String,
+    /// PEM certificate chain (reloaded on SIGHUP).
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key (reloaded on SIGHUP).
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]

@@ -190,7 +190,7 @@ fn write_certificate(
 
 /// The jail through which `which` is reached, after the checks that must
 /// pass before a grant is recorded (everything that goes into the command).
-fn route_checked(c: &mut Conn, which: &Which, has_reason: bool) -> Result<Jail, Error> {
+pub fn route_checked(c: &mut Conn, which: &Which, has_reason: bool) -> Result<Jail, Error> {
     let device = store::show(c, which)?;
     check_device_text(&device)?;
     if !has_reason && store::pool_named(c, &device.pool)?.is_some_and(|p| p.require_reason) {
@@ -233,6 +233,31 @@ fn ssh_words(
     w.push(id.to_string());
     w.extend(a.ssh_args.iter().cloned());
     Ok(w)
+}
+
+/// The ssh command line that reaches `d` through `jail` with the
+/// operator's default key and known_hosts (the HTTP API's grant answer).
+pub fn ssh_line(jail: &Jail, d: &Device) -> Result<String, Error> {
+    check_device_text(d)?;
+    let route = Route {
+        jail,
+        port: d.port,
+        identity: None,
+        known_hosts: None,
+    };
+    let a = ConnectArgs {
+        id: Some(d.id.to_string()),
+        mac: None,
+        operator: None,
+        duration: String::new(),
+        reason: None,
+        identity: None,
+        ca: None,
+        cert_dir: None,
+        print: true,
+        ssh_args: Vec::new(),
+    };
+    Ok(shell_line(&ssh_words(&route, &d.id, &a, None)?))
 }
 
 /// Runs the ssh command; its exit status becomes warden's.

@@ -8,6 +8,9 @@ pub enum Error {
     /// Bad input: a malformed value, an unknown name, a conflict the caller
     /// must resolve. Exit 2, nothing changed.
     Invalid(String),
+    /// Bad input naming something that does not exist (a device id or MAC):
+    /// exit 2 like [`Error::Invalid`]; the HTTP API answers 404.
+    NotFound(String),
     /// The input was fine but the work failed: a database that cannot be
     /// reached, a full port range, a file that cannot be written. Exit 1.
     Runtime(String),
@@ -34,7 +37,7 @@ impl Error {
     }
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Invalid(_) => 2,
+            Error::Invalid(_) | Error::NotFound(_) => 2,
             Error::Runtime(_) => 1,
             Error::Child(code) => *code,
         }
@@ -45,7 +48,7 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // One line, whatever the cause held.
         let m = match self {
-            Error::Invalid(m) | Error::Runtime(m) => m,
+            Error::Invalid(m) | Error::NotFound(m) | Error::Runtime(m) => m,
             Error::Child(_) => "",
         };
         f.write_str(m)

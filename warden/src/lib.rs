@@ -9,6 +9,7 @@
 //! sshd -> `warden authorized-keys` -> sshd.rs (a pure decision over typed rows; fail closed)
 //! jail host -> `warden watch` (watch.rs: /proc/net/tcp -> presence; ends revoked sessions)
 //! factory -> `warden device-config` (device_config.rs: jailbird.env + known_hosts)
+//! HTTP clients -> `warden serve` (serve/: axum + rustls; tokens, then cmd/ on blocking threads)
 //! operator -> `warden connect` / `ssh-config` (connect.rs) and `ca init`, certificates (ca.rs)
 //! ```
 //!
@@ -24,6 +25,7 @@ pub mod device_config;
 pub mod error;
 pub mod fsio;
 pub mod render;
+pub mod serve;
 pub mod sshd;
 pub mod store;
 pub mod types;

@@ -7,7 +7,7 @@ use crate::store;
 use crate::types::{self, DeviceId};
 
 /// `--since`: a date, a time, or a duration back from now.
-fn since(s: &str) -> Result<i64, Error> {
+pub fn since(s: &str) -> Result<i64, Error> {
     match types::parse_duration(s) {
         Ok(d) => Ok(store::now() - d.as_secs() as i64),
         Err(_) => store::parse_rfc3339(s).ok_or_else(|| {
@@ -28,7 +28,7 @@ pub fn run(
     let device = device.as_deref().map(DeviceId::parse).transpose()?;
     let operator = name("operator", operator)?;
     let since = since_arg.as_deref().map(since).transpose()?;
-    let es = ctx.admin(|c| store::audit_entries(c, device.as_ref(), operator.as_ref(), since))?;
+    let es = entries(ctx, device.as_ref(), operator.as_ref(), since)?;
     if ctx.json {
         return Ok(json(&es));
     }
@@ -52,4 +52,14 @@ pub fn run(
         ],
         &rows,
     ))
+}
+
+/// Audit entries, oldest first (`audit`, the API's audit).
+pub fn entries(
+    ctx: &Ctx,
+    device: Option<&DeviceId>,
+    operator: Option<&crate::types::Name>,
+    since: Option<i64>,
+) -> Result<Vec<store::AuditEntry>, Error> {
+    ctx.admin(|c| store::audit_entries(c, device, operator, since))
 }

@@ -7,6 +7,7 @@ use crate::render::{device_rows, json, show_device};
 use crate::store::{self, Device, ImportRow, NewDevice, Outcome, Which};
 use crate::types::{self, DeviceId, HostPort, Mac, Name, PublicKey};
 use crate::{ca, device_config};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 /// Largest import file accepted (10,000 rows are ~1.2 MB).
@@ -25,7 +26,7 @@ pub fn enroll(ctx: &Ctx, a: &EnrollArgs) -> Result<String, Error> {
             .transpose()?,
         labels: Some(store::parse_labels(&a.labels)?),
     };
-    let (dev, outcome) = ctx.admin(|c| store::enroll(c, &d, a.replace))?;
+    let (dev, outcome) = enrol(ctx, &d, a.replace)?;
     if ctx.json {
         return Ok(json(
             &serde_json::json!({"outcome": outcome, "device": dev}),
@@ -40,6 +41,11 @@ pub fn enroll(ctx: &Ctx, a: &EnrollArgs) -> Result<String, Error> {
         "{} {what} pool={} port={}\n",
         dev.id, dev.pool, dev.port
     ))
+}
+
+/// Enrols one device (`enroll`, the API's enrol).
+pub fn enrol(ctx: &Ctx, d: &NewDevice, replace: bool) -> Result<(Device, Outcome), Error> {
+    ctx.admin(|c| store::enroll(c, d, replace))
 }
 
 pub fn import(ctx: &Ctx, file: &Path) -> Result<String, Error> {
@@ -102,23 +108,51 @@ pub fn device_config(
     ))
 }
 
-pub fn ls(ctx: &Ctx, a: &LsArgs) -> Result<String, Error> {
-    let pool = name("pool", &a.pool)?;
-    let want = store::parse_labels(&a.labels)?;
+/// Which devices a listing shows (`ls`, the API's list).
+#[derive(Clone, Debug, Default)]
+pub struct Filter {
+    pub pool: Option<Name>,
+    /// `Some(true)`: online only; `Some(false)`: offline and not revoked.
+    pub online: Option<bool>,
+    /// Devices carrying every one of these labels.
+    pub labels: BTreeMap<String, String>,
+    pub mac: Option<Mac>,
+}
+
+/// The devices `f` selects, by id.
+pub fn list(ctx: &Ctx, f: &Filter) -> Result<Vec<Device>, Error> {
     let all = ctx.admin(|c| {
-        if let Some(p) = &pool
+        if let Some(p) = &f.pool
             && store::pool_named(c, p)?.is_none()
         {
             return Err(Error::invalid(format!("unknown pool {p}")));
         }
-        store::devices(c, pool.as_ref())
+        store::devices(c, f.pool.as_ref())
     })?;
-    let ds: Vec<Device> = all
+    Ok(all
         .into_iter()
-        .filter(|d| !a.online || d.online.is_some())
-        .filter(|d| !a.offline || (d.online.is_none() && !d.revoked))
-        .filter(|d| want.iter().all(|(k, v)| d.labels.get(k) == Some(v)))
-        .collect();
+        .filter(|d| match f.online {
+            None => true,
+            Some(true) => d.online.is_some(),
+            Some(false) => d.online.is_none() && !d.revoked,
+        })
+        .filter(|d| f.mac.is_none() || d.mac == f.mac)
+        .filter(|d| f.labels.iter().all(|(k, v)| d.labels.get(k) == Some(v)))
+        .collect())
+}
+
+pub fn ls(ctx: &Ctx, a: &LsArgs) -> Result<String, Error> {
+    let f = Filter {
+        pool: name("pool", &a.pool)?,
+        online: match (a.online, a.offline) {
+            (true, _) => Some(true),
+            (_, true) => Some(false),
+            _ => None,
+        },
+        labels: store::parse_labels(&a.labels)?,
+        mac: None,
+    };
+    let ds = list(ctx, &f)?;
     Ok(if ctx.json {
         json(&ds)
     } else {
@@ -126,16 +160,25 @@ pub fn ls(ctx: &Ctx, a: &LsArgs) -> Result<String, Error> {
     })
 }
 
+/// One device by id or MAC.
+pub fn one(ctx: &Ctx, which: &Which) -> Result<Device, Error> {
+    ctx.admin(|c| store::show(c, which))
+}
+
 pub fn show(ctx: &Ctx, id: &Option<String>, mac: &Option<String>) -> Result<String, Error> {
     let which = Which::parse(id, mac, "show")?;
-    let d = ctx.admin(|c| store::show(c, &which))?;
+    let d = one(ctx, &which)?;
     Ok(if ctx.json { json(&d) } else { show_device(&d) })
 }
 
-pub fn revoke(ctx: &Ctx, id: &str, reason: Option<&str>) -> Result<String, Error> {
-    let id = DeviceId::parse(id)?;
+/// Revokes a device; returns it, revoked (idempotent).
+pub fn revoke_device(ctx: &Ctx, id: &DeviceId, reason: Option<&str>) -> Result<Device, Error> {
     types::check_reason(reason)?;
-    let d = ctx.admin(|c| store::revoke(c, &id, reason))?;
+    ctx.admin(|c| store::revoke(c, id, reason))
+}
+
+pub fn revoke(ctx: &Ctx, id: &str, reason: Option<&str>) -> Result<String, Error> {
+    let d = revoke_device(ctx, &DeviceId::parse(id)?, reason)?;
     Ok(format!(
         "{} revoked: its key is refused from now on (port {} of pool {} stays reserved)\n",
         d.id, d.port, d.pool

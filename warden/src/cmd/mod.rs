@@ -11,6 +11,7 @@ pub mod device;
 pub mod jail;
 pub mod operator;
 pub mod pool;
+pub mod token;
 
 use crate::cli::{Cli, Cmd};
 use crate::error::Error;
@@ -21,6 +22,9 @@ use crate::types::Name;
 pub struct Ctx {
     pub db: DbUrl,
     pub json: bool,
+    /// Who acts and from where, for the audit trail, when not this
+    /// process's user (the HTTP API: a token's name and the client's address).
+    pub actor: Option<(String, String)>,
 }
 
 impl Ctx {
@@ -29,7 +33,10 @@ impl Ctx {
     /// that opens and fixes ownership).
     pub fn admin<T>(&self, body: impl FnOnce(&mut Conn) -> Result<T, Error>) -> Result<T, Error> {
         let mut c = Conn::open(&self.db, Mode::Admin)?;
-        let out = body(&mut c);
+        let out = match &self.actor {
+            Some((who, from)) => crate::store::acting_as(who, from, || body(&mut c)),
+            None => body(&mut c),
+        };
         c.fix_ownership();
         out
     }
@@ -40,6 +47,7 @@ pub fn run(cli: &Cli) -> Result<String, Error> {
     let ctx = Ctx {
         db: DbUrl::parse(&cli.db)?,
         json: cli.json,
+        actor: None,
     };
     match &cli.cmd {
         Cmd::Pool(c) => pool::run(&ctx, c),
@@ -84,6 +92,8 @@ pub fn run(cli: &Cli) -> Result<String, Error> {
             operator,
             since,
         } => audit::run(&ctx, device, operator, since),
+        Cmd::Token(c) => token::run(&ctx, c),
+        Cmd::Serve(a) => crate::serve::serve(ctx, a),
     }
 }
 

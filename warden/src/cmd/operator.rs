@@ -59,3 +59,21 @@ pub fn grant(
         g.id
     ))
 }
+
+/// Records a grant and returns it with the ssh command that uses it
+/// (through the jail holding the device now; the operator's own key).
+pub fn grant_one(
+    ctx: &Ctx,
+    which: &Which,
+    operator: &Name,
+    secs: i64,
+    reason: Option<&str>,
+) -> Result<(store::Granted, String), Error> {
+    types::check_reason(reason)?;
+    ctx.admin(|c| {
+        let jail = crate::connect::route_checked(c, which, reason.is_some())?;
+        let g = store::grant(c, which, operator, secs, reason)?;
+        let ssh = crate::connect::ssh_line(&jail, &g.device)?;
+        Ok((g, ssh))
+    })
+}

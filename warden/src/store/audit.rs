@@ -7,8 +7,36 @@ use crate::error::Error;
 use crate::types::{DeviceId, Name};
 use serde::Serialize;
 
+thread_local! {
+    /// Who acts for this thread's changes when not the process's user: an
+    /// API request, run on one thread (see [`acting_as`]).
+    static ACTING: std::cell::RefCell<Option<(String, String)>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `body` with every audit row it writes on this thread naming `who`
+/// acting from `origin` (the HTTP API: the token's name and the client's
+/// address) instead of the process's user and host.
+pub fn acting_as<T>(who: &str, origin: &str, body: impl FnOnce() -> T) -> T {
+    struct Reset(Option<(String, String)>);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            let prev = self.0.take();
+            ACTING.with(|a| *a.borrow_mut() = prev);
+        }
+    }
+    let prev = ACTING.with(|a| {
+        a.borrow_mut()
+            .replace((who.to_string(), origin.to_string()))
+    });
+    let _reset = Reset(prev);
+    body()
+}
+
 /// Who is making a change, and from where (for the audit trail).
 pub fn actor() -> (String, String) {
+    if let Some(a) = ACTING.with(|a| a.borrow().clone()) {
+        return a;
+    }
     // Looked up once per process: an import writes 10,000 audit rows, and the
     // passwd lookup may run `getent`.
     static ACTOR: std::sync::OnceLock<(String, String)> = std::sync::OnceLock::new();

@@ -106,6 +106,18 @@ const MIGRATIONS: &[(i64, &str)] = &[
     ALTER TABLE pools ADD COLUMN host_ca TEXT;
     {append_only_audit}",
     ),
+    (
+        4,
+        "CREATE TABLE tokens (
+        name TEXT PRIMARY KEY,
+        hash TEXT NOT NULL UNIQUE,
+        scope TEXT NOT NULL,
+        operator TEXT REFERENCES operators(name),
+        created BIGINT NOT NULL,
+        expires BIGINT,
+        revoked BIGINT
+    );",
+    ),
 ];
 
 /// The audit table refuses UPDATE and DELETE (and, on PostgreSQL, TRUNCATE)
@@ -238,7 +250,7 @@ pub enum RoleUse {
 /// pool's devices, live grants, the device at a port) and `sshd-config` read;
 /// it writes only the presence columns of `devices` and new audit rows. It
 /// cannot enrol, revoke or un-revoke, grant, or change an operator, a jail or
-/// a pool, and it does not see the revoked-keys list.
+/// a pool, and it does not see the revoked-keys list or the API tokens.
 pub fn grants_sql(db: &DbUrl, role: &str, used: RoleUse) -> Result<String, Error> {
     if matches!(db, DbUrl::Sqlite(_)) {
         return Err(Error::invalid(
@@ -270,7 +282,7 @@ pub fn grants_sql(db: &DbUrl, role: &str, used: RoleUse) -> Result<String, Error
              -- host (enrol, revoke, grant, pools, jails, operators). Give it to no jail host.\n\
              {revoke}\
              GRANT SELECT ON warden_schema TO {role};\n\
-             GRANT SELECT, INSERT, UPDATE, DELETE ON pools, jails, devices, operators, operator_keys, grants, revoked_keys TO {role};\n\
+             GRANT SELECT, INSERT, UPDATE, DELETE ON pools, jails, devices, operators, operator_keys, grants, revoked_keys, tokens TO {role};\n\
              -- The audit trail is append-only for {role}: no UPDATE, DELETE or TRUNCATE.\n\
              GRANT SELECT, INSERT ON audit TO {role};\n\
              GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {role};\n"

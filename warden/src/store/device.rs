@@ -477,7 +477,7 @@ pub fn import(c: &mut Conn, file: &str, rows: &[ImportRow]) -> Result<(usize, us
 pub fn revoke(c: &mut Conn, id: &DeviceId, reason: Option<&str>) -> Result<Device, Error> {
     c.transaction(|c| {
         let Some(d) = device_row(c, "id", id.as_str().into())? else {
-            return Err(Error::invalid(format!("unknown device {id}")).into());
+            return Err(Error::NotFound(format!("unknown device {id}")).into());
         };
         if d.revoked {
             return Ok(d);
@@ -527,7 +527,7 @@ pub fn show(c: &mut Conn, which: &Which) -> Result<Device, Error> {
         Which::Id(id) => ("id", id.as_str(), format!("device {id}")),
         Which::Mac(m) => ("mac", m.as_str(), format!("device with MAC {}", m.as_str())),
     };
-    device_row(c, col, v.into())?.ok_or_else(|| Error::invalid(format!("unknown {shown}")))
+    device_row(c, col, v.into())?.ok_or_else(|| Error::NotFound(format!("unknown {shown}")))
 }
 
 pub fn devices(c: &mut Conn, pool: Option<&Name>) -> Result<Vec<Device>, Error> {

@@ -3,7 +3,7 @@
 //! ```text
 //! conn.rs      SQLite | PostgreSQL: one SQL text, dialect hooks, migrations, TLS
 //! row.rs       rows decoded by column name into checked types (nothing trusted)
-//! pool.rs jail.rs device.rs operator.rs audit.rs presence.rs   the aggregates
+//! pool.rs jail.rs device.rs operator.rs audit.rs presence.rs token.rs   the aggregates
 //! time.rs      Unix seconds <-> RFC 3339
 //! ```
 //!
@@ -21,6 +21,7 @@ pub mod pool;
 pub mod presence;
 pub mod row;
 pub mod time;
+pub mod token;
 
 pub use audit::*;
 pub use device::*;
@@ -30,3 +31,4 @@ pub use pool::*;
 pub use presence::*;
 pub use row::{MAX_LABEL_CHARS, MAX_LABELS, parse_labels};
 pub use time::*;
+pub use token::*;
