@@ -242,7 +242,6 @@ pub fn watch(a: &WatchArgs) -> Result<(), Error> {
     ];
     let mut conn: Option<Conn> = None;
     let mut n = 0u64;
-    let mut strays_told = BTreeSet::new();
     loop {
         let result = (|| -> Result<(), Error> {
             if conn.is_none() {
@@ -286,17 +285,7 @@ pub fn watch(a: &WatchArgs) -> Result<(), Error> {
             for e in &tick.bad_rows {
                 log(&format!("watch: {e}"));
             }
-            for p in &tick.strays {
-                if strays_told.insert(*p) {
-                    log(&format!(
-                        "port {p} of pool {} is held by {} but belongs to no device",
-                        jail.pool, jail.user
-                    ));
-                }
-            }
-            for (id, port) in &tick.revoked_holding {
-                end_session(c, id.as_str(), *port, held.get(port).copied())?;
-            }
+            end_device_sessions(c, &tick, &held)?;
             end_operator_sessions(c, &jail, range, sshd_pid, &proc_net)?;
             Ok(())
         })();
@@ -312,9 +301,102 @@ pub fn watch(a: &WatchArgs) -> Result<(), Error> {
     }
 }
 
-/// Ends the sshd session holding a revoked device's port (SIGTERM to the
-/// session's process, which sshd's monitor follows), and audits it.
-fn end_session(c: &mut Conn, id: &str, port: u16, holder: Option<(u32, u64)>) -> Result<(), Error> {
+/// Ends the device-side sessions this jail must not keep: a revoked device's;
+/// one that started before its device's current key was enrolled (an old key
+/// after `enroll --replace`, or the previous owner of a reassigned port).
+/// Each is audited.
+fn end_device_sessions(
+    c: &mut Conn,
+    tick: &store::Tick,
+    held: &BTreeMap<u16, (u32, u64)>,
+) -> Result<(), Error> {
+    for (id, port) in &tick.revoked_holding {
+        let who = format!("revoked device {id}");
+        end_session(
+            c,
+            Some(id),
+            &who,
+            *port,
+            held.get(port).copied(),
+            "device revoked",
+        )?;
+    }
+    for (id, port, enrolled) in &tick.holding {
+        let Some(&(pid, inode)) = held.get(port) else {
+            continue;
+        };
+        if started(pid).is_some_and(|t| older_than_key(t, *enrolled)) {
+            let who = format!("device {id} (a session older than its current key)");
+            let why = "session older than the current key";
+            end_session(c, Some(id), &who, *port, Some((pid, inode)), why)?;
+        }
+    }
+    for p in &tick.strays {
+        log(&format!(
+            "port {p} of the pool is held but belongs to no device"
+        ));
+    }
+    Ok(())
+}
+
+/// Whether a session that started at `start_ms` (Unix milliseconds, from
+/// [`process_start_ms`]) is older than a key enrolled at `enrolled` (Unix
+/// seconds). A re-key records the next whole second (see `store::enroll`),
+/// so an old key's session is never taken for the new key's.
+pub fn older_than_key(start_ms: i64, enrolled: i64) -> bool {
+    start_ms < enrolled.saturating_mul(1000)
+}
+
+/// When a process started, in Unix milliseconds: from its `/proc/PID/stat`
+/// text (field 22, clock ticks since boot), the clock tick rate
+/// (`sysconf(_SC_CLK_TCK)`) and the boot time in Unix milliseconds.
+pub fn process_start_ms(stat: &str, hz: u64, boot_ms: i64) -> Option<i64> {
+    // Fields start after the command name's last ')': the state is field 3.
+    let ticks: u64 = stat
+        .rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(22 - 3)?
+        .parse()
+        .ok()?;
+    let ms = ticks.checked_mul(1000)?.checked_div(hz)?;
+    boot_ms.checked_add(i64::try_from(ms).ok()?)
+}
+
+/// The boot time in Unix milliseconds: the realtime clock less the time
+/// since boot (`/proc/stat`'s `btime` is the same, rounded down to seconds,
+/// too coarse to order a session and a key enrolled in the same second).
+fn boot_ms() -> Option<i64> {
+    let ms = |clock| {
+        let mut t = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: clock_gettime(2) writes one timespec we own.
+        (unsafe { libc::clock_gettime(clock, &mut t) } == 0)
+            .then(|| t.tv_sec * 1000 + t.tv_nsec / 1_000_000)
+    };
+    Some(ms(libc::CLOCK_REALTIME)? - ms(libc::CLOCK_BOOTTIME)?)
+}
+
+/// When `pid` started, in Unix milliseconds.
+fn started(pid: u32) -> Option<i64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // SAFETY: sysconf with a constant name has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    process_start_ms(&stat, u64::try_from(hz).ok()?, boot_ms()?)
+}
+
+/// Ends the sshd session holding `port` (SIGTERM to the session's process,
+/// which sshd's monitor follows), and audits it with `why`.
+fn end_session(
+    c: &mut Conn,
+    id: Option<&DeviceId>,
+    who: &str,
+    port: u16,
+    holder: Option<(u32, u64)>,
+    why: &str,
+) -> Result<(), Error> {
     let Some((pid, inode)) = holder else {
         return Ok(());
     };
@@ -325,29 +407,28 @@ fn end_session(c: &mut Conn, id: &str, port: u16, holder: Option<(u32, u64)>) ->
     // OpenSSH 9.8 and later run each session as `sshd-session`.
     if name != "sshd" && name != "sshd-session" {
         log(&format!(
-            "revoked device {id}'s port {port} is held by pid {pid} ({name}), not sshd: left alone"
+            "{who}: port {port} is held by pid {pid} ({name}), not sshd: left alone"
         ));
         return Ok(());
     }
-    let ok = terminate(pid);
-    if ok {
+    if !terminate(pid) {
         log(&format!(
-            "ended the session of revoked device {id} (port {port}, sshd pid {pid})"
+            "could not end the session of {who} (sshd pid {pid})"
         ));
-        c.transaction(|c| {
-            store::audit(
-                c,
-                "end-session",
-                Some(id),
-                Some("device revoked"),
-                Some(&format!("port {port} sshd pid {pid}")),
-            )
-        })?;
-    } else {
-        log(&format!(
-            "could not end the session of revoked device {id} (sshd pid {pid})"
-        ));
+        return Ok(());
     }
+    log(&format!(
+        "ended the session of {who} (port {port}, sshd pid {pid}): {why}"
+    ));
+    c.transaction(|c| {
+        store::audit(
+            c,
+            "end-session",
+            id.map(DeviceId::as_str),
+            Some(why),
+            Some(&format!("port {port} sshd pid {pid}")),
+        )
+    })?;
     Ok(())
 }
 
@@ -440,6 +521,26 @@ fn end_operator_sessions(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn process_start_from_stat() {
+        // A command name with spaces and parentheses; starttime (field 22) = 12345.
+        let stat = "4242 (sshd: a (b)) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 12345 9000000 300 18446744073709551615";
+        assert_eq!(
+            process_start_ms(stat, 100, 1_700_000_000_000),
+            Some(1_700_000_123_450)
+        );
+        assert_eq!(process_start_ms(stat, 0, 0), None);
+        assert_eq!(process_start_ms("4242 (x) S 1", 100, 0), None);
+        assert!(older_than_key(99_999, 100) && !older_than_key(100_000, 100));
+    }
+
+    #[test]
+    fn process_start_of_this_process() {
+        let me = started(std::process::id()).expect("own start time");
+        let now = crate::store::now() * 1000 + 1000;
+        assert!(me <= now && me > now - 3_600_000, "started {me}, now {now}");
+    }
 
     #[test]
     fn proc_net_loopback_listeners() {

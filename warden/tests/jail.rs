@@ -390,6 +390,53 @@ fn watch_records_presence_and_ends_a_revoked_session() {
     );
 }
 
+/// Sessions belong to keys: `enroll --replace` with a new key remembers the
+/// old one as revoked, and `watch` ends the session the old key still holds;
+/// the new key then holds the same port.
+#[test]
+fn watch_ends_the_session_of_a_replaced_key() {
+    let (reg, lo, jail) = registry_and_jail(Kind::Sqlite, 4);
+    let target = DeviceSshd::start();
+    let mut dev = enrol_device(&reg, "d1", target.port);
+    assert_eq!(dev.port, lo);
+    dev.start();
+    watch_once(&reg, &jail);
+    assert!(port_answers(lo));
+    let old_key = json(&reg, &["show", "d1", "--json"])["key"].clone();
+    let new_state = TempDir::new("rekeyed");
+    let k2 = device_key(&new_state.path("identity"));
+    reg.ok(&["enroll", "d1", "--key", &k2, "--replace"]);
+    // The old key is remembered as revoked: never enrolled again.
+    let (code, _, err) = reg.warden(&["enroll", "d9", "--key", old_key.as_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("revoked"), "{err}");
+    // The old key's session answers keepalives; watch ends it.
+    assert!(port_answers(lo), "the old session ended by itself");
+    watch_once(&reg, &jail);
+    wait_until(READY, "old key's session ended", || {
+        (!port_answers(lo)).then_some(())
+    });
+    let dump = reg.dump();
+    assert!(
+        dump.contains("end-session") && dump.contains("session older than the current key"),
+        "no audit row for the ended session:\n{dump}"
+    );
+    // Its reconnects are refused; the new key comes up on the same port.
+    dev.agent.as_ref().unwrap().wait_log("refused key", READY);
+    drop(dev.agent.take());
+    // (The new key counts from the second after the re-key.)
+    std::thread::sleep(Duration::from_millis(1100));
+    let b = agent_from(&dev.dir.0, &new_state.path("identity"));
+    b.wait_log("tunnel up", READY);
+    assert!(port_answers(lo));
+    // A later tick leaves the new key's session alone.
+    std::thread::sleep(Duration::from_secs(3));
+    watch_once(&reg, &jail);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(port_answers(lo), "watch ended the new key's session");
+    assert_eq!(b.count("tunnel up"), 1, "{:?}", b.lines());
+}
+
 #[test]
 fn failover_to_the_second_jail_at_the_same_port() {
     let (reg, lo, mut a) = registry_and_jail(Kind::Sqlite, 4);
