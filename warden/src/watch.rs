@@ -303,8 +303,8 @@ pub fn watch(a: &WatchArgs) -> Result<(), Error> {
 
 /// Ends the device-side sessions this jail must not keep: a revoked device's;
 /// one that started before its device's current key was enrolled (an old key
-/// after `enroll --replace`, or the previous owner of a reassigned port).
-/// Each is audited.
+/// after `enroll --replace`, or the previous owner of a reassigned port); and
+/// one on a pool port no device owns. Each is audited.
 fn end_device_sessions(
     c: &mut Conn,
     tick: &store::Tick,
@@ -332,9 +332,15 @@ fn end_device_sessions(
         }
     }
     for p in &tick.strays {
-        log(&format!(
-            "port {p} of the pool is held but belongs to no device"
-        ));
+        let who = format!("port {p}'s holder (no device owns the port)");
+        end_session(
+            c,
+            None,
+            &who,
+            *p,
+            held.get(p).copied(),
+            "port owned by no device",
+        )?;
     }
     Ok(())
 }

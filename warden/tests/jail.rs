@@ -437,6 +437,40 @@ fn watch_ends_the_session_of_a_replaced_key() {
     assert_eq!(b.count("tunnel up"), 1, "{:?}", b.lines());
 }
 
+/// A session on a pool port that no device owns (the device moved to another
+/// pool) is ended by `watch`, audited.
+#[test]
+fn watch_ends_a_session_on_a_port_no_device_owns() {
+    let (reg, lo, jail) = registry_and_jail(Kind::Sqlite, 4);
+    let (_, other) = ports(4);
+    reg.pool("q", &other);
+    let target = DeviceSshd::start();
+    let mut dev = enrol_device_with(&reg, "d1", target.port, &["--pool", "p"]);
+    dev.start();
+    watch_once(&reg, &jail);
+    assert!(port_answers(lo));
+    let key = json(&reg, &["show", "d1", "--json"])["key"].clone();
+    reg.ok(&[
+        "enroll",
+        "d1",
+        "--key",
+        key.as_str().unwrap(),
+        "--pool",
+        "q",
+        "--replace",
+    ]);
+    assert!(port_answers(lo), "the old session ended by itself");
+    watch_once(&reg, &jail);
+    wait_until(READY, "the stray session ended", || {
+        (!port_answers(lo)).then_some(())
+    });
+    let dump = reg.dump();
+    assert!(
+        dump.contains("port owned by no device"),
+        "no audit row for the ended session:\n{dump}"
+    );
+}
+
 #[test]
 fn failover_to_the_second_jail_at_the_same_port() {
     let (reg, lo, mut a) = registry_and_jail(Kind::Sqlite, 4);
