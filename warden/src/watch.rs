@@ -406,22 +406,21 @@ fn end_session(
     let Some((pid, inode)) = holder else {
         return Ok(());
     };
-    if !holds(pid, inode) {
-        return Ok(()); // gone meanwhile (or the pid is someone else's now)
-    }
-    let name = comm(pid);
-    // OpenSSH 9.8 and later run each session as `sshd-session`.
-    if name != "sshd" && name != "sshd-session" {
-        log(&format!(
-            "{who}: port {port} is held by pid {pid} ({name}), not sshd: left alone"
-        ));
-        return Ok(());
-    }
-    if !terminate(pid) {
-        log(&format!(
-            "could not end the session of {who} (sshd pid {pid})"
-        ));
-        return Ok(());
+    match signal_holder(pid, inode) {
+        Signalled::Done => {}
+        Signalled::Gone => return Ok(()), // gone meanwhile
+        Signalled::NotSshd(name) => {
+            log(&format!(
+                "{who}: port {port} is held by pid {pid} ({name}), not sshd: left alone"
+            ));
+            return Ok(());
+        }
+        Signalled::Failed => {
+            log(&format!(
+                "could not end the session of {who} (sshd pid {pid})"
+            ));
+            return Ok(());
+        }
     }
     log(&format!(
         "ended the session of {who} (port {port}, sshd pid {pid}): {why}"
@@ -438,14 +437,91 @@ fn end_session(
     Ok(())
 }
 
-/// SIGTERM to `pid`, right after the caller checked it still holds the socket
-/// (no fork of kill(1) in between, which widened the window for pid reuse).
-fn terminate(pid: u32) -> bool {
+/// What [`signal_holder`] did.
+#[derive(Debug, PartialEq, Eq)]
+enum Signalled {
+    /// SIGTERM sent to the process that holds the socket.
+    Done,
+    /// The process is gone, or no longer holds the socket.
+    Gone,
+    /// The holder is not sshd (its name): left alone.
+    NotSshd(String),
+    /// The signal could not be sent.
+    Failed,
+}
+
+/// SIGTERM to `pid` if it still holds socket `inode` and is sshd's. The
+/// process is pinned by a pidfd taken before that check, so the signal cannot
+/// reach another process that reused the pid meanwhile (plain kill(2) only
+/// where the kernel has no pidfd_open).
+fn signal_holder(pid: u32, inode: u64) -> Signalled {
+    let fd = match PidFd::open(pid) {
+        Ok(fd) => Some(fd),
+        Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => None,
+        Err(_) => return Signalled::Gone,
+    };
+    if !holds(pid, inode) {
+        return Signalled::Gone;
+    }
+    let name = comm(pid);
+    // OpenSSH 9.8 and later run each session as `sshd-session`.
+    if name != "sshd" && name != "sshd-session" {
+        return Signalled::NotSshd(name);
+    }
+    let sent = match &fd {
+        Some(fd) => fd.signal(libc::SIGTERM),
+        None => kill(pid, libc::SIGTERM),
+    };
+    if sent {
+        Signalled::Done
+    } else {
+        Signalled::Failed
+    }
+}
+
+/// A process pinned by its pidfd: signals reach it or nothing.
+struct PidFd(std::os::fd::OwnedFd);
+
+impl PidFd {
+    fn open(pid: u32) -> std::io::Result<PidFd> {
+        use std::os::fd::FromRawFd;
+        let pid = libc::pid_t::try_from(pid)
+            .ok()
+            .filter(|&p| p > 1)
+            .ok_or_else(|| std::io::Error::from_raw_os_error(libc::ESRCH))?;
+        // SAFETY: pidfd_open(2) takes a pid and flags; it returns a new fd or -1.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let fd = std::os::fd::RawFd::try_from(fd)
+            .map_err(|_| std::io::Error::from_raw_os_error(libc::EBADF))?;
+        // SAFETY: `fd` is a descriptor just opened here and owned by nothing else.
+        Ok(PidFd(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }))
+    }
+
+    fn signal(&self, sig: libc::c_int) -> bool {
+        use std::os::fd::AsRawFd;
+        // SAFETY: pidfd_send_signal(2) on a pidfd we own, no siginfo, no flags.
+        unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                self.0.as_raw_fd(),
+                sig,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            ) == 0
+        }
+    }
+}
+
+/// kill(2), where the kernel has no pidfd_open (before Linux 5.3).
+fn kill(pid: u32, sig: libc::c_int) -> bool {
     let Ok(pid) = libc::pid_t::try_from(pid) else {
         return false;
     };
-    // SAFETY: kill(2) with a checked positive pid and a constant signal.
-    pid > 1 && unsafe { libc::kill(pid, libc::SIGTERM) } == 0
+    // SAFETY: kill(2) with a checked positive pid.
+    pid > 1 && unsafe { libc::kill(pid, sig) } == 0
 }
 
 /// Ends every operator session on this jail connected to a device port that
@@ -481,14 +557,7 @@ fn end_operator_sessions(
         let Some(&pid) = pids.get(&o.inode) else {
             continue;
         };
-        if ended.contains(&pid)
-            || sshd_pid.is_some_and(|root| !is_descendant(pid, root))
-            || !holds(pid, o.inode)
-        {
-            continue;
-        }
-        let name = comm(pid);
-        if name != "sshd" && name != "sshd-session" {
+        if ended.contains(&pid) || sshd_pid.is_some_and(|root| !is_descendant(pid, root)) {
             continue;
         }
         let (id, why) = match store::device_at_port(c, &jail.pool, o.remote_port)? {
@@ -496,10 +565,13 @@ fn end_operator_sessions(
             Some((id, false)) => (Some(id), "no live grant"),
             None => (None, "no such device"),
         };
-        let ok = terminate(pid);
-        if !ok {
-            log(&format!("could not end operator session pid {pid} ({why})"));
-            continue;
+        match signal_holder(pid, o.inode) {
+            Signalled::Done => {}
+            Signalled::Failed => {
+                log(&format!("could not end operator session pid {pid} ({why})"));
+                continue;
+            }
+            _ => continue,
         }
         ended.insert(pid);
         let shown = id.as_ref().map_or("-", DeviceId::as_str);
@@ -546,6 +618,36 @@ mod tests {
         let me = started(std::process::id()).expect("own start time");
         let now = crate::store::now() * 1000 + 1000;
         assert!(me <= now && me > now - 3_600_000, "started {me}, now {now}");
+    }
+
+    #[test]
+    fn a_pidfd_signals_its_own_process_only() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let fd = PidFd::open(child.id()).expect("pidfd_open");
+        assert!(fd.signal(libc::SIGTERM));
+        let status = child.wait().unwrap();
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(status.signal(), Some(libc::SIGTERM));
+        // Reaped: its pid may belong to anyone now; the pidfd reaches nobody.
+        assert!(!fd.signal(libc::SIGTERM));
+        assert!(PidFd::open(0).is_err() && PidFd::open(1).is_err());
+    }
+
+    #[test]
+    fn a_process_without_the_socket_is_not_signalled() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        // No such socket: the re-check refuses; the child lives on.
+        assert_eq!(signal_holder(child.id(), u64::MAX), Signalled::Gone);
+        assert!(child.try_wait().unwrap().is_none());
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(signal_holder(child.id(), u64::MAX), Signalled::Gone);
     }
 
     #[test]
