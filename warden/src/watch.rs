@@ -548,10 +548,14 @@ fn end_operator_sessions(
     if conns.is_empty() {
         return Ok(());
     }
-    let live = store::granted_devices_by_port(c, &jail.pool, store::now())?;
-    conns.retain(|o| !live.contains_key(&o.remote_port));
+    let live = store::grantees_by_port(c, &jail.pool, store::now())?;
     let inodes: BTreeSet<u64> = conns.iter().map(|o| o.inode).collect();
     let pids = holders(&inodes, uid);
+    let granted: Vec<Outgoing>;
+    (granted, conns) = conns
+        .into_iter()
+        .partition(|o| live.contains_key(&o.remote_port));
+    note_operator_sessions(c, jail, &granted, &pids, &live, sshd_pid)?;
     let mut ended = BTreeSet::new();
     for o in conns {
         let Some(&pid) = pids.get(&o.inode) else {
@@ -592,6 +596,49 @@ fn end_operator_sessions(
                 Some(&detail),
             )
         })?;
+    }
+    Ok(())
+}
+
+/// Audits each operator session on a granted port once (`operator-session`,
+/// naming the operator when exactly one holds a live grant for the port):
+/// the login that happened, where `authorized-keys` saw only a key offered.
+fn note_operator_sessions(
+    c: &mut Conn,
+    jail: &Jail,
+    conns: &[Outgoing],
+    pids: &BTreeMap<u64, u32>,
+    live: &BTreeMap<u16, Vec<Name>>,
+    sshd_pid: Option<u32>,
+) -> Result<(), Error> {
+    for o in conns {
+        let Some(&pid) = pids.get(&o.inode) else {
+            continue;
+        };
+        let Some(start) = started(pid) else {
+            continue;
+        };
+        if sshd_pid.is_some_and(|root| !is_descendant(pid, root)) {
+            continue;
+        }
+        let device = store::device_at_port(c, &jail.pool, o.remote_port)?.map(|(id, _)| id);
+        let operator = match live.get(&o.remote_port).map(Vec::as_slice) {
+            Some([one]) => Some(one.as_str()),
+            _ => None,
+        };
+        let detail = format!(
+            "operator session on jail {} port {} sshd pid {pid} started {}",
+            jail.name,
+            o.remote_port,
+            store::rfc3339(start.div_euclid(1000))
+        );
+        let dev = device.as_ref().map(DeviceId::as_str);
+        if store::audit_operator_session(c, dev, operator, &detail)? {
+            log(&format!(
+                "{detail}: {}",
+                operator.unwrap_or("operator unknown")
+            ));
+        }
     }
     Ok(())
 }

@@ -700,12 +700,7 @@ fn an_operator_reaches_exactly_the_devices_granted_while_granted(kind: Kind) {
         .iter()
         .map(|e| e["action"].as_str().unwrap())
         .collect();
-    for want in [
-        "operator-add",
-        "grant",
-        "operator-login",
-        "operator-disable",
-    ] {
+    for want in ["operator-add", "grant", "operator-disable"] {
         assert!(actions.contains(&want), "no {want} entry: {actions:?}");
     }
     let grant = audit
@@ -1098,7 +1093,8 @@ fn connect_signs_for_one_device_and_the_grant_window(kind: Kind) {
         );
     }
     assert_eq!(connects[0]["reason"], "ticket 7");
-    assert!(entries.iter().any(|e| e["action"] == "operator-login"));
+    // A key offered is not a login: authorized-keys writes no audit row.
+    assert!(!entries.iter().any(|e| e["action"] == "operator-login"));
     // Append-only in the database itself, whoever asks.
     let mut stmts = vec!["UPDATE audit SET action = 'x'", "DELETE FROM audit"];
     if kind == Kind::Sqlite {
@@ -1213,6 +1209,33 @@ fn watch_ends_operator_sessions_no_grant_covers_any_more() {
     // A revoked device: watch ends its tunnel's session, and with the tunnel
     // every operator session through it ends.
     let mut s2 = session("1h");
+    // The session exists: watch records it, once, with its operator.
+    watch_once(&reg, &jail);
+    watch_once(&reg, &jail);
+    let audit = json(&reg, &["audit", "--device", "D1", "--json"]);
+    let seen: Vec<&serde_json::Value> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "operator-session")
+        .collect();
+    assert_eq!(seen.len(), 1, "{audit:#}");
+    assert!(
+        seen[0]["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("operator session on jail jail-a"),
+        "{audit:#}"
+    );
+    assert!(seen[0]["operator"].is_string(), "{audit:#}");
+    assert!(
+        !audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "operator-login"),
+        "{audit:#}"
+    );
     reg.ok(&["revoke", "D1"]);
     ends(&mut s2, "watch to end the session to a revoked device");
 
