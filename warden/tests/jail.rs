@@ -394,8 +394,17 @@ fn watch_records_presence_and_ends_a_revoked_session() {
 /// old one as revoked, and `watch` ends the session the old key still holds;
 /// the new key then holds the same port.
 #[test]
-fn watch_ends_the_session_of_a_replaced_key() {
-    let (reg, lo, jail) = registry_and_jail(Kind::Sqlite, 4);
+fn watch_ends_the_session_of_a_replaced_key_sqlite() {
+    watch_ends_the_session_of_a_replaced_key(Kind::Sqlite);
+}
+
+#[test]
+fn watch_ends_the_session_of_a_replaced_key_postgres() {
+    watch_ends_the_session_of_a_replaced_key(Kind::Postgres);
+}
+
+fn watch_ends_the_session_of_a_replaced_key(kind: Kind) {
+    let (reg, lo, jail) = registry_and_jail(kind, 4);
     let target = DeviceSshd::start();
     let mut dev = enrol_device(&reg, "d1", target.port);
     assert_eq!(dev.port, lo);
