@@ -480,6 +480,52 @@ fn watch_ends_a_session_on_a_port_no_device_owns() {
     );
 }
 
+/// A port freed by a pool move and handed to another device while the old
+/// session still holds it: `watch` ends that session (it started before the
+/// new owner was enrolled), and the new owner comes up on the port.
+#[test]
+fn watch_ends_the_previous_holder_of_a_reassigned_port() {
+    let (reg, lo, jail) = registry_and_jail(Kind::Sqlite, 4);
+    let (_, other) = ports(4);
+    reg.pool("q", &other);
+    let target = DeviceSshd::start();
+    let mut old = enrol_device_with(&reg, "d1", target.port, &["--pool", "p"]);
+    old.start();
+    let key = json(&reg, &["show", "d1", "--json"])["key"].clone();
+    reg.ok(&[
+        "enroll",
+        "d1",
+        "--key",
+        key.as_str().unwrap(),
+        "--pool",
+        "q",
+        "--replace",
+    ]);
+    // (A session started in the second of an enrolment may be taken for an older one.)
+    std::thread::sleep(Duration::from_millis(1100));
+    let mut new = enrol_device_with(&reg, "d2", target.port, &["--pool", "p"]);
+    assert_eq!(new.port, lo, "the freed port went elsewhere");
+    assert!(port_answers(lo), "the old session ended by itself");
+    watch_once(&reg, &jail);
+    wait_until(READY, "the previous holder's session ended", || {
+        (!port_answers(lo)).then_some(())
+    });
+    let audit = json(&reg, &["audit", "--device", "d2", "--json"]);
+    assert!(
+        audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "end-session"
+                && e["reason"] == "session older than the current key"),
+        "{audit:#}"
+    );
+    drop(old.agent.take());
+    std::thread::sleep(Duration::from_millis(1100));
+    new.start();
+    assert!(port_answers(lo));
+}
+
 #[test]
 fn failover_to_the_second_jail_at_the_same_port() {
     let (reg, lo, mut a) = registry_and_jail(Kind::Sqlite, 4);
