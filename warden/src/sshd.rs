@@ -17,10 +17,6 @@ pub const DEFAULT_OPERATOR_USER: &str = "operator";
 /// unanswered: a dead device's listener is freed within their product.
 pub const CLIENT_ALIVE_INTERVAL_SECS: u32 = 15;
 pub const CLIENT_ALIVE_COUNT_MAX: u32 = 4;
-/// Within this many seconds, an operator login by the same key to the same
-/// devices is the same login (sshd runs the command for the offer and again
-/// for the signature).
-pub const LOGIN_AUDIT_DEDUP_SECS: i64 = 10;
 /// Seconds a connection may take to authenticate.
 pub const LOGIN_GRACE_SECS: u32 = 30;
 
@@ -423,9 +419,9 @@ pub fn authorize(
     Ok(answer)
 }
 
-/// The operator account's question: the decision above, after which every
-/// admitted login is audited first (fail closed: a login that cannot be
-/// audited is not admitted).
+/// The operator account's question: the decision above. Nothing is written:
+/// a key offered is not a login (anyone holding an operator's public key can
+/// offer it); `watch` audits the sessions that exist.
 fn authorize_operator(
     c: &mut Conn,
     jail: &Jail,
@@ -440,19 +436,13 @@ fn authorize_operator(
         Some(o) if !o.disabled => store::granted_ports(c, &o.operator, &jail.pool, store::now())?,
         _ => Vec::new(),
     };
-    let answer = decide_operator(jail, fingerprint, device, op.as_ref(), &granted);
-    let (Ok(_), Some(op)) = (&answer, &op) else {
-        return Ok(answer);
-    };
-    let devices: Vec<&str> = granted.iter().map(|(d, _)| d.as_str()).collect();
-    let detail = format!(
-        "jail {} key {fingerprint} devices {}",
-        jail.name,
-        devices.join(",")
-    );
-    // sshd asks twice per login (the key offered, then its signature): one entry.
-    store::audit_operator_login(c, &op.operator, &detail, LOGIN_AUDIT_DEDUP_SECS)?;
-    Ok(answer)
+    Ok(decide_operator(
+        jail,
+        fingerprint,
+        device,
+        op.as_ref(),
+        &granted,
+    ))
 }
 
 #[cfg(test)]

@@ -242,7 +242,6 @@ pub fn watch(a: &WatchArgs) -> Result<(), Error> {
     ];
     let mut conn: Option<Conn> = None;
     let mut n = 0u64;
-    let mut strays_told = BTreeSet::new();
     loop {
         let result = (|| -> Result<(), Error> {
             if conn.is_none() {
@@ -286,17 +285,7 @@ pub fn watch(a: &WatchArgs) -> Result<(), Error> {
             for e in &tick.bad_rows {
                 log(&format!("watch: {e}"));
             }
-            for p in &tick.strays {
-                if strays_told.insert(*p) {
-                    log(&format!(
-                        "port {p} of pool {} is held by {} but belongs to no device",
-                        jail.pool, jail.user
-                    ));
-                }
-            }
-            for (id, port) in &tick.revoked_holding {
-                end_session(c, id.as_str(), *port, held.get(port).copied())?;
-            }
+            end_device_sessions(c, &tick, &held)?;
             end_operator_sessions(c, &jail, range, sshd_pid, &proc_net)?;
             Ok(())
         })();
@@ -312,53 +301,227 @@ pub fn watch(a: &WatchArgs) -> Result<(), Error> {
     }
 }
 
-/// Ends the sshd session holding a revoked device's port (SIGTERM to the
-/// session's process, which sshd's monitor follows), and audits it.
-fn end_session(c: &mut Conn, id: &str, port: u16, holder: Option<(u32, u64)>) -> Result<(), Error> {
-    let Some((pid, inode)) = holder else {
-        return Ok(());
-    };
-    if !holds(pid, inode) {
-        return Ok(()); // gone meanwhile (or the pid is someone else's now)
+/// Ends the device-side sessions this jail must not keep: a revoked device's;
+/// one that started before its device's current key was enrolled (an old key
+/// after `enroll --replace`, or the previous owner of a reassigned port); and
+/// one on a pool port no device owns. Each is audited.
+fn end_device_sessions(
+    c: &mut Conn,
+    tick: &store::Tick,
+    held: &BTreeMap<u16, (u32, u64)>,
+) -> Result<(), Error> {
+    for (id, port) in &tick.revoked_holding {
+        let who = format!("revoked device {id}");
+        end_session(
+            c,
+            Some(id),
+            &who,
+            *port,
+            held.get(port).copied(),
+            "device revoked",
+        )?;
     }
-    let name = comm(pid);
-    // OpenSSH 9.8 and later run each session as `sshd-session`.
-    if name != "sshd" && name != "sshd-session" {
-        log(&format!(
-            "revoked device {id}'s port {port} is held by pid {pid} ({name}), not sshd: left alone"
-        ));
-        return Ok(());
+    for (id, port, enrolled) in &tick.holding {
+        let Some(&(pid, inode)) = held.get(port) else {
+            continue;
+        };
+        if started(pid).is_some_and(|t| older_than_key(t, *enrolled)) {
+            let who = format!("device {id} (a session older than its current key)");
+            let why = "session older than the current key";
+            end_session(c, Some(id), &who, *port, Some((pid, inode)), why)?;
+        }
     }
-    let ok = terminate(pid);
-    if ok {
-        log(&format!(
-            "ended the session of revoked device {id} (port {port}, sshd pid {pid})"
-        ));
-        c.transaction(|c| {
-            store::audit(
-                c,
-                "end-session",
-                Some(id),
-                Some("device revoked"),
-                Some(&format!("port {port} sshd pid {pid}")),
-            )
-        })?;
-    } else {
-        log(&format!(
-            "could not end the session of revoked device {id} (sshd pid {pid})"
-        ));
+    for p in &tick.strays {
+        let who = format!("port {p}'s holder (no device owns the port)");
+        end_session(
+            c,
+            None,
+            &who,
+            *p,
+            held.get(p).copied(),
+            "port owned by no device",
+        )?;
     }
     Ok(())
 }
 
-/// SIGTERM to `pid`, right after the caller checked it still holds the socket
-/// (no fork of kill(1) in between, which widened the window for pid reuse).
-fn terminate(pid: u32) -> bool {
+/// Whether a session that started at `start_ms` (Unix milliseconds, from
+/// [`process_start_ms`]) is older than a key enrolled at `enrolled` (Unix
+/// seconds). A re-key records the next whole second (see `store::enroll`),
+/// so an old key's session is never taken for the new key's.
+pub fn older_than_key(start_ms: i64, enrolled: i64) -> bool {
+    start_ms < enrolled.saturating_mul(1000)
+}
+
+/// When a process started, in Unix milliseconds: from its `/proc/PID/stat`
+/// text (field 22, clock ticks since boot), the clock tick rate
+/// (`sysconf(_SC_CLK_TCK)`) and the boot time in Unix milliseconds.
+pub fn process_start_ms(stat: &str, hz: u64, boot_ms: i64) -> Option<i64> {
+    // Fields start after the command name's last ')': the state is field 3.
+    let ticks: u64 = stat
+        .rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(22 - 3)?
+        .parse()
+        .ok()?;
+    let ms = ticks.checked_mul(1000)?.checked_div(hz)?;
+    boot_ms.checked_add(i64::try_from(ms).ok()?)
+}
+
+/// The boot time in Unix milliseconds: the realtime clock less the time
+/// since boot (`/proc/stat`'s `btime` is the same, rounded down to seconds,
+/// too coarse to order a session and a key enrolled in the same second).
+fn boot_ms() -> Option<i64> {
+    let ms = |clock| {
+        let mut t = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: clock_gettime(2) writes one timespec we own.
+        (unsafe { libc::clock_gettime(clock, &mut t) } == 0)
+            .then(|| t.tv_sec * 1000 + t.tv_nsec / 1_000_000)
+    };
+    Some(ms(libc::CLOCK_REALTIME)? - ms(libc::CLOCK_BOOTTIME)?)
+}
+
+/// When `pid` started, in Unix milliseconds.
+fn started(pid: u32) -> Option<i64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // SAFETY: sysconf with a constant name has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    process_start_ms(&stat, u64::try_from(hz).ok()?, boot_ms()?)
+}
+
+/// Ends the sshd session holding `port` (SIGTERM to the session's process,
+/// which sshd's monitor follows), and audits it with `why`.
+fn end_session(
+    c: &mut Conn,
+    id: Option<&DeviceId>,
+    who: &str,
+    port: u16,
+    holder: Option<(u32, u64)>,
+    why: &str,
+) -> Result<(), Error> {
+    let Some((pid, inode)) = holder else {
+        return Ok(());
+    };
+    match signal_holder(pid, inode) {
+        Signalled::Done => {}
+        Signalled::Gone => return Ok(()), // gone meanwhile
+        Signalled::NotSshd(name) => {
+            log(&format!(
+                "{who}: port {port} is held by pid {pid} ({name}), not sshd: left alone"
+            ));
+            return Ok(());
+        }
+        Signalled::Failed => {
+            log(&format!(
+                "could not end the session of {who} (sshd pid {pid})"
+            ));
+            return Ok(());
+        }
+    }
+    log(&format!(
+        "ended the session of {who} (port {port}, sshd pid {pid}): {why}"
+    ));
+    c.transaction(|c| {
+        store::audit(
+            c,
+            "end-session",
+            id.map(DeviceId::as_str),
+            Some(why),
+            Some(&format!("port {port} sshd pid {pid}")),
+        )
+    })?;
+    Ok(())
+}
+
+/// What [`signal_holder`] did.
+#[derive(Debug, PartialEq, Eq)]
+enum Signalled {
+    /// SIGTERM sent to the process that holds the socket.
+    Done,
+    /// The process is gone, or no longer holds the socket.
+    Gone,
+    /// The holder is not sshd (its name): left alone.
+    NotSshd(String),
+    /// The signal could not be sent.
+    Failed,
+}
+
+/// SIGTERM to `pid` if it still holds socket `inode` and is sshd's. The
+/// process is pinned by a pidfd taken before that check, so the signal cannot
+/// reach another process that reused the pid meanwhile (plain kill(2) only
+/// where the kernel has no pidfd_open).
+fn signal_holder(pid: u32, inode: u64) -> Signalled {
+    let fd = match PidFd::open(pid) {
+        Ok(fd) => Some(fd),
+        Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => None,
+        Err(_) => return Signalled::Gone,
+    };
+    if !holds(pid, inode) {
+        return Signalled::Gone;
+    }
+    let name = comm(pid);
+    // OpenSSH 9.8 and later run each session as `sshd-session`.
+    if name != "sshd" && name != "sshd-session" {
+        return Signalled::NotSshd(name);
+    }
+    let sent = match &fd {
+        Some(fd) => fd.signal(libc::SIGTERM),
+        None => kill(pid, libc::SIGTERM),
+    };
+    if sent {
+        Signalled::Done
+    } else {
+        Signalled::Failed
+    }
+}
+
+/// A process pinned by its pidfd: signals reach it or nothing.
+struct PidFd(std::os::fd::OwnedFd);
+
+impl PidFd {
+    fn open(pid: u32) -> std::io::Result<PidFd> {
+        use std::os::fd::FromRawFd;
+        let pid = libc::pid_t::try_from(pid)
+            .ok()
+            .filter(|&p| p > 1)
+            .ok_or_else(|| std::io::Error::from_raw_os_error(libc::ESRCH))?;
+        // SAFETY: pidfd_open(2) takes a pid and flags; it returns a new fd or -1.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let fd = std::os::fd::RawFd::try_from(fd)
+            .map_err(|_| std::io::Error::from_raw_os_error(libc::EBADF))?;
+        // SAFETY: `fd` is a descriptor just opened here and owned by nothing else.
+        Ok(PidFd(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }))
+    }
+
+    fn signal(&self, sig: libc::c_int) -> bool {
+        use std::os::fd::AsRawFd;
+        // SAFETY: pidfd_send_signal(2) on a pidfd we own, no siginfo, no flags.
+        unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                self.0.as_raw_fd(),
+                sig,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            ) == 0
+        }
+    }
+}
+
+/// kill(2), where the kernel has no pidfd_open (before Linux 5.3).
+fn kill(pid: u32, sig: libc::c_int) -> bool {
     let Ok(pid) = libc::pid_t::try_from(pid) else {
         return false;
     };
-    // SAFETY: kill(2) with a checked positive pid and a constant signal.
-    pid > 1 && unsafe { libc::kill(pid, libc::SIGTERM) } == 0
+    // SAFETY: kill(2) with a checked positive pid.
+    pid > 1 && unsafe { libc::kill(pid, sig) } == 0
 }
 
 /// Ends every operator session on this jail connected to a device port that
@@ -385,23 +548,20 @@ fn end_operator_sessions(
     if conns.is_empty() {
         return Ok(());
     }
-    let live = store::granted_devices_by_port(c, &jail.pool, store::now())?;
-    conns.retain(|o| !live.contains_key(&o.remote_port));
+    let live = store::grantees_by_port(c, &jail.pool, store::now())?;
     let inodes: BTreeSet<u64> = conns.iter().map(|o| o.inode).collect();
     let pids = holders(&inodes, uid);
+    let granted: Vec<Outgoing>;
+    (granted, conns) = conns
+        .into_iter()
+        .partition(|o| live.contains_key(&o.remote_port));
+    note_operator_sessions(c, jail, &granted, &pids, &live, sshd_pid)?;
     let mut ended = BTreeSet::new();
     for o in conns {
         let Some(&pid) = pids.get(&o.inode) else {
             continue;
         };
-        if ended.contains(&pid)
-            || sshd_pid.is_some_and(|root| !is_descendant(pid, root))
-            || !holds(pid, o.inode)
-        {
-            continue;
-        }
-        let name = comm(pid);
-        if name != "sshd" && name != "sshd-session" {
+        if ended.contains(&pid) || sshd_pid.is_some_and(|root| !is_descendant(pid, root)) {
             continue;
         }
         let (id, why) = match store::device_at_port(c, &jail.pool, o.remote_port)? {
@@ -409,10 +569,13 @@ fn end_operator_sessions(
             Some((id, false)) => (Some(id), "no live grant"),
             None => (None, "no such device"),
         };
-        let ok = terminate(pid);
-        if !ok {
-            log(&format!("could not end operator session pid {pid} ({why})"));
-            continue;
+        match signal_holder(pid, o.inode) {
+            Signalled::Done => {}
+            Signalled::Failed => {
+                log(&format!("could not end operator session pid {pid} ({why})"));
+                continue;
+            }
+            _ => continue,
         }
         ended.insert(pid);
         let shown = id.as_ref().map_or("-", DeviceId::as_str);
@@ -437,9 +600,102 @@ fn end_operator_sessions(
     Ok(())
 }
 
+/// Audits each operator session on a granted port once (`operator-session`,
+/// naming the operator when exactly one holds a live grant for the port):
+/// the login that happened, where `authorized-keys` saw only a key offered.
+fn note_operator_sessions(
+    c: &mut Conn,
+    jail: &Jail,
+    conns: &[Outgoing],
+    pids: &BTreeMap<u64, u32>,
+    live: &BTreeMap<u16, Vec<Name>>,
+    sshd_pid: Option<u32>,
+) -> Result<(), Error> {
+    for o in conns {
+        let Some(&pid) = pids.get(&o.inode) else {
+            continue;
+        };
+        let Some(start) = started(pid) else {
+            continue;
+        };
+        if sshd_pid.is_some_and(|root| !is_descendant(pid, root)) {
+            continue;
+        }
+        let device = store::device_at_port(c, &jail.pool, o.remote_port)?.map(|(id, _)| id);
+        let operator = match live.get(&o.remote_port).map(Vec::as_slice) {
+            Some([one]) => Some(one.as_str()),
+            _ => None,
+        };
+        let detail = format!(
+            "operator session on jail {} port {} sshd pid {pid} started {}",
+            jail.name,
+            o.remote_port,
+            store::rfc3339(start.div_euclid(1000))
+        );
+        let dev = device.as_ref().map(DeviceId::as_str);
+        if store::audit_operator_session(c, dev, operator, &detail)? {
+            log(&format!(
+                "{detail}: {}",
+                operator.unwrap_or("operator unknown")
+            ));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn process_start_from_stat() {
+        // A command name with spaces and parentheses; starttime (field 22) = 12345.
+        let stat = "4242 (sshd: a (b)) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 12345 9000000 300 18446744073709551615";
+        assert_eq!(
+            process_start_ms(stat, 100, 1_700_000_000_000),
+            Some(1_700_000_123_450)
+        );
+        assert_eq!(process_start_ms(stat, 0, 0), None);
+        assert_eq!(process_start_ms("4242 (x) S 1", 100, 0), None);
+        assert!(older_than_key(99_999, 100) && !older_than_key(100_000, 100));
+    }
+
+    #[test]
+    fn process_start_of_this_process() {
+        let me = started(std::process::id()).expect("own start time");
+        let now = crate::store::now() * 1000 + 1000;
+        assert!(me <= now && me > now - 3_600_000, "started {me}, now {now}");
+    }
+
+    #[test]
+    fn a_pidfd_signals_its_own_process_only() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let fd = PidFd::open(child.id()).expect("pidfd_open");
+        assert!(fd.signal(libc::SIGTERM));
+        let status = child.wait().unwrap();
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(status.signal(), Some(libc::SIGTERM));
+        // Reaped: its pid may belong to anyone now; the pidfd reaches nobody.
+        assert!(!fd.signal(libc::SIGTERM));
+        assert!(PidFd::open(0).is_err() && PidFd::open(1).is_err());
+    }
+
+    #[test]
+    fn a_process_without_the_socket_is_not_signalled() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        // No such socket: the re-check refuses; the child lives on.
+        assert_eq!(signal_holder(child.id(), u64::MAX), Signalled::Gone);
+        assert!(child.try_wait().unwrap().is_none());
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(signal_holder(child.id(), u64::MAX), Signalled::Gone);
+    }
 
     #[test]
     fn proc_net_loopback_listeners() {

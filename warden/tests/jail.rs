@@ -390,6 +390,142 @@ fn watch_records_presence_and_ends_a_revoked_session() {
     );
 }
 
+/// Sessions belong to keys: `enroll --replace` with a new key remembers the
+/// old one as revoked, and `watch` ends the session the old key still holds;
+/// the new key then holds the same port.
+#[test]
+fn watch_ends_the_session_of_a_replaced_key_sqlite() {
+    watch_ends_the_session_of_a_replaced_key(Kind::Sqlite);
+}
+
+#[test]
+fn watch_ends_the_session_of_a_replaced_key_postgres() {
+    watch_ends_the_session_of_a_replaced_key(Kind::Postgres);
+}
+
+fn watch_ends_the_session_of_a_replaced_key(kind: Kind) {
+    let (reg, lo, jail) = registry_and_jail(kind, 4);
+    let target = DeviceSshd::start();
+    let mut dev = enrol_device(&reg, "d1", target.port);
+    assert_eq!(dev.port, lo);
+    dev.start();
+    watch_once(&reg, &jail);
+    assert!(port_answers(lo));
+    let old_key = json(&reg, &["show", "d1", "--json"])["key"].clone();
+    let new_state = TempDir::new("rekeyed");
+    let k2 = device_key(&new_state.path("identity"));
+    reg.ok(&["enroll", "d1", "--key", &k2, "--replace"]);
+    // The old key is remembered as revoked: never enrolled again.
+    let (code, _, err) = reg.warden(&["enroll", "d9", "--key", old_key.as_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("revoked"), "{err}");
+    // The old key's session answers keepalives; watch ends it.
+    assert!(port_answers(lo), "the old session ended by itself");
+    watch_once(&reg, &jail);
+    wait_until(READY, "old key's session ended", || {
+        (!port_answers(lo)).then_some(())
+    });
+    let dump = reg.dump();
+    assert!(
+        dump.contains("end-session") && dump.contains("session older than the current key"),
+        "no audit row for the ended session:\n{dump}"
+    );
+    // Its reconnects are refused; the new key comes up on the same port.
+    dev.agent.as_ref().unwrap().wait_log("refused key", READY);
+    drop(dev.agent.take());
+    // (The new key counts from the second after the re-key.)
+    std::thread::sleep(Duration::from_millis(1100));
+    let b = agent_from(&dev.dir.0, &new_state.path("identity"));
+    b.wait_log("tunnel up", READY);
+    assert!(port_answers(lo));
+    // A later tick leaves the new key's session alone.
+    std::thread::sleep(Duration::from_secs(3));
+    watch_once(&reg, &jail);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(port_answers(lo), "watch ended the new key's session");
+    assert_eq!(b.count("tunnel up"), 1, "{:?}", b.lines());
+}
+
+/// A session on a pool port that no device owns (the device moved to another
+/// pool) is ended by `watch`, audited.
+#[test]
+fn watch_ends_a_session_on_a_port_no_device_owns() {
+    let (reg, lo, jail) = registry_and_jail(Kind::Sqlite, 4);
+    let (_, other) = ports(4);
+    reg.pool("q", &other);
+    let target = DeviceSshd::start();
+    let mut dev = enrol_device_with(&reg, "d1", target.port, &["--pool", "p"]);
+    dev.start();
+    watch_once(&reg, &jail);
+    assert!(port_answers(lo));
+    let key = json(&reg, &["show", "d1", "--json"])["key"].clone();
+    reg.ok(&[
+        "enroll",
+        "d1",
+        "--key",
+        key.as_str().unwrap(),
+        "--pool",
+        "q",
+        "--replace",
+    ]);
+    assert!(port_answers(lo), "the old session ended by itself");
+    watch_once(&reg, &jail);
+    wait_until(READY, "the stray session ended", || {
+        (!port_answers(lo)).then_some(())
+    });
+    let dump = reg.dump();
+    assert!(
+        dump.contains("port owned by no device"),
+        "no audit row for the ended session:\n{dump}"
+    );
+}
+
+/// A port freed by a pool move and handed to another device while the old
+/// session still holds it: `watch` ends that session (it started before the
+/// new owner was enrolled), and the new owner comes up on the port.
+#[test]
+fn watch_ends_the_previous_holder_of_a_reassigned_port() {
+    let (reg, lo, jail) = registry_and_jail(Kind::Sqlite, 4);
+    let (_, other) = ports(4);
+    reg.pool("q", &other);
+    let target = DeviceSshd::start();
+    let mut old = enrol_device_with(&reg, "d1", target.port, &["--pool", "p"]);
+    old.start();
+    let key = json(&reg, &["show", "d1", "--json"])["key"].clone();
+    reg.ok(&[
+        "enroll",
+        "d1",
+        "--key",
+        key.as_str().unwrap(),
+        "--pool",
+        "q",
+        "--replace",
+    ]);
+    // (A session started in the second of an enrolment may be taken for an older one.)
+    std::thread::sleep(Duration::from_millis(1100));
+    let mut new = enrol_device_with(&reg, "d2", target.port, &["--pool", "p"]);
+    assert_eq!(new.port, lo, "the freed port went elsewhere");
+    assert!(port_answers(lo), "the old session ended by itself");
+    watch_once(&reg, &jail);
+    wait_until(READY, "the previous holder's session ended", || {
+        (!port_answers(lo)).then_some(())
+    });
+    let audit = json(&reg, &["audit", "--device", "d2", "--json"]);
+    assert!(
+        audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "end-session"
+                && e["reason"] == "session older than the current key"),
+        "{audit:#}"
+    );
+    drop(old.agent.take());
+    std::thread::sleep(Duration::from_millis(1100));
+    new.start();
+    assert!(port_answers(lo));
+}
+
 #[test]
 fn failover_to_the_second_jail_at_the_same_port() {
     let (reg, lo, mut a) = registry_and_jail(Kind::Sqlite, 4);
@@ -619,12 +755,7 @@ fn an_operator_reaches_exactly_the_devices_granted_while_granted(kind: Kind) {
         .iter()
         .map(|e| e["action"].as_str().unwrap())
         .collect();
-    for want in [
-        "operator-add",
-        "grant",
-        "operator-login",
-        "operator-disable",
-    ] {
+    for want in ["operator-add", "grant", "operator-disable"] {
         assert!(actions.contains(&want), "no {want} entry: {actions:?}");
     }
     let grant = audit
@@ -1017,7 +1148,8 @@ fn connect_signs_for_one_device_and_the_grant_window(kind: Kind) {
         );
     }
     assert_eq!(connects[0]["reason"], "ticket 7");
-    assert!(entries.iter().any(|e| e["action"] == "operator-login"));
+    // A key offered is not a login: authorized-keys writes no audit row.
+    assert!(!entries.iter().any(|e| e["action"] == "operator-login"));
     // Append-only in the database itself, whoever asks.
     let mut stmts = vec!["UPDATE audit SET action = 'x'", "DELETE FROM audit"];
     if kind == Kind::Sqlite {
@@ -1132,6 +1264,33 @@ fn watch_ends_operator_sessions_no_grant_covers_any_more() {
     // A revoked device: watch ends its tunnel's session, and with the tunnel
     // every operator session through it ends.
     let mut s2 = session("1h");
+    // The session exists: watch records it, once, with its operator.
+    watch_once(&reg, &jail);
+    watch_once(&reg, &jail);
+    let audit = json(&reg, &["audit", "--device", "D1", "--json"]);
+    let seen: Vec<&serde_json::Value> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "operator-session")
+        .collect();
+    assert_eq!(seen.len(), 1, "{audit:#}");
+    assert!(
+        seen[0]["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("operator session on jail jail-a"),
+        "{audit:#}"
+    );
+    assert!(seen[0]["operator"].is_string(), "{audit:#}");
+    assert!(
+        !audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "operator-login"),
+        "{audit:#}"
+    );
     reg.ok(&["revoke", "D1"]);
     ends(&mut s2, "watch to end the session to a revoked device");
 

@@ -166,20 +166,19 @@ pub fn audit_entries(
         .collect()
 }
 
-/// Records an admitted operator login once: sshd asks twice per login (the
-/// key offered, then its signature), so an identical entry within
-/// `dedup_secs` is the same login. On the hot path: few attempts.
-pub fn audit_operator_login(
+/// Records an operator session `watch` saw, once: a row with the same
+/// `detail` (which names the session's process and its start) is the same
+/// session. Returns whether it wrote the row.
+pub fn audit_operator_session(
     c: &mut Conn,
-    operator: &Name,
+    device: Option<&str>,
+    operator: Option<&str>,
     detail: &str,
-    dedup_secs: i64,
-) -> Result<(), Error> {
-    let at = now();
-    c.transaction_within(super::conn::HOT_PATH_TX_ATTEMPTS, |c| {
+) -> Result<bool, Error> {
+    c.transaction(|c| {
         let seen = c.query(
-            "SELECT count(*) AS n FROM audit WHERE at >= $1 AND action = 'operator-login' AND operator = $2 AND detail = $3",
-            &[(at - dedup_secs).into(), operator.as_str().into(), detail.into()],
+            "SELECT count(*) AS n FROM audit WHERE action = 'operator-session' AND detail = $1",
+            &[detail.into()],
         )?;
         let n = seen
             .first()
@@ -187,8 +186,8 @@ pub fn audit_operator_login(
             .and_then(Value::int)
             .unwrap_or(0);
         if n == 0 {
-            audit_op(c, "operator-login", None, Some(operator.as_str()), None, Some(detail))?;
+            audit_op(c, "operator-session", device, operator, None, Some(detail))?;
         }
-        Ok(())
+        Ok(n == 0)
     })
 }

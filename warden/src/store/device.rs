@@ -270,6 +270,28 @@ pub(super) fn conflicts(
     why
 }
 
+/// Remembers `fingerprint` as revoked (device `id`'s): it is never enrolled again.
+fn remember_revoked(c: &mut Conn, fingerprint: &str, id: &DeviceId, at: i64) -> Result<(), DbErr> {
+    c.exec(
+        "INSERT INTO revoked_keys (fingerprint, device, at)
+         SELECT $1, $2, $3 WHERE NOT EXISTS (SELECT 1 FROM revoked_keys WHERE fingerprint = $1)",
+        &[fingerprint.into(), id.as_str().into(), at.into()],
+    )?;
+    Ok(())
+}
+
+/// When device `id`'s current key was enrolled (Unix seconds).
+fn enrolled_at(c: &mut Conn, id: &DeviceId) -> Result<i64, TxError> {
+    let rows = c.query(
+        "SELECT id, enrolled FROM devices WHERE id = $1",
+        &[id.as_str().into()],
+    )?;
+    let r = rows
+        .first()
+        .ok_or_else(|| Error::runtime(format!("device {id} vanished")))?;
+    Ok(Rd::new("devices", "id", r).int("enrolled")?)
+}
+
 /// `enroll --replace` of an enrolled device: its row anew, keeping the port
 /// (unless it moves pool) and what the request leaves unsaid. Returns the
 /// audit detail of what it was.
@@ -285,9 +307,23 @@ fn replace_row(
     let port = if old.pool == pool.name {
         old.port
     } else {
-        let mut used = used_ports(c, &pool.name)?;
-        used.remove(&old.port);
+        // The old port is in another pool: it frees nothing here.
+        let used = used_ports(c, &pool.name)?;
         free_port(pool.range, &used).ok_or_else(|| full(pool, ""))?
+    };
+    // Sessions belong to keys: `enrolled` is when the current key was
+    // enrolled (watch ends any session of the device that started before it),
+    // so it moves only with a new key or a new port.
+    // A new key counts from the next whole second: a session that started in
+    // the second of the re-key is taken for the old key's, never the reverse.
+    let rekeyed = old.fingerprint != d.key.fingerprint;
+    if rekeyed {
+        remember_revoked(c, &old.fingerprint, &old.id, at)?;
+    }
+    let at = if rekeyed || port != old.port {
+        at + 1
+    } else {
+        enrolled_at(c, &old.id)?
     };
     drop_device(c, &old.id)?;
     let mut merged = d.clone();
@@ -488,12 +524,11 @@ pub fn revoke(c: &mut Conn, id: &DeviceId, reason: Option<&str>) -> Result<Devic
             &[at.into(), id.as_str().into()],
         )?;
         // The key stays refused even if the device row is later replaced.
+        remember_revoked(c, &d.fingerprint, id, at)?;
         c.exec(
-            "INSERT INTO revoked_keys (fingerprint, device, at)
-             SELECT $1, $2, $3 WHERE NOT EXISTS (SELECT 1 FROM revoked_keys WHERE fingerprint = $1)",
-            &[d.fingerprint.clone().into(), id.as_str().into(), at.into()],
+            "DELETE FROM grants WHERE device = $1",
+            &[id.as_str().into()],
         )?;
-        c.exec("DELETE FROM grants WHERE device = $1", &[id.as_str().into()])?;
         audit(
             c,
             "revoke",

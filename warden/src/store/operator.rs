@@ -272,6 +272,28 @@ pub fn granted_devices_by_port(
         .collect()
 }
 
+/// The operators holding a live grant for each granted port of `pool`.
+pub fn grantees_by_port(
+    c: &mut Conn,
+    pool: &Name,
+    at: i64,
+) -> Result<BTreeMap<u16, Vec<Name>>, Error> {
+    let rows = c.query(
+        "SELECT DISTINCT d.port, d.id, g.operator FROM grants g JOIN devices d ON d.id = g.device
+         JOIN operators o ON o.name = g.operator
+         WHERE g.expires > $1 AND d.pool = $2 AND d.revoked IS NULL AND o.disabled IS NULL",
+        &[at.into(), pool.as_str().into()],
+    )?;
+    let mut out: BTreeMap<u16, Vec<Name>> = BTreeMap::new();
+    for r in &rows {
+        let rd = Rd::new("devices", "id", r);
+        out.entry(rd.port("port")?)
+            .or_default()
+            .push(rd.name("operator")?);
+    }
+    Ok(out)
+}
+
 /// The device of `pool` at `port`, and whether it is revoked.
 pub fn device_at_port(
     c: &mut Conn,

@@ -50,6 +50,10 @@ pub struct Tick {
     pub went_offline: Vec<DeviceId>,
     /// Revoked devices still holding their port here: (id, port).
     pub revoked_holding: Vec<(DeviceId, u16)>,
+    /// Unrevoked devices holding their port here: (id, port, when their
+    /// current key was enrolled, Unix seconds). A session that started before
+    /// that belongs to an older key, or to the port's previous owner.
+    pub holding: Vec<(DeviceId, u16, i64)>,
     /// Ports of the pool held here that belong to no device.
     pub strays: Vec<u16>,
     /// Rows of the pool that failed their check (each error names its row);
@@ -63,7 +67,7 @@ pub fn record_presence(c: &mut Conn, jail: &Jail, held: &BTreeSet<u16>) -> Resul
         let at = now();
         let mut tick = Tick::default();
         let rows = c.query(
-            "SELECT d.id, d.port, d.revoked, d.online_jail, d.last_seen, p.port_lo, p.port_hi
+            "SELECT d.id, d.port, d.revoked, d.online_jail, d.last_seen, d.enrolled, p.port_lo, p.port_hi
              FROM devices d JOIN pools p ON p.name = d.pool WHERE d.pool = $1",
             &[jail.pool.as_str().into()],
         )?;
@@ -78,9 +82,10 @@ pub fn record_presence(c: &mut Conn, jail: &Jail, held: &BTreeSet<u16>) -> Resul
                     rd.is_set("revoked")?,
                     rd.opt_name("online_jail")?,
                     rd.opt_int("last_seen")?.unwrap_or(0),
+                    rd.int("enrolled")?,
                 ))
             })();
-            let (id, port, revoked, online, last_seen) = match row {
+            let (id, port, revoked, online, last_seen, enrolled) = match row {
                 Ok(v) => v,
                 Err(e) => {
                     tick.bad_rows.push(e.to_string());
@@ -92,6 +97,8 @@ pub fn record_presence(c: &mut Conn, jail: &Jail, held: &BTreeSet<u16>) -> Resul
             let present = held.contains(&port);
             if present && revoked {
                 tick.revoked_holding.push((id.clone(), port));
+            } else if present {
+                tick.holding.push((id.clone(), port, enrolled));
             }
             if present && !revoked && !here {
                 c.exec(
