@@ -168,40 +168,14 @@ fn tls_cluster() -> &'static TlsCluster {
             certs.join("server.key").display()
         )
         .unwrap();
-        reap_when_gone(&format!(
-            "runuser -u postgres -- {} -D {} -m immediate stop; rm -rf {}",
-            bin.join("pg_ctl").display(),
-            dir.join("data").display(),
-            dir.display()
-        ));
-        let mut last = String::new();
-        for _ in 0..10 {
-            let port = free_port();
-            let out = as_postgres(&bin, "pg_ctl")
-                .arg("-D")
-                .arg(dir.join("data"))
-                .arg("-l")
-                .arg(dir.join("log"))
-                .arg("-o")
-                .arg(format!(
-                    "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
-                    dir.join("sock").display()
-                ))
-                .args(["-w", "-t", "30", "start"])
-                .output()
-                .unwrap();
-            if out.status.success() {
-                run_ok(
-                    as_postgres(&bin, "psql")
-                        .args(["-h", dir.join("sock").to_str().unwrap()])
-                        .args(["-p", &port.to_string(), "-U", "postgres", "-c"])
-                        .arg("CREATE DATABASE reg"),
-                );
-                return TlsCluster { dir, port };
-            }
-            last = std::fs::read_to_string(dir.join("log")).unwrap_or_default();
-        }
-        panic!("PostgreSQL with ssl=on did not start: {last}");
+        let port = pg_start(&bin, &dir, "");
+        run_ok(
+            as_postgres(&bin, "psql")
+                .args(["-h", dir.join("sock").to_str().unwrap()])
+                .args(["-p", &port.to_string(), "-U", "postgres", "-c"])
+                .arg("CREATE DATABASE reg"),
+        );
+        TlsCluster { dir, port }
     })
 }
 

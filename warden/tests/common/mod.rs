@@ -129,10 +129,23 @@ pub fn pg() -> &'static PgCluster {
         let dir = std::env::temp_dir().join(format!("warden-pg-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("sock")).unwrap();
-        run_ok(Command::new("chown").args(["-R", "postgres:postgres"]).arg(&dir));
+        run_ok(
+            Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(&dir),
+        );
         run_ok(
             as_postgres(&bin, "initdb")
-                .args(["-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync", "-D"])
+                .args([
+                    "-A",
+                    "trust",
+                    "-U",
+                    "postgres",
+                    "-E",
+                    "UTF8",
+                    "--no-sync",
+                    "-D",
+                ])
                 .arg(dir.join("data")),
         );
         // One role must give a password (PGPASSWORD / .pgpass tests); the
@@ -144,35 +157,44 @@ pub fn pg() -> &'static PgCluster {
              host all all 127.0.0.1/32 trust\n",
         )
         .unwrap();
-        reap_when_gone(&format!(
-            "runuser -u postgres -- {} -D {} -m immediate stop; rm -rf {}",
-            bin.join("pg_ctl").display(),
-            dir.join("data").display(),
-            dir.display()
-        ));
-        let mut last = String::new();
-        for _ in 0..10 {
-            let port = free_port();
-            let out = as_postgres(&bin, "pg_ctl")
-                .arg("-D")
-                .arg(dir.join("data"))
-                .arg("-l")
-                .arg(dir.join("log"))
-                .arg("-o")
-                .arg(format!(
-                    "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
-                    dir.join("sock").display()
-                ))
-                .args(["-w", "-t", "30", "start"])
-                .output()
-                .unwrap();
-            if out.status.success() {
-                return PgCluster { dir, port, bin };
-            }
-            last = std::fs::read_to_string(dir.join("log")).unwrap_or_default();
-        }
-        panic!("PostgreSQL did not start: {last}");
+        let port = pg_start(&bin, &dir, "-c max_connections=200");
+        PgCluster { dir, port, bin }
     })
+}
+
+/// Starts the cluster initdb made in `dir` on a free loopback port (its
+/// socket in `dir/sock`, `extra` server options), removed when this test
+/// process is gone; returns the port. Tries a few ports in case one is
+/// taken meanwhile.
+pub fn pg_start(bin: &Path, dir: &Path, extra: &str) -> u16 {
+    reap_when_gone(&format!(
+        "runuser -u postgres -- {} -D {} -m immediate stop; rm -rf {}",
+        bin.join("pg_ctl").display(),
+        dir.join("data").display(),
+        dir.display()
+    ));
+    let mut last = String::new();
+    for _ in 0..10 {
+        let port = free_port();
+        let out = as_postgres(bin, "pg_ctl")
+            .arg("-D")
+            .arg(dir.join("data"))
+            .arg("-l")
+            .arg(dir.join("log"))
+            .arg("-o")
+            .arg(format!(
+                "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off {extra}",
+                dir.join("sock").display()
+            ))
+            .args(["-w", "-t", "30", "start"])
+            .output()
+            .unwrap();
+        if out.status.success() {
+            return port;
+        }
+        last = std::fs::read_to_string(dir.join("log")).unwrap_or_default();
+    }
+    panic!("PostgreSQL did not start: {last}");
 }
 
 impl PgCluster {
