@@ -96,6 +96,7 @@ async fn run(ctx: Ctx, listener: std::net::TcpListener, tls: Option<Tls>) -> Res
     let served = match tls {
         None => {
             let mut s = axum_server::from_tcp(listener)
+                .map_err(|e| Error::runtime(format!("listener {addr}: {e}")))?
                 .acceptor(limit)
                 .handle(handle);
             tune(s.http_builder());
@@ -108,6 +109,7 @@ async fn run(ctx: Ctx, listener: std::net::TcpListener, tls: Option<Tls>) -> Res
                 .handshake_timeout(TLS_HANDSHAKE_TIMEOUT)
                 .acceptor(limit);
             let mut s = axum_server::from_tcp(listener)
+                .map_err(|e| Error::runtime(format!("listener {addr}: {e}")))?
                 .acceptor(acceptor)
                 .handle(handle);
             tune(s.http_builder());
@@ -128,7 +130,7 @@ fn tune(b: &mut hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExe
 
 /// SIGTERM (systemd's stop) or SIGINT: stop accepting, let requests in
 /// flight finish within [`SHUTDOWN_GRACE`].
-async fn stop_on_signal(handle: axum_server::Handle) {
+async fn stop_on_signal(handle: axum_server::Handle<SocketAddr>) {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut term), Ok(mut int)) = (
         signal(SignalKind::terminate()),
