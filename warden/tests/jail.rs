@@ -439,7 +439,6 @@ fn watch_ends_the_session_of_a_replaced_key(kind: Kind) {
     b.wait_log("tunnel up", READY);
     assert!(port_answers(lo));
     // A later tick leaves the new key's session alone.
-    std::thread::sleep(Duration::from_secs(3));
     watch_once(&reg, &jail);
     std::thread::sleep(Duration::from_millis(500));
     assert!(port_answers(lo), "watch ended the new key's session");

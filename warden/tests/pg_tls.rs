@@ -137,20 +137,7 @@ fn tls_cluster() -> &'static TlsCluster {
                 .arg("0600")
                 .arg(certs.join("server.key")),
         );
-        run_ok(
-            as_postgres(&bin, "initdb")
-                .args([
-                    "-A",
-                    "trust",
-                    "-U",
-                    "postgres",
-                    "-E",
-                    "UTF8",
-                    "--no-sync",
-                    "-D",
-                ])
-                .arg(dir.join("data")),
-        );
+        pg_initdb(&bin, &dir);
         std::fs::write(
             dir.join("data/pg_hba.conf"),
             "local all all trust\nhostssl all all 127.0.0.1/32 trust\n",

@@ -134,20 +134,7 @@ pub fn pg() -> &'static PgCluster {
                 .args(["-R", "postgres:postgres"])
                 .arg(&dir),
         );
-        run_ok(
-            as_postgres(&bin, "initdb")
-                .args([
-                    "-A",
-                    "trust",
-                    "-U",
-                    "postgres",
-                    "-E",
-                    "UTF8",
-                    "--no-sync",
-                    "-D",
-                ])
-                .arg(dir.join("data")),
-        );
+        pg_initdb(&bin, &dir);
         // One role must give a password (PGPASSWORD / .pgpass tests); the
         // rest of the cluster trusts loopback.
         std::fs::write(
@@ -160,6 +147,24 @@ pub fn pg() -> &'static PgCluster {
         let port = pg_start(&bin, &dir, "-c max_connections=200");
         PgCluster { dir, port, bin }
     })
+}
+
+/// `initdb` of a cluster in `dir/data` (trust, UTF8, no fsync), as postgres.
+pub fn pg_initdb(bin: &Path, dir: &Path) {
+    run_ok(
+        as_postgres(bin, "initdb")
+            .args([
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
+                "--no-sync",
+                "-D",
+            ])
+            .arg(dir.join("data")),
+    );
 }
 
 /// Starts the cluster initdb made in `dir` on a free loopback port (its
