@@ -24,6 +24,8 @@ const VARS: &[(&str, Check)] = &[
     ("JAILBIRD_DEFAULT_LOCAL_FORWARD", local_forward),
     ("JAILBIRD_DEFAULT_STATE", |v| spec::parse_absolute_path(v, "path")),
     ("JAILBIRD_DEFAULT_KNOWN_HOSTS", |v| spec::parse_absolute_path(v, "path")),
+    ("JAILBIRD_DEFAULT_IDENTITY_MOUNT", |v| spec::parse_absolute_path(v, "path")),
+    ("JAILBIRD_DEFAULT_KNOWN_HOSTS_MOUNT", |v| spec::parse_absolute_path(v, "path")),
     ("JAILBIRD_DEFAULT_HOST_KEY", host_key),
     ("JAILBIRD_DEFAULT_HOST_CA", host_key),
     ("JAILBIRD_DEFAULT_STRICT_HOST_KEY_CHECKING", |v| spec::parse_strict(v).map(drop)),

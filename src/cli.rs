@@ -64,6 +64,7 @@ pub mod env {
     pub const SSH_KNOWN_HOSTS_FILE: &str = "SSH_KNOWN_HOSTS_FILE";
     pub const SSH_KEY_FILE: &str = "SSH_KEY_FILE";
     pub const SSH_OPTIONS: &str = "SSH_OPTIONS";
+    pub const SSH_STRICT_HOST_IP_CHECK: &str = "SSH_STRICT_HOST_IP_CHECK";
 }
 
 /// The subcommand named on the command line.

@@ -203,7 +203,15 @@ fn resolve_state_path(l: &Lookup, flag: Option<String>) -> PathBuf {
 fn resolve_key(l: &Lookup, flag: Option<String>) -> KeySource {
     match l.get(flag, &[env::IDENTITY_FILE, env::SSH_KEY_FILE]) {
         Some(p) => KeySource::OpenSsh(p.into()),
-        None => KeySource::State,
+        // The container's mount, as-is: the key the jail already authorizes
+        // stays in one file (read-only is fine, replacing it rotates the key).
+        None => match defaults::IDENTITY_MOUNT.filter(|p| std::path::Path::new(p).is_file()) {
+            Some(p) => {
+                log::info!("using the mounted key {p} as-is (no key named)");
+                KeySource::OpenSsh(p.into())
+            }
+            None => KeySource::State,
+        },
     }
 }
 
@@ -222,6 +230,14 @@ fn build_run(
         var,
         ssh_options: autossh::ssh_options(var),
     };
+    autossh::check_ip_check(var)?;
+    if let Some(w) =
+        autossh::ignored(std::env::vars_os().filter_map(|(k, v)| {
+            Some((k.into_string().ok()?, v.into_string().unwrap_or_default()))
+        }))
+    {
+        log::warn!("{w}");
+    }
     let jails = resolve_jails(&l, args.port.take(), args.destination.take())?;
     let forward = resolve_forward(&l, args.remote.take(), args.local.take())?;
     let trust = trust::resolve_trust(&l, &mut args, &mut o, &key)?;

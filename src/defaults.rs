@@ -52,6 +52,13 @@ pub const STATE_PATH: &str = match text(option_env!("JAILBIRD_DEFAULT_STATE")) {
 };
 /// known_hosts file (`JAILBIRD_DEFAULT_KNOWN_HOSTS`).
 pub const KNOWN_HOSTS: Option<&str> = text(option_env!("JAILBIRD_DEFAULT_KNOWN_HOSTS"));
+/// An OpenSSH private key used as-is when the file exists and no key is named
+/// (`JAILBIRD_DEFAULT_IDENTITY_MOUNT`; the container image: the autossh
+/// container's `/id_rsa` mount).
+pub const IDENTITY_MOUNT: Option<&str> = text(option_env!("JAILBIRD_DEFAULT_IDENTITY_MOUNT"));
+/// A known_hosts file used when it exists and no other is named
+/// (`JAILBIRD_DEFAULT_KNOWN_HOSTS_MOUNT`; the container image: `/known_hosts`).
+pub const KNOWN_HOSTS_MOUNT: Option<&str> = text(option_env!("JAILBIRD_DEFAULT_KNOWN_HOSTS_MOUNT"));
 /// Pinned jail host key, "TYPE BASE64" (`JAILBIRD_DEFAULT_HOST_KEY`).
 pub const HOST_KEY: Option<&str> = text(option_env!("JAILBIRD_DEFAULT_HOST_KEY"));
 /// The fleet's host CA, "TYPE BASE64" (`JAILBIRD_DEFAULT_HOST_CA`): jails with a
@@ -148,6 +155,8 @@ pub fn build_info() -> String {
         ("LOCAL_FORWARD", LOCAL_FORWARD.unwrap_or("")),
         ("STATE", STATE_PATH),
         ("KNOWN_HOSTS", KNOWN_HOSTS.unwrap_or("")),
+        ("IDENTITY_MOUNT", IDENTITY_MOUNT.unwrap_or("")),
+        ("KNOWN_HOSTS_MOUNT", KNOWN_HOSTS_MOUNT.unwrap_or("")),
         ("HOST_KEY", HOST_KEY.unwrap_or("")),
         ("HOST_CA", HOST_CA.unwrap_or("")),
         ("STRICT_HOST_KEY_CHECKING", STRICT_HOST_KEY_CHECKING),
@@ -180,6 +189,8 @@ mod tests {
             "PORT",
             "REMOTE_FORWARD",
             "KNOWN_HOSTS",
+            "IDENTITY_MOUNT",
+            "KNOWN_HOSTS_MOUNT",
             "CONNECT_TIMEOUT",
         ] {
             assert!(

@@ -12,3 +12,7 @@ esac
 JAILBIRD_CARGO_FEATURES=(--features rsa)
 # The image's volume.
 : "${JAILBIRD_DEFAULT_STATE:=/var/lib/jailbird/identity}"
+# The autossh container's mounts, used as-is when present and nothing else is
+# named: the key it already authorizes (read-only is fine) and its known_hosts.
+: "${JAILBIRD_DEFAULT_IDENTITY_MOUNT:=/id_rsa}"
+: "${JAILBIRD_DEFAULT_KNOWN_HOSTS_MOUNT:=/known_hosts}"

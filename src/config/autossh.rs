@@ -32,6 +32,46 @@ pub(super) fn ssh_options(var: &dyn Fn(&str) -> Option<String>) -> Options {
     so
 }
 
+/// `SSH_STRICT_HOST_IP_CHECK` (the container's `CheckHostIP`): `false` is what
+/// jailbird does; `true` gets one line saying the address is not also checked
+/// (the host key is checked against the jail's name either way); anything else
+/// is refused.
+pub(super) fn check_ip_check(var: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+    match var(env::SSH_STRICT_HOST_IP_CHECK).as_deref().map(str::trim) {
+        None | Some("false" | "no") => Ok(()),
+        Some("true" | "yes") => {
+            log::warn!(
+                "{}=true: jailbird checks the jail's host key against its name only, not also against its address (CheckHostIP); set it to false to silence this",
+                env::SSH_STRICT_HOST_IP_CHECK
+            );
+            Ok(())
+        }
+        Some(v) => Err(bad(format!(
+            "{}={v:?}: expected true or false",
+            env::SSH_STRICT_HOST_IP_CHECK
+        ))),
+    }
+}
+
+/// autossh's own variables that mean nothing here, named in one line (or
+/// None): jailbird has no monitor port (`AUTOSSH_PORT=0` is what it does) and
+/// keeps the tunnel with ServerAliveInterval/CountMax and its own backoff
+/// instead of polling (`AUTOSSH_POLL`, `AUTOSSH_GATETIME`, ...).
+pub(super) fn ignored(vars: impl Iterator<Item = (String, String)>) -> Option<String> {
+    let mut names: Vec<String> = vars
+        .filter(|(k, v)| k.starts_with("AUTOSSH_") && !(k == "AUTOSSH_PORT" && v.trim() == "0"))
+        .map(|(k, _)| k)
+        .collect();
+    if names.is_empty() {
+        return None;
+    }
+    names.sort();
+    Some(format!(
+        "ignored (autossh's own; jailbird needs no monitor port and keeps the tunnel with ServerAliveInterval/ServerAliveCountMax and its own backoff): {}",
+        names.join(", ")
+    ))
+}
+
 /// Refuses an SSH_MODE other than `-R` or `-L`, whatever else is set.
 pub(super) fn check_mode(var: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
     match var(env::SSH_MODE).filter(|m| !matches!(m.trim(), "-R" | "-L")) {
@@ -82,4 +122,49 @@ pub(super) fn forward(
         target_host,
         target_port,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(v: &[(&str, &str)]) -> impl Iterator<Item = (String, String)> {
+        v.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect::<Vec<_>>()
+            .into_iter()
+    }
+
+    #[test]
+    fn autossh_variables_are_named_once() {
+        assert_eq!(
+            ignored(vars(&[("PATH", "/bin"), ("AUTOSSH_PORT", "0")])),
+            None
+        );
+        let w = ignored(vars(&[
+            ("AUTOSSH_POLL", "30"),
+            ("AUTOSSH_PORT", "20000"),
+            ("AUTOSSH_GATETIME", "0"),
+        ]))
+        .unwrap();
+        assert!(
+            w.ends_with(": AUTOSSH_GATETIME, AUTOSSH_POLL, AUTOSSH_PORT"),
+            "{w}"
+        );
+    }
+
+    #[test]
+    fn strict_host_ip_check() {
+        let with = |v: &'static str| {
+            move |k: &str| (k == env::SSH_STRICT_HOST_IP_CHECK).then(|| v.to_string())
+        };
+        assert!(check_ip_check(&|_| None).is_ok());
+        assert!(check_ip_check(&with("false")).is_ok());
+        assert!(check_ip_check(&with("true")).is_ok());
+        let e = check_ip_check(&with("maybe")).unwrap_err().to_string();
+        assert!(
+            e.contains("SSH_STRICT_HOST_IP_CHECK=\"maybe\": expected true or false"),
+            "{e}"
+        );
+    }
 }

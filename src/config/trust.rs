@@ -26,6 +26,11 @@ pub(super) fn resolve_trust(
             so.user_known_hosts.clone(),
         )
         .or_else(|| defaults::KNOWN_HOSTS.map(Into::into))
+        .or_else(|| {
+            defaults::KNOWN_HOSTS_MOUNT
+                .filter(|p| std::path::Path::new(p).is_file())
+                .map(Into::into)
+        })
         .map(PathBuf::from);
     let pinned = match l
         .get(args.host_key.take(), &[env::HOST_KEY])
