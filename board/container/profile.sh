@@ -5,7 +5,9 @@
 case "${CONTAINER_ARCH:-x86_64}" in
   x86_64) JAILBIRD_TARGET=x86_64-unknown-linux-musl ;;
   aarch64|arm64) JAILBIRD_TARGET=aarch64-unknown-linux-musl ;;
-  *) echo "container: CONTAINER_ARCH=$CONTAINER_ARCH: expected x86_64 or aarch64" >&2; return 2 ;;
+  armv7|arm/v7) JAILBIRD_TARGET=armv7-unknown-linux-musleabihf ;;
+  armv6|arm/v6|arm) JAILBIRD_TARGET=arm-unknown-linux-musleabihf ;;
+  *) echo "container: CONTAINER_ARCH=$CONTAINER_ARCH: expected x86_64, aarch64, armv7 or armv6" >&2; return 2 ;;
 esac
 # + rsa: the autossh container's users mount RSA keys (`ssh-keygen -t rsa`) as
 # SSH_KEY_FILE, and RSA host keys are common on the jails they reach.
