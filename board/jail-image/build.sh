@@ -9,21 +9,27 @@
 # 2. imported as the base image (a tar with sorted names and fixed times);
 # 3. the Containerfile adds warden (target/release/warden, built if missing,
 #    or WARDEN_BIN), the jail host's setup.sh and the entrypoint.
-# CONTAINER_ENGINE picks podman (default) or docker; PODMAN_FLAGS adds engine
-# flags (scripts/container-setup.sh prints the ones this machine needs).
+#   board/jail-image/build.sh --postgres TAG  # a stand-in for the official
+#                    postgres image (the same variables), from Debian's packages
+# CONTAINER_ENGINE picks the engine (default scripts/podman.sh, which adds the
+# flags this machine needs); PODMAN_FLAGS adds more.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 cd "$root"
 die() { echo "board/jail-image/build.sh: $*" >&2; exit 2; }
+postgres=0
+if [ "${1:-}" = --postgres ]; then postgres=1; shift; fi
 tag="${1:-jailbird-jail:latest}"
-engine="${CONTAINER_ENGINE:-podman}"
+engine="${CONTAINER_ENGINE:-$root/scripts/podman.sh}"
 # shellcheck disable=SC2206 # flags are words by design
 eng=("$engine" ${PODMAN_FLAGS:-})
 [ "$(id -u)" = 0 ] || die "run as root: debootstrap and the image import need it"
 SUITE=bookworm
 MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 INCLUDE=openssh-server,tini,openssl,postgresql-client,procps
+# --postgres: the stand-in for the official postgres image (Containerfile.postgres).
+[ "$postgres" = 0 ] || INCLUDE=tini,postgresql
 CACHE=/var/cache/jailbird-test
 BASE="$CACHE/jail-$SUITE-$(printf '%s' "$MIRROR $INCLUDE" | md5sum | cut -c1-8)"
 BASE_TAG="localhost/jailbird-jail-base:$SUITE-$(basename "$BASE" | tail -c 9)"
@@ -55,6 +61,14 @@ if ! "${eng[@]}" image exists "$BASE_TAG" 2>/dev/null; then
   "${eng[@]}" import --quiet "$BASE.tar" "$BASE_TAG" >/dev/null
 fi
 
+if [ "$postgres" = 1 ]; then
+  context="$(mktemp -d)"
+  trap 'rm -rf "$context"' EXIT
+  cp "$here/Containerfile.postgres" "$here/pg-entrypoint.sh" "$context/"
+  echo "== build $tag"
+  "${eng[@]}" build --quiet --build-arg "BASE=$BASE_TAG" -t "$tag" -f "$context/Containerfile.postgres" "$context" >/dev/null
+  exit 0
+fi
 bin="${WARDEN_BIN:-target/release/warden}"
 [ -n "${WARDEN_BIN:-}" ] || [ -x "$bin" ] || cargo build --release --locked --quiet -p warden
 [ -x "$bin" ] || die "$bin: no warden binary"

@@ -8,6 +8,12 @@
 #   JAIL (this jail's name in the registry): warden's sshd drop-in, and
 #   `warden watch` beside sshd; each restarted if it dies, both stopped together.
 # Host keys live in /etc/ssh/keys (a volume): made once, never over an existing one.
+# For the compose file (board/compose/), two more first arguments:
+# - `init`: with an admin login, readies the registry for this jail: schema,
+#   the jail role and its GRANTs (warden db-grants), pool, the jail's host key
+#   (into the shared key volume) and its row, the API's TLS certificate. Again
+#   at will: each step looks first.
+# - `serve ARGS...`: `warden serve ARGS...` as the warden account.
 set -euo pipefail
 KEYS=/etc/ssh/keys
 CONF=/etc/ssh/sshd_config.d/00-jail.conf
@@ -24,6 +30,75 @@ case $SSHD_PORT in '' | *[!0-9]*) die "SSHD_PORT=$SSHD_PORT: expected a port num
 port_ok() { [ ${#1} -le 5 ] && [ "$1" -ge 1 ] && [ "$1" -le 65535 ]; }
 port_ok "$SSHD_PORT" || die "SSHD_PORT=$SSHD_PORT: expected 1-65535"
 case ${SSHD_LISTEN_ADDRESS:-} in *[!0-9A-Fa-f.:]*) die "SSHD_LISTEN_ADDRESS=$SSHD_LISTEN_ADDRESS: expected an IPv4 or IPv6 address" ;; esac
+
+# pgpass USER-HOME-FILE: libpq's password file from WARDEN_DB_PASSWORD_FILE.
+pgpass() {
+  [ -n "${WARDEN_DB_PASSWORD_FILE:-}" ] || return 0
+  [ -r "$WARDEN_DB_PASSWORD_FILE" ] || die "WARDEN_DB_PASSWORD_FILE=$WARDEN_DB_PASSWORD_FILE: cannot read it"
+  printf '*:*:*:*:%s\n' "$(head -n 1 "$WARDEN_DB_PASSWORD_FILE" | sed 's/[\\:]/\\&/g')" >"$1"
+  chmod 0600 "$1"
+}
+name_ok() { case $1 in '' | -* | *[!A-Za-z0-9._-]*) return 1 ;; esac; }
+
+if [ "${1:-}" = serve ]; then
+  shift
+  [ -n "${WARDEN_DB:-}" ] || die "serve: set WARDEN_DB"
+  pgpass /var/lib/warden/.pgpass
+  [ ! -e /var/lib/warden/.pgpass ] || chown warden:warden /var/lib/warden/.pgpass
+  exec runuser -u warden -- /usr/local/bin/warden serve "$@"
+fi
+
+if [ "${1:-}" = init ]; then
+  : "${WARDEN_DB:?init: set WARDEN_DB (an admin login)}"
+  jail="${JAIL:-}" pool="${POOL:-fleet}" ports="${POOL_PORTS:-10000-10999}" address="${JAIL_ADDRESS:-}"
+  role="${JAIL_ROLE:-warden_jail}"
+  name_ok "$jail" || die "init: JAIL=$jail: the jail's name (A-Z a-z 0-9 . _ -)"
+  name_ok "$pool" || die "init: POOL=$pool: a pool name (A-Z a-z 0-9 . _ -)"
+  case $role in '' | *[!a-z0-9_]*) die "init: JAIL_ROLE=$role: a PostgreSQL role name (a-z 0-9 _)" ;; esac
+  [ -n "$address" ] || die "init: JAIL_ADDRESS: HOST:PORT devices dial to reach this jail"
+  export PGPASSFILE=/run/init.pgpass
+  pgpass "$PGPASSFILE"
+  export WARDEN_DB
+  for n in $(seq 1 60); do
+    /usr/local/bin/warden pool ls >/dev/null 2>/tmp/init.err && break
+    [ "$n" = 60 ] && { cat /tmp/init.err >&2; die "init: the registry did not answer in 60 tries"; }
+    sleep 1
+  done
+  /usr/local/bin/warden pool ls | awk 'NR > 1 { print $1 }' | grep -qx "$pool" ||
+    /usr/local/bin/warden pool add "$pool" --ports "$ports"
+  install -d -m 0755 "$KEYS"
+  if [ ! -e "$KEYS/ssh_host_ed25519_key" ]; then
+    ssh-keygen -q -t ed25519 -N '' -C "jail@$jail" -f "$KEYS/ssh_host_ed25519_key"
+    say "init: made jail $jail's host key $(ssh-keygen -lf "$KEYS/ssh_host_ed25519_key.pub" | cut -d' ' -f2)"
+  fi
+  /usr/local/bin/warden jail ls | awk 'NR > 1 { print $1 }' | grep -qx "$jail" ||
+    /usr/local/bin/warden jail add "$jail" --pool "$pool" --address "$address" \
+      --host-key "$(cut -d' ' -f1,2 "$KEYS/ssh_host_ed25519_key.pub")"
+  if [ -n "${JAIL_DB_PASSWORD_FILE:-}" ]; then
+    # libpq from the URL: postgres://USER@HOST[:PORT]/DB[?...]
+    u=${WARDEN_DB#postgres://}; u=${u%%\?*}
+    dbuser=${u%%@*} hostport=${u#*@}; hostport=${hostport%%/*} dbname=${u#*/}
+    psql_() { psql -v ON_ERROR_STOP=1 -q -h "${hostport%%:*}" -p "$( [ "${hostport#*:}" != "$hostport" ] && echo "${hostport#*:}" || echo 5432)" -U "$dbuser" -d "$dbname" "$@"; }
+    psql_ -v role="$role" -v pw="$(head -n 1 "$JAIL_DB_PASSWORD_FILE")" <<'SQL'
+SELECT format('CREATE ROLE %I LOGIN', :'role') WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :'role') \gexec
+SELECT format('ALTER ROLE %I PASSWORD %L', :'role', :'pw') \gexec
+SQL
+    /usr/local/bin/warden db-grants --role "$role" --for jail | psql_
+    say "init: role $role holds the jail's GRANTs only"
+  fi
+  if [ -n "${API_TLS_DIR:-}" ] && [ ! -e "$API_TLS_DIR/cert.pem" ]; then
+    cn="${API_NAME:-localhost}"
+    name_ok "$cn" || die "init: API_NAME=$cn: a host name"
+    openssl req -x509 -newkey ed25519 -nodes -days 825 -subj "/CN=$cn" \
+      -addext "subjectAltName=DNS:$cn,DNS:localhost,IP:127.0.0.1" \
+      -keyout "$API_TLS_DIR/key.pem" -out "$API_TLS_DIR/cert.pem" 2>/dev/null
+    chown warden:warden "$API_TLS_DIR/key.pem"
+    chmod 0600 "$API_TLS_DIR/key.pem"
+    say "init: made the API's certificate for $cn in $API_TLS_DIR (replace it with your own)"
+  fi
+  say "init: registry ready for jail $jail (pool $pool)"
+  exit 0
+fi
 
 if [ -z "${WARDEN_DB:-}${AUTHORIZED_KEYS:-}${AUTHORIZED_KEYS_FILE:-}" ]; then
   die "nothing to serve: set AUTHORIZED_KEYS (one or more public keys: a single jail for them) or WARDEN_DB and JAIL (a fleet jail of that registry). Refusing to start an sshd that admits no one."
@@ -132,13 +207,9 @@ single() {
 fleet() {
   local jail="${JAIL:-}"
   case $jail in '' | -* | *[!A-Za-z0-9._-]*) die "JAIL=$jail: this jail's name in the registry (A-Z a-z 0-9 . _ -)" ;; esac
-  if [ -n "${WARDEN_DB_PASSWORD_FILE:-}" ]; then
-    [ -r "$WARDEN_DB_PASSWORD_FILE" ] || die "WARDEN_DB_PASSWORD_FILE=$WARDEN_DB_PASSWORD_FILE: cannot read it"
-    # libpq's password file, in the home of the account sshd runs lookups as.
-    printf '*:*:*:*:%s\n' "$(head -n 1 "$WARDEN_DB_PASSWORD_FILE" | sed 's/[\\:]/\\&/g')" >/var/lib/warden/.pgpass
-    chown warden:warden /var/lib/warden/.pgpass
-    chmod 0600 /var/lib/warden/.pgpass
-  fi
+  # libpq's password file, in the home of the account sshd runs lookups as.
+  pgpass /var/lib/warden/.pgpass
+  [ ! -e /var/lib/warden/.pgpass ] || chown warden:warden /var/lib/warden/.pgpass
   printf 'WARDEN_DB=%s\n' "$WARDEN_DB" >/etc/warden/warden.env
   export WARDEN_DB
   # The drop-in from the registry (checked by warden as it renders).
