@@ -190,9 +190,99 @@ if [ "${CONTAINER_MULTI:-1}" = 1 ]; then
   check "building the index again gives the same digests" same
 fi
 
+# ---- 6 -------------------------------------------------------------------------
+# The compose stack (board/compose/compose.yaml) with podman-compose. Debian's
+# podman 4.3 has no health conditions (podman-compose ignores them and cannot
+# order after a one-shot), so the services are started in the order the
+# conditions give: db, then init to completion, then jail and api.
+if [ "${CONTAINER_COMPOSE:-1}" = 1 ]; then
+  echo "== compose stack"
+  command -v podman-compose >/dev/null || die "podman-compose is missing (pip install podman-compose)"
+  "$P" image exists localhost/jailbird-postgres:test || board/jail-image/build.sh --postgres jailbird-postgres:test
+  cdir="$work/compose"
+  mkdir -p "$cdir"
+  cp board/compose/compose.yaml board/compose/secrets.sh "$cdir/"
+  sh "$cdir/secrets.sh" >/dev/null
+  c_jail=$(free_port) c_api=$(free_port)
+  export COMPOSE_PROJECT_NAME="jbtest$$" POSTGRES_IMAGE=localhost/jailbird-postgres:test JAIL_IMAGE="$JAIL_IMAGE" \
+    JAIL_SSH_PUBLISH="127.0.0.1:$c_jail" API_PUBLISH="127.0.0.1:$c_api" JAIL_PUBLIC_ADDRESS="127.0.0.1:$c_jail" \
+    POOL_PORTS=30000-30099
+  pc() { (cd "$cdir" && podman-compose --podman-path "$P" -p "$COMPOSE_PROJECT_NAME" "$@") 2>&1 | grep -v 'level=error\|syslog' || true; }
+  compose_down() { pc down -v -t 2 >/dev/null; }
+  trap 'compose_down; cleanup' EXIT
+  t0=$(now_ms)
+  pc up -d db >/dev/null
+  db_ready() {
+    local t=$((SECONDS + DEADLINE_SECONDS))
+    until "$P" exec "${COMPOSE_PROJECT_NAME}_db_1" pg_isready -q -h 127.0.0.1; do
+      [ $SECONDS -lt $t ] || return 1
+      sleep 0.2
+    done
+  }
+  check "compose: the database answers" db_ready
+  pc run --rm init >"$work/init.log"
+  check "compose: init readied the registry" grep -q "registry ready for jail" "$work/init.log"
+  pc up -d --no-deps jail api >/dev/null
+  check "compose: the jail's sshd listens" wait_log "${COMPOSE_PROJECT_NAME}_jail_1" "Server listening on 0.0.0.0 port 22"
+  "$P" cp "${COMPOSE_PROJECT_NAME}_api_1:/tls/cert.pem" "$work/api.pem"
+  api_up() {
+    local t=$((SECONDS + DEADLINE_SECONDS))
+    until curl -fsS --cacert "$work/api.pem" "https://localhost:$c_api/healthz" >/dev/null 2>&1; do
+      [ $SECONDS -lt $t ] || return 1
+      sleep 0.2
+    done
+  }
+  check "compose: the API answers over TLS" api_up
+  t_stack=$(now_ms)
+  # The factory's step: an enrol-scope token, one POST.
+  token=$("$P" exec -u warden "${COMPOSE_PROJECT_NAME}_api_1" /usr/local/bin/warden token create factory --scope enrol | head -n 1)
+  "$root/target/release/jailbird" key --state "$work/device-identity" >"$work/device.pub" 2>/dev/null ||
+    cargo run -q --release -p jailbird -- key --state "$work/device-identity" >"$work/device.pub"
+  enrol() {
+    curl -fsS --cacert "$work/api.pem" -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
+      -d "{\"id\":\"box-1\",\"key\":\"$(cat "$work/device.pub")\",\"target\":\"127.0.0.1:$device_port\"}" \
+      "https://localhost:$c_api/api/v1/devices" >"$work/enrolled.json"
+  }
+  check "compose: a device enrolled through the API" enrol
+  dport=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["port"])' "$work/enrolled.json")
+  jail_key=$("$P" exec "${COMPOSE_PROJECT_NAME}_jail_1" cut -d' ' -f1,2 /etc/ssh/keys/ssh_host_ed25519_key.pub)
+  "$root/target/release/jailbird" run --state "$work/device-identity" --host-key "$jail_key" -p "$c_jail" \
+    -R "$dport:127.0.0.1:$device_port" tunuser@127.0.0.1 2>"$work/device-agent.log" &
+  echo $! >"$work/device-agent.pid"
+  agent_up() {
+    local t=$((SECONDS + DEADLINE_SECONDS))
+    until grep -qs "tunnel up" "$work/device-agent.log"; do [ $SECONDS -lt $t ] || { cat "$work/device-agent.log" >&2; return 1; }; sleep 0.2; done
+  }
+  check "compose: the device holds its tunnel through the jail container (jail role, PostgreSQL)" agent_up
+  seen_online() { # warden watch, on the jail role, marks it online
+    local t=$((SECONDS + DEADLINE_SECONDS)) online
+    while [ $SECONDS -lt $t ]; do
+      online=$(curl -fsS --cacert "$work/api.pem" -H "Authorization: Bearer $token" "https://localhost:$c_api/api/v1/devices/box-1" |
+        python3 -c 'import json,sys; print(json.load(sys.stdin).get("online") or "")')
+      [ -n "$online" ] && return 0
+      sleep 0.5
+    done
+    "$P" logs "${COMPOSE_PROJECT_NAME}_jail_1" 2>&1 | tail -n 15 | sed 's/^/    /' >&2
+    return 1
+  }
+  check "compose: the API shows the device online (watch beside sshd)" seen_online
+  kill "$(cat "$work/device-agent.pid")" 2>/dev/null || true
+  jail_role_is_narrow() { # the jail's login cannot write devices (and can log in: it reads them)
+    local out
+    out=$("$P" exec "${COMPOSE_PROJECT_NAME}_jail_1" sh -c \
+      'export PGPASSFILE=/var/lib/warden/.pgpass; u=${WARDEN_DB#postgres://}; u=${u%%@*}; psql -h db -U "$u" -d warden -Atc "SELECT count(*) FROM devices"; psql -h db -U "$u" -d warden -c "DELETE FROM devices" 2>&1')
+    if grep -qx 1 <<<"$out" && grep -q "permission denied for table devices" <<<"$out"; then return 0; fi
+    echo "  $out" >&2
+    return 1
+  }
+  check "compose: the jail's database role cannot delete devices" jail_role_is_narrow
+  compose_secs=$(((t_stack - t0) / 1000))
+fi
+
 echo "== figures ($(date -u +%F), $(uname -m), $(podman --version))"
 echo "  agent image (amd64):   $("$P" image inspect --format '{{.Size}}' "$AGENT_IMAGE") bytes"
 echo "  jail image:            $("$P" image inspect --format '{{.Size}}' "$JAIL_IMAGE") bytes (built in ${jail_build} s)"
 echo "  agent container start to tunnel up: $((t_up - t_start)) ms"
+[ -z "${compose_secs:-}" ] || echo "  compose stack, start to API answering: ${compose_secs} s"
 echo "containers: $passed passed, $failed failed"
 [ "$failed" = 0 ]

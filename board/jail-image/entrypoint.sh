@@ -228,7 +228,15 @@ fleet() {
   say "jail $jail: host key $hostkey_pub"
   local sshd_pid="" watch_pid="" stopping=0 pid
   start_sshd() { /usr/sbin/sshd -D -e & sshd_pid=$!; }
-  start_watch() { runuser -u warden -- /usr/local/bin/warden watch --jail "$jail" --sshd-pid-file /run/sshd.pid & watch_pid=$!; }
+  # As its systemd unit runs it: the warden account with exactly the
+  # capabilities watch needs, ambient (the container must grant SYS_PTRACE
+  # and DAC_READ_SEARCH: compose.yaml's cap_add).
+  start_watch() {
+    setpriv --reuid warden --regid warden --init-groups --inh-caps -all,+sys_ptrace,+dac_read_search,+kill \
+      --ambient-caps -all,+sys_ptrace,+dac_read_search,+kill --bounding-set -all,+sys_ptrace,+dac_read_search,+kill \
+      env HOME=/var/lib/warden USER=warden LOGNAME=warden /usr/local/bin/warden watch --jail "$jail" --sshd-pid-file /run/sshd.pid &
+    watch_pid=$!
+  }
   stop() {
     stopping=1
     kill -TERM "$sshd_pid" "$watch_pid" 2>/dev/null || true
