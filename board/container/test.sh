@@ -175,14 +175,25 @@ check "an agent whose known_hosts does not match the jail gets no tunnel" refuse
 if [ "${CONTAINER_MULTI:-1}" = 1 ]; then
   echo "== multi-arch index $MULTI"
   board/container/build-image.sh --all "$MULTI" | tee "$work/multi1"
-  for plat in linux/amd64 linux/arm64 linux/arm/v7 linux/arm/v6; do
-    runs() { "$P" run --rm --platform "$1" --network none --entrypoint /jailbird "$MULTI" info 2>&1 | head -n 1 | grep -q '^jailbird '; }
-    if [ "$plat" = linux/amd64 ] || [ -e "/proc/sys/fs/binfmt_misc/qemu-$(case $plat in */arm64) echo aarch64 ;; *) echo arm ;; esac)" ]; then
-      check "the $plat image runs (jailbird info)" runs "$plat"
+  # Each image by its digest in the index: its platform recorded, and it runs.
+  runs() { # runs PLATFORM DIGEST
+    local meta
+    meta=$("$P" image inspect --format '{{.Os}}/{{.Architecture}}{{if .Variant}}/{{.Variant}}{{end}}' "localhost/${MULTI%%:*}@$2")
+    [ "$meta" = "$1" ] || { echo "  $2 says $meta, the index says $1" >&2; return 1; }
+    "$P" run --rm --network none --entrypoint /jailbird "localhost/${MULTI%%:*}@$2" info 2>/dev/null | head -n 1 | grep -q '^jailbird '
+  }
+  while read -r plat digest _; do
+    case $plat in
+      linux/amd64) binfmt=yes ;;
+      linux/arm64) binfmt=$([ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ] && echo yes || echo no) ;;
+      *) binfmt=$([ -e /proc/sys/fs/binfmt_misc/qemu-arm ] && echo yes || echo no) ;;
+    esac
+    if [ "$binfmt" = yes ]; then
+      check "the $plat image runs (jailbird info; under qemu-user unless amd64)" runs "$plat" "$digest"
     else
       echo "  $plat: no qemu-user binfmt registered here: image built, not run"
     fi
-  done
+  done <"$work/multi1"
   JAILBIRD_BIN_x86_64=target/board/container-x86_64/jailbird JAILBIRD_BIN_aarch64=target/board/container-aarch64/jailbird \
     JAILBIRD_BIN_armv7=target/board/container-armv7/jailbird JAILBIRD_BIN_armv6=target/board/container-armv6/jailbird \
     board/container/build-image.sh --all "$MULTI-again" >"$work/multi2"
@@ -269,6 +280,7 @@ if [ "${CONTAINER_COMPOSE:-1}" = 1 ]; then
   kill "$(cat "$work/device-agent.pid")" 2>/dev/null || true
   jail_role_is_narrow() { # the jail's login cannot write devices (and can log in: it reads them)
     local out
+    # shellcheck disable=SC2016 # expanded in the container
     out=$("$P" exec "${COMPOSE_PROJECT_NAME}_jail_1" sh -c \
       'export PGPASSFILE=/var/lib/warden/.pgpass; u=${WARDEN_DB#postgres://}; u=${u%%@*}; psql -h db -U "$u" -d warden -Atc "SELECT count(*) FROM devices"; psql -h db -U "$u" -d warden -c "DELETE FROM devices" 2>&1')
     if grep -qx 1 <<<"$out" && grep -q "permission denied for table devices" <<<"$out"; then return 0; fi
