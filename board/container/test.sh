@@ -188,6 +188,7 @@ if [ "${CONTAINER_MULTI:-1}" = 1 ]; then
       linux/arm64) binfmt=$([ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ] && echo yes || echo no) ;;
       *) binfmt=$([ -e /proc/sys/fs/binfmt_misc/qemu-arm ] && echo yes || echo no) ;;
     esac
+    echo "  $plat image: $("$P" image inspect --format '{{.Size}}' "localhost/${MULTI%%:*}@$digest") bytes"
     if [ "$binfmt" = yes ]; then
       check "the $plat image runs (jailbird info; under qemu-user unless amd64)" runs "$plat" "$digest"
     else
