@@ -89,14 +89,24 @@ CFG
 pids+=($!)
 wait_for "$demo/device.log" "Server listening"
 
-echo "== 4. three devices: each makes its key, the factory enrols it and writes its config"
+echo "== 4. three devices: each makes its key, the factory enrols it through the API (POST /api/v1/devices) and writes its config"
 devices=(234DNJE4 7QK2M9PX X9R4T1LB)
 macs=(92:be:bf:83:6e:b3 92-BE-BF-83-6E-B4 92bebf836eb5)
+# The factory holds an enrol-scope API token, not a database login: warden
+# serve (plain HTTP on loopback here; TLS with --tls-cert/--tls-key elsewhere).
+api_port=$(free_port)
+"$warden" serve --listen "127.0.0.1:$api_port" 2>"$demo/serve.log" &
+pids+=($!)
+wait_for "$demo/serve.log" "serving the API on"
+factory_token=$("$warden" token create factory --scope enrol | head -n 1)
 for i in 0 1 2; do
   d=${devices[$i]}
   mkdir -p "$demo/$d"
   key=$("$jailbird" key --state "$demo/$d/identity")
-  "$warden" enroll "$d" --key "$key" --mac "${macs[$i]}" --target "127.0.0.1:$device_port" --label site=demo
+  curl -fsS -H "Authorization: Bearer $factory_token" -H 'Content-Type: application/json' \
+    -d "{\"id\":\"$d\",\"key\":\"$key\",\"mac\":\"${macs[$i]}\",\"target\":\"127.0.0.1:$device_port\",\"labels\":{\"site\":\"demo\"}}" \
+    "http://127.0.0.1:$api_port/api/v1/devices" |
+    python3 -c 'import json,sys; d=json.load(sys.stdin); print("enrolled through the API:", d["id"], "port", d["port"])'
   "$warden" device-config "$d" --out "$demo/$d" --known-hosts-path "$demo/$d/known_hosts" --operator-ca "$demo/operator_ca"
   # One stand-in sshd plays all three devices: it takes each one's principal.
   cat "$demo/$d/warden_principals" >> "$demo/principals"
