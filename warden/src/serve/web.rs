@@ -106,7 +106,8 @@ async fn page_headers(mut r: Response) -> Response {
     set(h, header::CONTENT_SECURITY_POLICY, CSP);
     set(h, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
     set(h, header::X_FRAME_OPTIONS, "DENY");
-    set(h, header::REFERRER_POLICY, "no-referrer");
+    // Not no-referrer: with it, browsers send `Origin: null` on form posts.
+    set(h, header::REFERRER_POLICY, "same-origin");
     if !h.contains_key(header::CACHE_CONTROL) {
         set(h, header::CACHE_CONTROL, "no-store");
     }
