@@ -142,12 +142,13 @@ def main():
         css = subprocess.run(["curl", "-s", f"http://127.0.0.1:{port}/static/style.css"],
                              capture_output=True).stdout
         version = run([a.binary, "--version"]).stdout.strip()
-        sqlite_v = run(["sqlite3", "--version"]).stdout.split()[0]
+        lock = open(os.path.join(ROOT, "Cargo.lock")).read()
+        sqlite_sys = lock.split('name = "libsqlite3-sys"\nversion = "', 1)[-1].split('"', 1)[0]
         rustc = subprocess.run(["rustc", "--version"], capture_output=True, text=True).stdout.strip()
         print(f"date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
         print(f"machine: {machine()}")
-        print(f"versions: {version} ({os.path.basename(os.path.dirname(os.path.dirname(a.binary)))} build), "
-              f"SQLite {sqlite_v} (bundled in warden: see Cargo.lock), {rustc}")
+        print(f"versions: {version} ({os.path.basename(os.path.dirname(a.binary))} build), "
+              f"SQLite bundled by libsqlite3-sys {sqlite_sys}, {rustc}")
         print(f"fleet: {a.devices} devices (imported in {imported:.1f} s), half online at 2 jails; "
               f"{a.requests} requests per page, one kept-alive connection")
         print(f"{'page':36} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'bytes':>8}")

@@ -738,3 +738,153 @@ fn run_as_operator(line: &str, op_key: &Path, jail: &Jail, target: &DeviceSshd) 
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+// ---- the pages over plain HTTP, on both backends --------------------------------
+
+/// A page through curl with `token` in the cookie: (status, body).
+fn get(base: &str, path: &str, token: &str) -> (u16, String) {
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "20", "-w", "\n%{http_code}"])
+        .args(["-b", &format!("warden_token={token}")])
+        .arg(format!("{base}{path}"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap();
+    (code.trim().parse().unwrap(), body.to_string())
+}
+
+/// The ids a fleet page lists, in order.
+fn listed(body: &str) -> Vec<String> {
+    body.split("<td><a href=\"/devices/")
+        .skip(1)
+        .map(|s| s.split('"').next().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn fleet_page_search_filters_and_paging_sqlite() {
+    fleet_page_search_filters_and_paging(Kind::Sqlite);
+}
+
+#[test]
+fn fleet_page_search_filters_and_paging_postgres() {
+    fleet_page_search_filters_and_paging(Kind::Postgres);
+}
+
+fn fleet_page_search_filters_and_paging(kind: Kind) {
+    let reg = Registry::new(kind);
+    reg.pool("p1", "10000-10199");
+    reg.pool("p2", "10200-10299");
+    let hostile = "\"><script>alert(1)</script>";
+    let enrol = |id: &str, pool: &str, extra: &[&str]| {
+        let (_, k) = key(&reg.dir);
+        let mut a = vec!["enroll", id, "--key", &k, "--pool", pool];
+        a.extend_from_slice(extra);
+        reg.ok(&a);
+    };
+    enrol(
+        "A1",
+        "p1",
+        &["--mac", "02:00:00:00:00:01", "--label", "site=berlin"],
+    );
+    let note = format!("note={hostile}");
+    enrol("a2", "p1", &["--label", "site=hamburg", "--label", &note]);
+    enrol("B1", "p2", &["--mac", "02:00:00:00:00:02"]);
+    reg.ok(&["revoke", "B1", "--reason", "stolen"]);
+    // 150 more in p1: two pages.
+    for i in 0..150 {
+        enrol(&format!("Z{i:03}"), "p1", &[]);
+    }
+    let token = reg.ok(&["token", "create", "r", "--scope", "read"]);
+    let token = token.lines().next().unwrap();
+    let srv = Server::start(&reg);
+    let b = srv.base.as_str();
+    let page = |path: &str| {
+        let (code, body) = get(b, path, token);
+        assert_eq!(code, 200, "{path}: {body}");
+        body
+    };
+    let first = page("/");
+    assert!(first.contains("153 of 153 devices; page 1 of 2"), "{first}");
+    assert_eq!(listed(&first).len(), 100);
+    assert!(
+        first.contains(
+            "pool <a href=\"/?pool=p1&amp;page=1\">p1</a>: 152 devices, 0 online, 152 offline"
+        ),
+        "{first}"
+    );
+    assert!(first.contains("1 revoked"), "{first}");
+    let second = page("/?page=2");
+    assert_eq!(listed(&second).len(), 53);
+    assert_eq!(
+        listed(&page("/?page=9")),
+        listed(&second),
+        "past the last page: the last"
+    );
+    // A MAC in each common form, an id fragment (any case), a label.
+    for q in [
+        "02:00:00:00:00:02",
+        "02-00-00-00-00-02",
+        "0200.0000.0002",
+        "020000000002",
+    ] {
+        assert_eq!(listed(&page(&format!("/?q={q}"))), ["B1"], "{q}");
+    }
+    assert_eq!(listed(&page("/?q=A")), ["A1", "a2"]);
+    assert_eq!(listed(&page("/?q=site%3Dberlin")), ["A1"]);
+    let by_note = format!(
+        "/?{}",
+        serde_urlencoded_pair("q", &format!("note={hostile}"))
+    );
+    assert_eq!(listed(&page(&by_note)), ["a2"]);
+    // Filters: pool, state (offline leaves out the revoked), unknown pool.
+    assert_eq!(listed(&page("/?pool=p2")), ["B1"]);
+    let want: Vec<String> = (140..150).map(|i| format!("Z{i}")).collect();
+    assert_eq!(listed(&page("/?state=offline&q=z14")), want);
+    assert!(
+        listed(&page("/?state=offline&q=B")).is_empty(),
+        "a revoked device counted offline"
+    );
+    assert_eq!(listed(&page("/?q=B")), ["B1"]);
+    assert!(listed(&page("/?state=online")).is_empty());
+    assert_eq!(get(b, "/?pool=nope", token).0, 400);
+    assert_eq!(get(b, "/?state=maybe", token).0, 400);
+    // The hostile label is text on every page that shows it.
+    for body in [page("/?q=a2"), page("/devices/a2")] {
+        assert!(!body.contains("<script>alert(1)"), "{body}");
+        assert!(
+            body.contains("note=&quot;&gt;&lt;script&gt;alert(1)&lt;/script&gt;"),
+            "{body}"
+        );
+    }
+    // Every page carries the CSP; no token: to sign-in.
+    let out = Command::new("curl")
+        .args(["-sS", "-D", "-", "-o", "/dev/null"])
+        .arg(format!("{b}/"))
+        .output()
+        .unwrap();
+    let head = String::from_utf8_lossy(&out.stdout).to_ascii_lowercase();
+    assert!(
+        head.starts_with("http/1.1 303") && head.contains("location: /signin"),
+        "{head}"
+    );
+    assert!(
+        head.contains("content-security-policy: default-src 'none'; style-src 'self'"),
+        "{head}"
+    );
+}
+
+fn serde_urlencoded_pair(k: &str, v: &str) -> String {
+    let enc: String = v
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    format!("{k}={enc}")
+}

@@ -4,24 +4,62 @@
 use super::Ctx;
 use super::device::Filter;
 use crate::error::Error;
-use crate::store::{self, AuditEntry, Device, GrantRow, Jail, Pool, Which};
+use crate::store::{
+    self, AuditEntry, Device, DevicePage, DeviceQuery, GrantRow, Jail, Pool, Presence, Which,
+};
 use crate::types::DeviceId;
 
-/// The whole fleet: every device (by id), pool and jail.
+/// Pools and jails, and how many devices are where.
 pub struct Fleet {
-    pub devices: Vec<Device>,
     pub pools: Vec<Pool>,
     pub jails: Vec<Jail>,
+    pub presence: Presence,
 }
 
-/// The fleet, for the fleet and the jails-and-pools pages.
+/// One page of the fleet as the fleet page shows it.
+pub struct FleetPage {
+    pub fleet: Fleet,
+    pub page: DevicePage,
+}
+
+fn fleet_in(c: &mut crate::store::conn::Conn) -> Result<Fleet, Error> {
+    Ok(Fleet {
+        pools: store::pools(c)?,
+        jails: store::jails(c)?,
+        presence: store::presence_counts(c)?,
+    })
+}
+
+/// Pools, jails and presence counts (the jails-and-pools page).
 pub fn fleet(ctx: &Ctx) -> Result<Fleet, Error> {
+    ctx.admin(fleet_in)
+}
+
+/// The page of devices `q` selects (paged in SQL: a page decodes its own
+/// rows only), with the counts at the top; past the last page, the last.
+pub fn fleet_page(ctx: &Ctx, q: &DeviceQuery) -> Result<FleetPage, Error> {
     ctx.admin(|c| {
-        Ok(Fleet {
-            devices: store::devices(c, None)?,
-            pools: store::pools(c)?,
-            jails: store::jails(c)?,
-        })
+        let fleet = fleet_in(c)?;
+        if let Some(p) = &q.pool
+            && !fleet.pools.iter().any(|x| x.name == *p)
+        {
+            return Err(Error::invalid(format!("unknown pool {p}")));
+        }
+        let mut page = store::devices_page(c, q)?;
+        if page.devices.is_empty() && page.total > 0 && q.limit > 0 {
+            let last = (page.total - 1) / q.limit * q.limit;
+            page = store::devices_page(
+                c,
+                &DeviceQuery {
+                    offset: last,
+                    ..q.clone()
+                },
+            )?;
+        }
+        // The label test in SQL is a text search: checked again, decoded.
+        page.devices
+            .retain(|d| q.labels.iter().all(|(k, v)| d.labels.get(k) == Some(v)));
+        Ok(FleetPage { fleet, page })
     })
 }
 

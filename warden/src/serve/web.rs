@@ -471,12 +471,15 @@ pub struct FleetQuery {
 }
 
 impl FleetQuery {
-    fn parse(raw: Option<String>) -> Result<(FleetQuery, cmd::device::Filter, Search), WebError> {
+    fn parse(raw: Option<String>) -> Result<(FleetQuery, store::DeviceQuery), WebError> {
         let mut fq = FleetQuery {
             page: 1,
             ..Default::default()
         };
-        let mut f = cmd::device::Filter::default();
+        let mut dq = store::DeviceQuery {
+            limit: DEVICES_PER_PAGE,
+            ..Default::default()
+        };
         for (k, v) in pairs(
             raw.unwrap_or_default().as_bytes(),
             &["q", "state", "pool", "jail", "page"],
@@ -485,7 +488,7 @@ impl FleetQuery {
             match k.as_str() {
                 "q" => fq.q = v,
                 "state" => {
-                    f.online = match v.as_str() {
+                    dq.online = match v.as_str() {
                         "" => None,
                         "online" => Some(true),
                         "offline" => Some(false),
@@ -500,21 +503,22 @@ impl FleetQuery {
                 }
                 "pool" => {
                     if !v.is_empty() {
-                        f.pool = Some(Name::parse("pool", &v)?);
+                        dq.pool = Some(Name::parse("pool", &v)?);
                     }
                     fq.pool = v;
                 }
                 "jail" => {
                     if !v.is_empty() {
-                        Name::parse("jail", &v)?;
+                        dq.jail = Some(Name::parse("jail", &v)?);
                     }
                     fq.jail = v;
                 }
                 _ => fq.page = page_number(&v)?,
             }
         }
-        let search = Search::parse(&fq.q, &mut f)?;
-        Ok((fq, f, search))
+        search(&fq.q, &mut dq)?;
+        dq.offset = (fq.page - 1) * DEVICES_PER_PAGE;
+        Ok((fq, dq))
     }
 
     /// This query's URL at `page`.
@@ -534,39 +538,19 @@ impl FleetQuery {
     }
 }
 
-/// The search box: a label `K=V` (into the filter), a MAC in any common
-/// form (or an id that reads as one), or part of an id.
-pub enum Search {
-    None,
-    Label,
-    /// A MAC, and the text as an id fragment (lowercase).
-    Mac(Mac, String),
-    Id(String),
-}
-
-impl Search {
-    fn parse(q: &str, f: &mut cmd::device::Filter) -> Result<Search, WebError> {
-        if q.is_empty() {
-            return Ok(Search::None);
-        }
-        if q.contains('=') {
-            f.labels = store::parse_labels(&[q.to_string()])?;
-            return Ok(Search::Label);
-        }
-        let lower = q.to_ascii_lowercase();
-        Ok(match Mac::parse(q) {
-            Ok(m) => Search::Mac(m, lower),
-            Err(_) => Search::Id(lower),
-        })
+/// The search box: a label `K=V`, a MAC in any common form (or an id that
+/// reads as one: both are looked for), or part of an id.
+fn search(q: &str, dq: &mut store::DeviceQuery) -> Result<(), WebError> {
+    if q.is_empty() {
+        return Ok(());
     }
-    fn admits(&self, id: &DeviceId, mac: Option<&Mac>) -> bool {
-        let id_has = |s: &str| id.as_str().to_ascii_lowercase().contains(s);
-        match self {
-            Search::None | Search::Label => true,
-            Search::Mac(m, s) => mac == Some(m) || id_has(s),
-            Search::Id(s) => id_has(s),
-        }
+    if q.contains('=') {
+        dq.labels = store::parse_labels(&[q.to_string()])?;
+        return Ok(());
     }
+    dq.mac = Mac::parse(q).ok();
+    dq.id_part = Some(q.to_ascii_lowercase());
+    Ok(())
 }
 
 async fn fleet(
@@ -575,24 +559,11 @@ async fn fleet(
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Page {
-    let (fq, filter, search) = FleetQuery::parse(raw)?;
+    let (fq, dq) = FleetQuery::parse(raw)?;
     signed_in(&st, peer, &headers, Scope::Read, None, move |ctx, s| {
-        let fleet = cmd::view::fleet(ctx)?;
-        if let Some(p) = &filter.pool
-            && !fleet.pools.iter().any(|x| x.name == *p)
-        {
-            return Err(WebError::bad(format!("unknown pool {p}")));
-        }
-        let shown: Vec<&store::Device> = fleet
-            .devices
-            .iter()
-            .filter(|d| filter.admits(d))
-            .filter(|d| {
-                fq.jail.is_empty() || d.online.as_ref().is_some_and(|j| j.as_str() == fq.jail)
-            })
-            .filter(|d| search.admits(&d.id, d.mac.as_ref()))
-            .collect();
-        Ok(pages::html(pages::fleet(s, &fleet, &shown, &fq)).into_response())
+        let fp = cmd::view::fleet_page(ctx, &dq)?;
+        let page = dq.offset.min(fp.page.total.saturating_sub(1)) / DEVICES_PER_PAGE + 1;
+        Ok(pages::html(pages::fleet(s, &fp, &FleetQuery { page, ..fq })).into_response())
     })
     .await
 }
@@ -789,17 +760,16 @@ mod tests {
             "aabb.ccdd.eeff",
             "AABBCCDDEEFF",
         ] {
-            let mut f = cmd::device::Filter::default();
-            match Search::parse(q, &mut f).unwrap() {
-                Search::Mac(got, _) => assert_eq!(got, m, "{q}"),
-                _ => panic!("{q} not read as a MAC"),
-            }
+            let mut dq = store::DeviceQuery::default();
+            search(q, &mut dq).unwrap();
+            assert_eq!(dq.mac.as_ref(), Some(&m), "{q}");
         }
-        let mut f = cmd::device::Filter::default();
-        assert!(matches!(
-            Search::parse("site=berlin", &mut f).unwrap(),
-            Search::Label
-        ));
-        assert_eq!(f.labels["site"], "berlin");
+        let mut dq = store::DeviceQuery::default();
+        search("site=berlin", &mut dq).unwrap();
+        assert_eq!(dq.labels["site"], "berlin");
+        assert!(dq.mac.is_none() && dq.id_part.is_none());
+        let mut dq = store::DeviceQuery::default();
+        search("DNJE", &mut dq).unwrap();
+        assert_eq!((dq.mac, dq.id_part.as_deref()), (None, Some("dnje")));
     }
 }

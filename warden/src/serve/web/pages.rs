@@ -7,7 +7,7 @@ use super::{
     ACCESS_SECS, AUDIT_PER_PAGE, AuditQuery, CSRF_FIELD, DEVICE_AUDIT_ROWS, DEVICES_PER_PAGE,
     FleetQuery, Session,
 };
-use crate::cmd::view::{DeviceView, Fleet};
+use crate::cmd::view::{DeviceView, Fleet, FleetPage};
 use crate::store::{AuditEntry, Device, Scope};
 use crate::types::one_line;
 use axum::http::{StatusCode, header};
@@ -136,29 +136,29 @@ fn counts(f: &Fleet) -> (BTreeMap<String, [usize; 4]>, BTreeMap<String, usize>) 
         .collect();
     let mut jails: BTreeMap<String, usize> =
         f.jails.iter().map(|j| (j.name.to_string(), 0)).collect();
-    for d in &f.devices {
-        let c = pools.entry(d.pool.to_string()).or_default();
-        c[0] += 1;
-        match (d.revoked, &d.online) {
-            (true, _) => c[3] += 1,
+    for ((pool, online, revoked), &n) in &f.presence {
+        let c = pools.entry(pool.to_string()).or_default();
+        c[0] += n;
+        match (revoked, online) {
+            (true, _) => c[3] += n,
             (false, Some(j)) => {
-                c[1] += 1;
-                *jails.entry(j.to_string()).or_default() += 1;
+                c[1] += n;
+                *jails.entry(j.to_string()).or_default() += n;
             }
-            (false, None) => c[2] += 1,
+            (false, None) => c[2] += n,
         }
     }
     (pools, jails)
 }
 
-pub fn fleet(s: &Session, f: &Fleet, shown: &[&Device], q: &FleetQuery) -> Markup {
+pub fn fleet(s: &Session, fp: &FleetPage, q: &FleetQuery) -> Markup {
+    let f = &fp.fleet;
     let (pools, jails) = counts(f);
-    let pages = shown.len().div_ceil(DEVICES_PER_PAGE).max(1);
+    let all: usize = pools.values().map(|c| c[0]).sum();
+    let total = fp.page.total;
+    let pages = total.div_ceil(DEVICES_PER_PAGE).max(1);
     let page = q.page.min(pages);
-    let rows = shown
-        .iter()
-        .skip((page - 1) * DEVICES_PER_PAGE)
-        .take(DEVICES_PER_PAGE);
+    let rows = &fp.page.devices;
     let body = html! {
         section aria-labelledby="counts" {
             h2 #counts { "At a glance" }
@@ -206,7 +206,7 @@ pub fn fleet(s: &Session, f: &Fleet, shown: &[&Device], q: &FleetQuery) -> Marku
             }
             button type="submit" { "Show" }
         }
-        p #shown { (shown.len()) " of " (f.devices.len()) " devices; page " (page) " of " (pages) }
+        p #shown { (total) " of " (all) " devices; page " (page) " of " (pages) }
         table.devices {
             caption { "Devices" }
             thead { tr {
