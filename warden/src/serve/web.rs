@@ -733,6 +733,31 @@ mod tests {
     }
 
     #[test]
+    fn the_cookie_is_httponly_strict_and_secure_over_tls() {
+        let t = format!("{TOKEN_PREFIX}{}", "0a".repeat(store::TOKEN_RANDOM_BYTES));
+        let plain = set_cookie(&t, false);
+        let tls = set_cookie(&t, true);
+        assert_eq!(
+            plain.to_str().unwrap(),
+            format!("{COOKIE}={t}; Path=/; HttpOnly; SameSite=Strict")
+        );
+        assert_eq!(
+            tls.to_str().unwrap(),
+            format!("{}; Secure", plain.to_str().unwrap())
+        );
+        // Read back among other cookies; anything that cannot be a token is none.
+        let mut h = HeaderMap::new();
+        let c = format!("a=b; {COOKIE}=wdn_short; {COOKIE}={t}; c=d");
+        h.insert(header::COOKIE, HeaderValue::from_str(&c).unwrap());
+        assert_eq!(cookie_token(&h), Some(t));
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("warden_token=wdn_x"),
+        );
+        assert_eq!(cookie_token(&h), None);
+    }
+
+    #[test]
     fn cross_site_posts_are_refused() {
         let h = |pairs: &[(&'static str, &'static str)]| {
             let mut m = HeaderMap::new();
