@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the integration tests need on a Debian/Ubuntu machine (run as root):
-# OpenSSH server and client, iproute2, python3, squid, and the unprivileged jail account the tests' sshd
+# OpenSSH server and client, iproute2, python3, squid, chromium, and the unprivileged jail account the tests' sshd
 # lets in (shell /bin/false, no home, like seed 000's tunuser).
 set -euo pipefail
 need=()
@@ -35,6 +35,12 @@ command -v faketime >/dev/null 2>&1 || need+=(faketime)
 # tests/proxy.rs: a real HTTP CONNECT proxy (squid, Basic auth through its
 # basic_ncsa_auth helper; openssl makes the password hash).
 [ -x /usr/sbin/squid ] && [ -x /usr/lib/squid/basic_ncsa_auth ] || need+=(squid)
+# warden's tests/web.rs: the web view in a real headless browser, driven
+# over WebDriver (Debian's chromium and its chromedriver); unshare runs the
+# printed ssh command in a private mount namespace.
+[ -x /usr/bin/chromium ] || need+=(chromium)
+[ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
+command -v unshare >/dev/null 2>&1 || need+=(util-linux)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 if [ "${#need[@]}" -gt 0 ]; then
   apt-get update -qq

@@ -129,16 +129,7 @@ pub fn list(ctx: &Ctx, f: &Filter) -> Result<Vec<Device>, Error> {
         }
         store::devices(c, f.pool.as_ref())
     })?;
-    Ok(all
-        .into_iter()
-        .filter(|d| match f.online {
-            None => true,
-            Some(true) => d.online.is_some(),
-            Some(false) => d.online.is_none() && !d.revoked,
-        })
-        .filter(|d| f.mac.is_none() || d.mac == f.mac)
-        .filter(|d| f.labels.iter().all(|(k, v)| d.labels.get(k) == Some(v)))
-        .collect())
+    Ok(all.into_iter().filter(|d| f.admits(d)).collect())
 }
 
 pub fn ls(ctx: &Ctx, a: &LsArgs) -> Result<String, Error> {

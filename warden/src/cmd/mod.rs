@@ -12,6 +12,7 @@ pub mod jail;
 pub mod operator;
 pub mod pool;
 pub mod token;
+pub mod view;
 
 use crate::cli::{Cli, Cmd};
 use crate::error::Error;

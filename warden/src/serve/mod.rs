@@ -13,6 +13,7 @@
 
 pub mod api;
 pub mod schema;
+pub mod web;
 
 use crate::cli::ServeArgs;
 use crate::cmd::Ctx;
@@ -87,7 +88,9 @@ async fn run(ctx: Ctx, listener: std::net::TcpListener, tls: Option<Tls>) -> Res
     let addr = listener
         .local_addr()
         .map_err(|e| Error::runtime(format!("listener: {e}")))?;
-    let app = api::router(ctx.db.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let app = api::router(ctx.db.clone())
+        .merge(web::router(ctx.db.clone(), tls.is_some())?)
+        .into_make_service_with_connect_info::<SocketAddr>();
     let handle = axum_server::Handle::new();
     tokio::spawn(stop_on_signal(handle.clone()));
     let limit = Limited(Arc::new(Semaphore::new(MAX_CONNECTIONS)));

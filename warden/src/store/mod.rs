@@ -4,6 +4,7 @@
 //! conn.rs      SQLite | PostgreSQL: one SQL text, dialect hooks, migrations, TLS
 //! row.rs       rows decoded by column name into checked types (nothing trusted)
 //! pool.rs jail.rs device.rs operator.rs audit.rs presence.rs token.rs   the aggregates
+//! fleet.rs     the web view's paged, filtered device list and presence counts
 //! time.rs      Unix seconds <-> RFC 3339
 //! ```
 //!
@@ -15,6 +16,7 @@
 pub mod audit;
 pub mod conn;
 pub mod device;
+pub mod fleet;
 pub mod jail;
 pub mod operator;
 pub mod pool;
@@ -25,6 +27,7 @@ pub mod token;
 
 pub use audit::*;
 pub use device::*;
+pub use fleet::*;
 pub use jail::*;
 pub use operator::*;
 pub use pool::*;

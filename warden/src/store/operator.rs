@@ -311,3 +311,41 @@ pub fn device_at_port(
         })
         .transpose()
 }
+
+/// The most grants of one device the web view lists (newest first).
+pub const MAX_LISTED_GRANTS: i64 = 100;
+
+/// A recorded grant of one device, as listed (expired ones too).
+#[derive(Clone, Debug, Serialize)]
+pub struct GrantRow {
+    pub id: i64,
+    pub operator: Name,
+    pub granted: String,
+    pub expires: String,
+    #[serde(skip)]
+    pub expires_at: i64,
+    pub reason: Option<String>,
+}
+
+/// The newest [`MAX_LISTED_GRANTS`] grants of `device`, newest first.
+pub fn device_grants(c: &mut Conn, device: &DeviceId) -> Result<Vec<GrantRow>, Error> {
+    let rows = c.query(
+        "SELECT id, operator, granted, expires, reason FROM grants
+         WHERE device = $1 ORDER BY id DESC LIMIT $2",
+        &[device.as_str().into(), MAX_LISTED_GRANTS.into()],
+    )?;
+    rows.iter()
+        .map(|r| {
+            let rd = Rd::new("grants", "id", r);
+            let expires_at = rd.int("expires")?;
+            Ok(GrantRow {
+                id: rd.int("id")?,
+                operator: rd.name("operator")?,
+                granted: rfc3339(rd.int("granted")?),
+                expires: rfc3339(expires_at),
+                expires_at,
+                reason: rd.opt_free_text("reason")?,
+            })
+        })
+        .collect()
+}
