@@ -53,6 +53,19 @@ pub fn down(path: Option<&Path>, reason: &str) {
     );
 }
 
+/// Writes `state=down` for a refused claim: the line said, and the reason's
+/// word as `claim=refused:WORD` (never the token).
+pub fn claim_refused(path: Option<&Path>, line: &str, word: &str) {
+    write(
+        path,
+        &format!(
+            "state=down\nreason={}\nclaim=refused:{word}\npid={}\n",
+            line.replace(['\n', '\r'], " "),
+            std::process::id()
+        ),
+    );
+}
+
 /// Removes the file (clean shutdown).
 pub fn remove(path: Option<&Path>) {
     if let Some(p) = path {

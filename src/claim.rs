@@ -1,0 +1,649 @@
+//! Zero-touch enrolment, the device's half of the claim wire format
+//! (version 1): the request it sends to the jail's claim account (token,
+//! MAC, optional id, its own sshd host keys) and a bounded parser for the
+//! answer (an enrolment, or a refusal with its reason). Pure functions but
+//! for reading the MAC and the host-key file; the SSH exchange is
+//! `session::claim`, the retry loop the supervisor's.
+
+use crate::identity::{EnrolledJail, Enrolment};
+use crate::limits::{
+    MAX_CLAIM_ANSWER_BYTES, MAX_CLAIM_ANSWER_LINES, MAX_CLAIM_HOST_KEYS, MAX_CLAIM_REQUEST_BYTES,
+    MAX_DEVICE_HOST_KEY_FILE_BYTES, MAX_DIR_SCAN_ENTRIES, MAX_ENROLLED_JAILS,
+};
+use crate::spec::{parse_key_line, split_host_port, valid_device_id, valid_host, valid_user};
+use std::fmt;
+use std::io::Read as _;
+use std::path::Path;
+
+/// The command the claim account's forced command sees as `SSH_ORIGINAL_COMMAND`.
+pub const COMMAND: &str = "jailbird-claim 1";
+/// First line of a request and of an answer.
+const HELLO: &str = "jailbird-claim 1";
+
+/// Why the registry refused a claim (the answer's `refused REASON`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reason {
+    Unknown,
+    Expired,
+    UsedUp,
+    Revoked,
+    WrongPool,
+    MacPrefix,
+    Malformed,
+    Conflict,
+    RateLimited,
+    /// The registry is unreachable: retried like a network failure.
+    Unavailable,
+    /// A word this agent does not know, sanitised (`[a-z0-9-]`, at most 32).
+    Other(heapless::String<32>),
+}
+
+impl Reason {
+    fn from_word(w: &str) -> Reason {
+        match w {
+            "unknown" => Reason::Unknown,
+            "expired" => Reason::Expired,
+            "used-up" => Reason::UsedUp,
+            "revoked" => Reason::Revoked,
+            "wrong-pool" => Reason::WrongPool,
+            "mac-prefix" => Reason::MacPrefix,
+            "malformed" => Reason::Malformed,
+            "conflict" => Reason::Conflict,
+            "rate-limited" => Reason::RateLimited,
+            "unavailable" => Reason::Unavailable,
+            other => {
+                let mut s = heapless::String::new();
+                for c in other
+                    .chars()
+                    .filter(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-')
+                {
+                    if s.push(c).is_err() {
+                        break;
+                    }
+                }
+                Reason::Other(s)
+            }
+        }
+    }
+
+    /// The word on the wire (a sanitised one for [`Reason::Other`]).
+    pub fn word(&self) -> &str {
+        match self {
+            Reason::Unknown => "unknown",
+            Reason::Expired => "expired",
+            Reason::UsedUp => "used-up",
+            Reason::Revoked => "revoked",
+            Reason::WrongPool => "wrong-pool",
+            Reason::MacPrefix => "mac-prefix",
+            Reason::Malformed => "malformed",
+            Reason::Conflict => "conflict",
+            Reason::RateLimited => "rate-limited",
+            Reason::Unavailable => "unavailable",
+            Reason::Other(w) => w,
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    /// The reason in words, for the one log line and the status file.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Reason::Unknown => "no such token",
+            Reason::Expired => "the token has expired",
+            Reason::UsedUp => "the token is used up",
+            Reason::Revoked => "the token was revoked",
+            Reason::WrongPool => "the token is for another pool than this jail's",
+            Reason::MacPrefix => "this device's MAC is outside the token's MAC prefix",
+            Reason::Malformed => "the jail could not parse the request",
+            Reason::Conflict => "this device id, MAC or key is already enrolled to another device",
+            Reason::RateLimited => "too many refusals from this address recently",
+            Reason::Unavailable => "the registry is unavailable",
+            Reason::Other(w) => {
+                return write!(f, "reason {:?} (unknown to this jailbird)", w.as_str());
+            }
+        })
+    }
+}
+
+/// What the jail answered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Answer {
+    Accepted(Box<Enrolment>),
+    Refused(Reason),
+}
+
+/// Why an answer is unusable; one line, never quoting more than a short,
+/// escaped piece of what the jail sent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BadAnswer(pub String);
+
+impl fmt::Display for BadAnswer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn bad(what: impl Into<String>) -> BadAnswer {
+    BadAnswer(what.into())
+}
+
+/// A piece of the peer's text fit for a log line: escaped, at most 40 characters.
+fn shown(s: &str) -> String {
+    let mut out: String = s
+        .chars()
+        .take(40)
+        .collect::<String>()
+        .escape_debug()
+        .to_string();
+    if s.chars().count() > 40 {
+        out.push_str("...");
+    }
+    out
+}
+
+/// Parses a claim answer (at most [`MAX_CLAIM_ANSWER_BYTES`] and
+/// [`MAX_CLAIM_ANSWER_LINES`] lines, ASCII, every line ending in LF).
+/// Every value is checked into its type here; unknown keys, repeated keys and
+/// missing ones are errors.
+pub fn parse_answer(bytes: &[u8]) -> Result<Answer, BadAnswer> {
+    if bytes.len() > MAX_CLAIM_ANSWER_BYTES {
+        return Err(bad(format!(
+            "answer larger than {MAX_CLAIM_ANSWER_BYTES} bytes"
+        )));
+    }
+    if bytes.is_empty() {
+        return Err(bad("empty answer"));
+    }
+    if let Some(at) = bytes
+        .iter()
+        .position(|&b| !(b == b'\n' || (0x20..0x7f).contains(&b)))
+    {
+        return Err(bad(format!(
+            "byte 0x{:02x} at offset {at} (the answer is printable ASCII lines)",
+            bytes[at]
+        )));
+    }
+    // Checked above: all ASCII.
+    let text = std::str::from_utf8(bytes).map_err(|_| bad("not ASCII"))?;
+    let Some(body) = text.strip_suffix('\n') else {
+        return Err(bad("truncated: the last line has no newline"));
+    };
+    let mut lines = body.split('\n');
+    if body.split('\n').count() > MAX_CLAIM_ANSWER_LINES {
+        return Err(bad(format!("more than {MAX_CLAIM_ANSWER_LINES} lines")));
+    }
+    match lines.next() {
+        Some(HELLO) => {}
+        Some(l) => {
+            return Err(bad(format!(
+                "first line \"{}\", expected \"{HELLO}\"",
+                shown(l)
+            )));
+        }
+        None => return Err(bad("empty answer")),
+    }
+    match lines.next() {
+        Some("ok") => parse_accepted(lines).map(|e| Answer::Accepted(Box::new(e))),
+        Some(l) if l.starts_with("refused ") => {
+            let word = &l["refused ".len()..];
+            if word.is_empty() || word.contains(' ') {
+                return Err(bad(format!("refusal line \"{}\"", shown(l))));
+            }
+            if let Some(extra) = lines.next() {
+                return Err(bad(format!(
+                    "a line after the refusal: \"{}\"",
+                    shown(extra)
+                )));
+            }
+            Ok(Answer::Refused(Reason::from_word(word)))
+        }
+        Some(l) => Err(bad(format!(
+            "second line \"{}\", expected \"ok\" or \"refused REASON\"",
+            shown(l)
+        ))),
+        None => Err(bad("truncated: no \"ok\" or \"refused\" line")),
+    }
+}
+
+/// The lines after `ok`: device, port, user, target once each, 1 to
+/// [`MAX_ENROLLED_JAILS`] jails.
+fn parse_accepted<'a>(lines: impl Iterator<Item = &'a str>) -> Result<Enrolment, BadAnswer> {
+    let mut device = None;
+    let mut port = None;
+    let mut user = None;
+    let mut target = None;
+    let mut jails: heapless::Vec<EnrolledJail, MAX_ENROLLED_JAILS> = heapless::Vec::new();
+    for line in lines {
+        let (key, value) = line
+            .split_once(' ')
+            .ok_or_else(|| bad(format!("line \"{}\" has no value", shown(line))))?;
+        fn once<T>(slot: &Option<T>, key: &str) -> Result<(), BadAnswer> {
+            match slot {
+                Some(_) => Err(bad(format!("\"{key}\" given twice"))),
+                None => Ok(()),
+            }
+        }
+        match key {
+            "device" => {
+                once(&device, key)?;
+                if !valid_device_id(value) {
+                    return Err(bad(format!("device id \"{}\"", shown(value))));
+                }
+                device =
+                    Some(heapless::String::try_from(value).map_err(|_| bad("device id too long"))?);
+            }
+            "port" => {
+                once(&port, key)?;
+                port = Some(parse_port(value, "port")?);
+            }
+            "user" => {
+                once(&user, key)?;
+                if !valid_user(value) {
+                    return Err(bad(format!("user \"{}\"", shown(value))));
+                }
+                user =
+                    Some(heapless::String::try_from(value).map_err(|_| bad("user name too long"))?);
+            }
+            "target" => {
+                once(&target, key)?;
+                let (h, p) = split_host_port(value)
+                    .filter(|(h, _)| valid_host(h))
+                    .ok_or_else(|| {
+                        bad(format!("target \"{}\": expected HOST:PORT", shown(value)))
+                    })?;
+                target = Some((h, parse_port(p, "target port")?));
+            }
+            "jail" => {
+                let jail = parse_jail(value)?;
+                if jails
+                    .iter()
+                    .any(|j| j.host == jail.host && j.port == jail.port)
+                {
+                    return Err(bad(format!("jail \"{}\" named twice", shown(value))));
+                }
+                jails
+                    .push(jail)
+                    .map_err(|_| bad(format!("more than {MAX_ENROLLED_JAILS} jails")))?;
+            }
+            other => return Err(bad(format!("unknown key \"{}\"", shown(other)))),
+        }
+    }
+    let missing = |what: &str| bad(format!("truncated: no \"{what}\" line"));
+    let (target_host, target_port) = target.ok_or_else(|| missing("target"))?;
+    if jails.is_empty() {
+        return Err(missing("jail"));
+    }
+    Ok(Enrolment {
+        device: device.ok_or_else(|| missing("device"))?,
+        port: port.ok_or_else(|| missing("port"))?,
+        user: user.ok_or_else(|| missing("user"))?,
+        target_host: heapless::String::try_from(target_host)
+            .map_err(|_| bad("target host too long"))?,
+        target_port,
+        jails,
+    })
+}
+
+/// A port 1..=65535 in plain decimal.
+fn parse_port(s: &str, what: &str) -> Result<u16, BadAnswer> {
+    match s.parse::<u16>() {
+        Ok(p) if p != 0 && s.bytes().all(|b| b.is_ascii_digit()) && !s.starts_with('0') => Ok(p),
+        _ => Err(bad(format!("{what} \"{}\": expected 1..=65535", shown(s)))),
+    }
+}
+
+/// `HOST PORT KEYTYPE BASE64`: the jail's address and its host key, kept as
+/// the SHA-256 of the key blob (what a pin compares).
+fn parse_jail(value: &str) -> Result<EnrolledJail, BadAnswer> {
+    let mut words = value.split(' ');
+    let (Some(host), Some(port), Some(ty), Some(key), None) = (
+        words.next(),
+        words.next(),
+        words.next(),
+        words.next(),
+        words.next(),
+    ) else {
+        return Err(bad(format!(
+            "jail \"{}\": expected HOST PORT KEYTYPE BASE64",
+            shown(value)
+        )));
+    };
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    if !valid_host(host) {
+        return Err(bad(format!("jail host \"{}\"", shown(host))));
+    }
+    let port = parse_port(port, "jail port")?;
+    let blob = parse_key_line(&format!("{ty} {key}")).ok_or_else(|| {
+        bad(format!(
+            "jail {host} host key \"{}\" does not parse",
+            shown(ty)
+        ))
+    })?;
+    let mut sha = [0u8; 32];
+    sha.copy_from_slice(ring::digest::digest(&ring::digest::SHA256, &blob).as_ref());
+    Ok(EnrolledJail {
+        host: heapless::String::try_from(host).map_err(|_| bad("jail host too long"))?,
+        port,
+        key_sha256: sha,
+    })
+}
+
+/// Where the MAC in a request came from (said in a log line).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mac {
+    /// `aa:bb:cc:dd:ee:ff`, lowercase.
+    pub address: String,
+    pub interface: String,
+    /// True when the interface holds the default route.
+    pub default_route: bool,
+}
+
+/// The interface of the default route in a /proc/net/route text, if any.
+pub fn default_route_interface(route: &str) -> Option<&str> {
+    route.lines().skip(1).find_map(|l| {
+        let mut f = l.split_whitespace();
+        let (iface, dest) = (f.next()?, f.next()?);
+        let flags = u32::from_str_radix(f.nth(1)?, 16).ok()?;
+        let mask = f.nth(3)?;
+        // RTF_UP, destination and mask 0.0.0.0.
+        (dest == "00000000" && mask == "00000000" && flags & 1 == 1).then_some(iface)
+    })
+}
+
+/// A MAC address as /sys/class/net/IF/address holds it, if it is a real
+/// one: six lowercase hex octets, not all zero, not multicast.
+pub fn real_mac(s: &str) -> Option<String> {
+    let s = s.trim().to_ascii_lowercase();
+    let octets: Vec<u8> = s
+        .split(':')
+        .map(|o| {
+            (o.len() == 2)
+                .then(|| u8::from_str_radix(o, 16).ok())
+                .flatten()
+        })
+        .collect::<Option<_>>()?;
+    (octets.len() == 6 && octets.iter().any(|&b| b != 0) && octets[0] & 1 == 0).then_some(s)
+}
+
+/// This device's MAC: that of the interface holding the default route (from
+/// /proc/net/route), else of the first non-loopback interface in
+/// /sys/class/net (by name) with a real address.
+pub fn device_mac() -> Option<Mac> {
+    let read = |p: &str| -> Option<String> {
+        let mut s = String::new();
+        std::fs::File::open(p)
+            .ok()?
+            .take(64 * 1024)
+            .read_to_string(&mut s)
+            .ok()?;
+        Some(s)
+    };
+    let of =
+        |iface: &str| read(&format!("/sys/class/net/{iface}/address")).and_then(|a| real_mac(&a));
+    if let Some(route) = read("/proc/net/route")
+        && let Some(iface) = default_route_interface(&route)
+        && !iface.contains('/')
+        && let Some(address) = of(iface)
+    {
+        return Some(Mac {
+            address,
+            interface: iface.to_string(),
+            default_route: true,
+        });
+    }
+    let mut names: Vec<String> = std::fs::read_dir("/sys/class/net")
+        .ok()?
+        .flatten()
+        .take(MAX_DIR_SCAN_ENTRIES)
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| n != "lo")
+        .collect();
+    names.sort();
+    names.into_iter().find_map(|iface| {
+        of(&iface).map(|address| Mac {
+            address,
+            interface: iface,
+            default_route: false,
+        })
+    })
+}
+
+/// The device's own sshd host keys from `path` as `TYPE BASE64` (comments
+/// dropped), at most [`MAX_CLAIM_HOST_KEYS`]. A missing file is `Ok(empty)`
+/// (the caller warns); an unreadable or malformed one is an error line.
+pub fn device_host_keys(path: &Path) -> Result<Vec<String>, String> {
+    let what = |e: &dyn fmt::Display| format!("--device-host-key {}: {e}", path.display());
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(what(&e)),
+    };
+    let mut text = String::new();
+    file.take(MAX_DEVICE_HOST_KEY_FILE_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| what(&e))?;
+    if text.len() as u64 > MAX_DEVICE_HOST_KEY_FILE_BYTES {
+        return Err(what(&format!(
+            "larger than {MAX_DEVICE_HOST_KEY_FILE_BYTES} bytes"
+        )));
+    }
+    let mut keys = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let mut w = line.split_ascii_whitespace();
+        let (Some(ty), Some(b64)) = (w.next(), w.next()) else {
+            return Err(what(&format!("line {}: expected TYPE BASE64", n + 1)));
+        };
+        let key = format!("{ty} {b64}");
+        if parse_key_line(&key).is_none() {
+            return Err(what(&format!(
+                "line {}: not an OpenSSH public key (for dropbear: dropbearkey -y -f KEY | grep ^ssh-)",
+                n + 1
+            )));
+        }
+        if keys.len() == MAX_CLAIM_HOST_KEYS {
+            return Err(what(&format!("more than {MAX_CLAIM_HOST_KEYS} keys")));
+        }
+        keys.push(key);
+    }
+    Ok(keys)
+}
+
+/// The request: hello, token, MAC, optional id, host keys. Fails (naming no
+/// secret) if it would exceed [`MAX_CLAIM_REQUEST_BYTES`].
+pub fn request(
+    token: &str,
+    mac: &str,
+    device_id: Option<&str>,
+    host_keys: &[String],
+) -> Result<Vec<u8>, String> {
+    let mut r = format!("{HELLO}\ntoken {token}\nmac {mac}\n");
+    if let Some(id) = device_id {
+        r += &format!("id {id}\n");
+    }
+    for k in host_keys.iter().take(MAX_CLAIM_HOST_KEYS) {
+        r += &format!("host-key {k}\n");
+    }
+    if r.len() > MAX_CLAIM_REQUEST_BYTES {
+        return Err(format!(
+            "the claim request would be larger than {MAX_CLAIM_REQUEST_BYTES} bytes (fewer or shorter --device-host-key keys)"
+        ));
+    }
+    Ok(r.into_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILSxTfmlAiwH+ji2323IlcApfpKGCoZRmkEkr6czTshq";
+
+    fn ok_answer(jails: &str) -> String {
+        format!(
+            "jailbird-claim 1\nok\ndevice b827eb123456\nport 2022\nuser tun-b827\ntarget 127.0.0.1:22\n{jails}"
+        )
+    }
+
+    #[test]
+    fn an_accepted_answer_becomes_an_enrolment() {
+        let a = ok_answer(&format!(
+            "jail jail-a.example 22 {KEY}\njail [fd00::1] 8022 {KEY}\n"
+        ));
+        let Answer::Accepted(e) = parse_answer(a.as_bytes()).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            (e.device.as_str(), e.port, e.user.as_str()),
+            ("b827eb123456", 2022, "tun-b827")
+        );
+        assert_eq!((e.target_host.as_str(), e.target_port), ("127.0.0.1", 22));
+        assert_eq!(e.jails.len(), 2);
+        assert_eq!(
+            (e.jails[1].host.as_str(), e.jails[1].port),
+            ("fd00::1", 8022)
+        );
+        let blob = parse_key_line(KEY).unwrap();
+        assert_eq!(
+            e.jails[0].key_sha256[..],
+            *ring::digest::digest(&ring::digest::SHA256, &blob).as_ref()
+        );
+        assert_eq!(e.problem(), None);
+    }
+
+    #[test]
+    fn refusals_carry_their_reason() {
+        for (word, reason) in [
+            ("unknown", Reason::Unknown),
+            ("expired", Reason::Expired),
+            ("used-up", Reason::UsedUp),
+            ("revoked", Reason::Revoked),
+            ("wrong-pool", Reason::WrongPool),
+            ("mac-prefix", Reason::MacPrefix),
+            ("malformed", Reason::Malformed),
+            ("conflict", Reason::Conflict),
+            ("rate-limited", Reason::RateLimited),
+            ("unavailable", Reason::Unavailable),
+        ] {
+            let a = format!("jailbird-claim 1\nrefused {word}\n");
+            assert_eq!(
+                parse_answer(a.as_bytes()),
+                Ok(Answer::Refused(reason.clone()))
+            );
+            assert_eq!(reason.word(), word);
+        }
+        let a = b"jailbird-claim 1\nrefused Sp00ky\x1b[31m-x\n";
+        assert!(parse_answer(a).is_err(), "control bytes");
+        let a = b"jailbird-claim 1\nrefused Sp00ky-x_{}\n";
+        let Answer::Refused(r) = parse_answer(a).unwrap() else {
+            panic!()
+        };
+        assert_eq!(r.word(), "p00ky-x");
+        assert!(r.to_string().contains("p00ky-x"));
+    }
+
+    #[test]
+    fn broken_answers_are_refused_with_one_line() {
+        let good = ok_answer(&format!("jail j 22 {KEY}\n"));
+        assert!(parse_answer(good.as_bytes()).is_ok());
+        let mut cases: Vec<(Vec<u8>, &str)> = vec![
+            (vec![b'a'; MAX_CLAIM_ANSWER_BYTES + 1], "larger than"),
+            (b"".to_vec(), "empty"),
+            (b"\x00\xff garbage".to_vec(), "byte 0x00"),
+            (b"HTTP/1.1 200 OK\n".to_vec(), "first line"),
+            (b"jailbird-claim 1\n".to_vec(), "truncated"),
+            (b"jailbird-claim 1\nok\ndevice x\n".to_vec(), "truncated"),
+            (good.as_bytes()[..good.len() - 1].to_vec(), "truncated"),
+            (good.replace("port 2022", "port 0").into_bytes(), "port"),
+            (good.replace("port 2022", "port 65536").into_bytes(), "port"),
+            (
+                good.replace("user tun-b827", "user a;b").into_bytes(),
+                "user",
+            ),
+            (
+                good.replace("target 127.0.0.1:22", "target x").into_bytes(),
+                "target",
+            ),
+            (format!("{good}port 1\n").into_bytes(), "twice"),
+            (format!("{good}shell /bin/sh\n").into_bytes(), "unknown key"),
+            (
+                format!("{good}jail j 22 {KEY}\n").into_bytes(),
+                "named twice",
+            ),
+            (
+                good.replace("AAAAC3", "AAAAC4").into_bytes(),
+                "does not parse",
+            ),
+            (
+                b"jailbird-claim 1\nrefused expired\nok\n".to_vec(),
+                "after the refusal",
+            ),
+            (b"jailbird-claim 1\nmaybe\n".to_vec(), "second line"),
+            (b"jailbird-claim 1\r\nok\r\n".to_vec(), "byte 0x0d"),
+        ];
+        let many: String = (0..=MAX_ENROLLED_JAILS)
+            .map(|i| format!("jail j{i} 22 {KEY}\n"))
+            .collect();
+        cases.push((ok_answer(&many).into_bytes(), "more than"));
+        let lines = format!(
+            "jailbird-claim 1\nok\n{}",
+            "x y\n".repeat(MAX_CLAIM_ANSWER_LINES)
+        );
+        cases.push((lines.into_bytes(), "lines"));
+        for (input, want) in cases {
+            let e = parse_answer(&input).unwrap_err().0;
+            assert!(
+                e.contains(want) && !e.contains('\n') && e.len() < 200,
+                "{:?}: {e}",
+                String::from_utf8_lossy(&input)
+            );
+        }
+    }
+
+    #[test]
+    fn the_default_route_names_the_interface() {
+        let route = "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
+                     wlan0\t0002A8C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n\
+                     eth0\t00000000\t0102A8C0\t0003\t0\t0\t100\t00000000\t0\t0\t0\n";
+        assert_eq!(default_route_interface(route), Some("eth0"));
+        assert_eq!(default_route_interface("Iface\n"), None);
+        assert_eq!(
+            real_mac("B8:27:EB:12:34:56\n").as_deref(),
+            Some("b8:27:eb:12:34:56")
+        );
+        for fake in [
+            "00:00:00:00:00:00",
+            "01:00:5e:00:00:01",
+            "b8:27:eb:12:34",
+            "zz:27:eb:12:34:56",
+        ] {
+            assert_eq!(real_mac(fake), None, "{fake}");
+        }
+    }
+
+    #[test]
+    fn the_request_has_the_wire_shape() {
+        let r = request(
+            "tok",
+            "b8:27:eb:12:34:56",
+            Some("dev-1"),
+            &[KEY.to_string()],
+        )
+        .unwrap();
+        assert_eq!(
+            String::from_utf8(r).unwrap(),
+            format!(
+                "jailbird-claim 1\ntoken tok\nmac b8:27:eb:12:34:56\nid dev-1\nhost-key {KEY}\n"
+            )
+        );
+        let huge = vec!["k".repeat(MAX_CLAIM_REQUEST_BYTES)];
+        let e = request("s3cret", "b8:27:eb:12:34:56", None, &huge).unwrap_err();
+        assert!(!e.contains("s3cret"), "{e}");
+    }
+}
