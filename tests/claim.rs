@@ -382,3 +382,52 @@ fn a_version_1_state_file_still_loads_and_claims() {
     let line = agent.wait_log("refused key", READY);
     assert!(line.contains(CLAIM_USER), "{line}");
 }
+
+/// A second jail (another sshd, unknown to the configured trust) whose tunnel
+/// account lets the claim's device forward `listen`; the answer naming it with
+/// `key` (`TYPE BASE64`).
+fn second_jail(c: &ClaimJail, echo_port: u16, key: Option<&str>) -> (Jail, u16, String) {
+    let listen = free_port();
+    let (ok, line, err) = jailbird(&[
+        "authorize",
+        "--state",
+        &c.state,
+        "--listen",
+        &listen.to_string(),
+    ]);
+    assert!(ok.success(), "{err}");
+    let j2 = Jail::start(JailOpts::new(listen, &line));
+    let key = key.map_or_else(|| key_words(&j2.host_key_line), str::to_string);
+    let answer = format!(
+        "jailbird-claim 1\nok\ndevice b827eb123456\nport {listen}\nuser {}\ntarget 127.0.0.1:{echo_port}\njail 127.0.0.1 {} {key}\n",
+        j2.user, j2.port,
+    );
+    (j2, listen, answer)
+}
+
+#[test]
+fn the_answers_jail_host_keys_are_pinned() {
+    // The answer names a jail no configured source knows, with its key: the
+    // key from the answer is what makes it trusted.
+    let c = ClaimJail::start();
+    let echo = Echo::start();
+    let (j2, listen, answer) = second_jail(&c, echo.port, None);
+    c.set_answer(answer.as_bytes());
+    let mut agent = c.spawn_agent();
+    let up = agent.wait_log("tunnel up", READY);
+    assert!(up.contains(&format!("jail=127.0.0.1:{}", j2.port)), "{up}");
+    let data = pattern(16 * 1024, 3);
+    assert_eq!(sha256(&echo_roundtrip(listen, &data)), sha256(&data));
+    stop(&mut agent);
+
+    // The same jail named with another key (the claim jail's): refused as a
+    // changed key, never up.
+    let c = ClaimJail::start();
+    let wrong = key_words(&c.jail.host_key_line);
+    let (j2, _, answer) = second_jail(&c, echo.port, Some(&wrong));
+    c.set_answer(answer.as_bytes());
+    let agent = c.spawn_agent();
+    let line = agent.wait_log("jail host key changed", READY);
+    assert!(line.contains(&format!("127.0.0.1:{}", j2.port)), "{line}");
+    assert_eq!(agent.count("tunnel up"), 0);
+}
