@@ -112,33 +112,26 @@ pub enum Answer {
     Refused(Reason),
 }
 
-/// Why an answer is unusable; one line, never quoting more than a short,
-/// escaped piece of what the jail sent.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct BadAnswer(pub String);
+/// Why an answer is unusable: what was wrong and on which line (1-based;
+/// 0: the answer as a whole). Static words, so nothing the jail sent is
+/// echoed into a log line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BadAnswer {
+    pub line: usize,
+    pub what: &'static str,
+}
 
 impl fmt::Display for BadAnswer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        if self.line > 0 {
+            write!(f, "line {}: ", self.line)?;
+        }
+        f.write_str(self.what)
     }
 }
 
-fn bad(what: impl Into<String>) -> BadAnswer {
-    BadAnswer(what.into())
-}
-
-/// A piece of the peer's text fit for a log line: escaped, at most 40 characters.
-fn shown(s: &str) -> String {
-    let mut out: String = s
-        .chars()
-        .take(40)
-        .collect::<String>()
-        .escape_debug()
-        .to_string();
-    if s.chars().count() > 40 {
-        out.push_str("...");
-    }
-    out
+fn bad<T>(line: usize, what: &'static str) -> Result<T, BadAnswer> {
+    Err(BadAnswer { line, what })
 }
 
 /// Parses a claim answer (at most [`MAX_CLAIM_ANSWER_BYTES`] and
@@ -147,185 +140,169 @@ fn shown(s: &str) -> String {
 /// missing ones are errors.
 pub fn parse_answer(bytes: &[u8]) -> Result<Answer, BadAnswer> {
     if bytes.len() > MAX_CLAIM_ANSWER_BYTES {
-        return Err(bad(format!(
-            "answer larger than {MAX_CLAIM_ANSWER_BYTES} bytes"
-        )));
+        return bad(0, "larger than 8192 bytes");
     }
-    if bytes.is_empty() {
-        return Err(bad("empty answer"));
-    }
-    if let Some(at) = bytes
+    if !bytes
         .iter()
-        .position(|&b| !(b == b'\n' || (0x20..0x7f).contains(&b)))
+        .all(|&b| b == b'\n' || (0x20..0x7f).contains(&b))
     {
-        return Err(bad(format!(
-            "byte 0x{:02x} at offset {at} (the answer is printable ASCII lines)",
-            bytes[at]
-        )));
+        return bad(
+            0,
+            "a byte that is not printable ASCII (binary, or not an answer)",
+        );
     }
-    // Checked above: all ASCII.
-    let text = std::str::from_utf8(bytes).map_err(|_| bad("not ASCII"))?;
-    let Some(body) = text.strip_suffix('\n') else {
-        return Err(bad("truncated: the last line has no newline"));
+    let Some(body) = std::str::from_utf8(bytes)
+        .ok()
+        .and_then(|t| t.strip_suffix('\n'))
+    else {
+        return bad(0, "truncated: empty, or the last line has no newline");
     };
-    let mut lines = body.split('\n');
-    if body.split('\n').count() > MAX_CLAIM_ANSWER_LINES {
-        return Err(bad(format!("more than {MAX_CLAIM_ANSWER_LINES} lines")));
+    let lines: heapless::Vec<&str, MAX_CLAIM_ANSWER_LINES> = match body
+        .split('\n')
+        .try_fold(heapless::Vec::new(), |mut v, l| v.push(l).map(|()| v))
+    {
+        Ok(v) => v,
+        Err(_) => return bad(0, "more than 24 lines"),
+    };
+    if lines[0] != HELLO {
+        return bad(1, "not \"jailbird-claim 1\"");
     }
-    match lines.next() {
-        Some(HELLO) => {}
-        Some(l) => {
-            return Err(bad(format!(
-                "first line \"{}\", expected \"{HELLO}\"",
-                shown(l)
-            )));
-        }
-        None => return Err(bad("empty answer")),
-    }
-    match lines.next() {
-        Some("ok") => parse_accepted(lines).map(|e| Answer::Accepted(Box::new(e))),
+    match lines.get(1).copied() {
+        Some("ok") => parse_accepted(&lines[2..]).map(|e| Answer::Accepted(Box::new(e))),
         Some(l) if l.starts_with("refused ") => {
             let word = &l["refused ".len()..];
             if word.is_empty() || word.contains(' ') {
-                return Err(bad(format!("refusal line \"{}\"", shown(l))));
+                return bad(2, "a refusal without one reason word");
             }
-            if let Some(extra) = lines.next() {
-                return Err(bad(format!(
-                    "a line after the refusal: \"{}\"",
-                    shown(extra)
-                )));
+            if lines.len() > 2 {
+                return bad(3, "a line after the refusal");
             }
             Ok(Answer::Refused(Reason::from_word(word)))
         }
-        Some(l) => Err(bad(format!(
-            "second line \"{}\", expected \"ok\" or \"refused REASON\"",
-            shown(l)
-        ))),
-        None => Err(bad("truncated: no \"ok\" or \"refused\" line")),
+        Some(_) => bad(2, "neither \"ok\" nor \"refused REASON\""),
+        None => bad(0, "truncated: no \"ok\" or \"refused\" line"),
     }
 }
 
-/// The lines after `ok`: device, port, user, target once each, 1 to
-/// [`MAX_ENROLLED_JAILS`] jails.
-fn parse_accepted<'a>(lines: impl Iterator<Item = &'a str>) -> Result<Enrolment, BadAnswer> {
+/// The lines after `ok` (the answer's line 3 on): device, port, user,
+/// target once each, 1 to [`MAX_ENROLLED_JAILS`] jails.
+fn parse_accepted(lines: &[&str]) -> Result<Enrolment, BadAnswer> {
     let mut device = None;
     let mut port = None;
     let mut user = None;
     let mut target = None;
     let mut jails: heapless::Vec<EnrolledJail, MAX_ENROLLED_JAILS> = heapless::Vec::new();
-    for line in lines {
-        let (key, value) = line
-            .split_once(' ')
-            .ok_or_else(|| bad(format!("line \"{}\" has no value", shown(line))))?;
-        fn once<T>(slot: &Option<T>, key: &str) -> Result<(), BadAnswer> {
-            match slot {
-                Some(_) => Err(bad(format!("\"{key}\" given twice"))),
-                None => Ok(()),
-            }
+    for (i, line) in lines.iter().enumerate() {
+        let n = i + 3;
+        let Some((key, value)) = line.split_once(' ') else {
+            return bad(n, "no value");
+        };
+        let twice = match key {
+            "device" => device.is_some(),
+            "port" => port.is_some(),
+            "user" => user.is_some(),
+            "target" => target.is_some(),
+            _ => false,
+        };
+        if twice {
+            return bad(n, "a key given twice");
         }
         match key {
-            "device" => {
-                once(&device, key)?;
-                if !valid_device_id(value) {
-                    return Err(bad(format!("device id \"{}\"", shown(value))));
-                }
-                device =
-                    Some(heapless::String::try_from(value).map_err(|_| bad("device id too long"))?);
-            }
+            "device" => match heapless::String::try_from(value) {
+                Ok(d) if valid_device_id(value) => device = Some(d),
+                _ => return bad(n, "not a device id"),
+            },
             "port" => {
-                once(&port, key)?;
-                port = Some(parse_port(value, "port")?);
+                port = Some(parse_port(value).ok_or(BadAnswer {
+                    line: n,
+                    what: "port not 1..=65535",
+                })?)
             }
-            "user" => {
-                once(&user, key)?;
-                if !valid_user(value) {
-                    return Err(bad(format!("user \"{}\"", shown(value))));
-                }
-                user =
-                    Some(heapless::String::try_from(value).map_err(|_| bad("user name too long"))?);
-            }
+            "user" => match heapless::String::try_from(value) {
+                Ok(u) if valid_user(value) => user = Some(u),
+                _ => return bad(n, "not a user name"),
+            },
             "target" => {
-                once(&target, key)?;
-                let (h, p) = split_host_port(value)
+                let t = split_host_port(value)
                     .filter(|(h, _)| valid_host(h))
-                    .ok_or_else(|| {
-                        bad(format!("target \"{}\": expected HOST:PORT", shown(value)))
-                    })?;
-                target = Some((h, parse_port(p, "target port")?));
+                    .and_then(|(h, p)| Some((heapless::String::try_from(h).ok()?, parse_port(p)?)));
+                match t {
+                    Some(t) => target = Some(t),
+                    None => return bad(n, "target not HOST:PORT"),
+                }
             }
             "jail" => {
-                let jail = parse_jail(value)?;
+                let jail = parse_jail(value).ok_or(BadAnswer {
+                    line: n,
+                    what: "jail not HOST PORT KEYTYPE BASE64 of a key this jailbird reads",
+                })?;
                 if jails
                     .iter()
                     .any(|j| j.host == jail.host && j.port == jail.port)
                 {
-                    return Err(bad(format!("jail \"{}\" named twice", shown(value))));
+                    return bad(n, "a jail named twice");
                 }
-                jails
-                    .push(jail)
-                    .map_err(|_| bad(format!("more than {MAX_ENROLLED_JAILS} jails")))?;
+                if jails.push(jail).is_err() {
+                    return bad(n, "more than 8 jails");
+                }
             }
-            other => return Err(bad(format!("unknown key \"{}\"", shown(other)))),
+            _ => return bad(n, "unknown key"),
         }
     }
-    let missing = |what: &str| bad(format!("truncated: no \"{what}\" line"));
-    let (target_host, target_port) = target.ok_or_else(|| missing("target"))?;
+    let (Some(device), Some(port), Some(user), Some((target_host, target_port))) =
+        (device, port, user, target)
+    else {
+        return bad(0, "truncated: device, port, user or target missing");
+    };
     if jails.is_empty() {
-        return Err(missing("jail"));
+        return bad(0, "truncated: no jail");
     }
     Ok(Enrolment {
-        device: device.ok_or_else(|| missing("device"))?,
-        port: port.ok_or_else(|| missing("port"))?,
-        user: user.ok_or_else(|| missing("user"))?,
-        target_host: heapless::String::try_from(target_host)
-            .map_err(|_| bad("target host too long"))?,
+        device,
+        port,
+        user,
+        target_host,
         target_port,
         jails,
     })
 }
 
 /// A port 1..=65535 in plain decimal.
-fn parse_port(s: &str, what: &str) -> Result<u16, BadAnswer> {
+fn parse_port(s: &str) -> Option<u16> {
     match s.parse::<u16>() {
-        Ok(p) if p != 0 && s.bytes().all(|b| b.is_ascii_digit()) && !s.starts_with('0') => Ok(p),
-        _ => Err(bad(format!("{what} \"{}\": expected 1..=65535", shown(s)))),
+        Ok(p) if p != 0 && s.bytes().all(|b| b.is_ascii_digit()) && !s.starts_with('0') => Some(p),
+        _ => None,
     }
 }
 
 /// `HOST PORT KEYTYPE BASE64`: the jail's address and its host key, kept as
 /// the SHA-256 of the key blob (what a pin compares).
-fn parse_jail(value: &str) -> Result<EnrolledJail, BadAnswer> {
+fn parse_jail(value: &str) -> Option<EnrolledJail> {
     let mut words = value.split(' ');
-    let (Some(host), Some(port), Some(ty), Some(key), None) = (
+    let (Some(raw_host), Some(port), Some(_), Some(_), None) = (
         words.next(),
         words.next(),
         words.next(),
         words.next(),
         words.next(),
     ) else {
-        return Err(bad(format!(
-            "jail \"{}\": expected HOST PORT KEYTYPE BASE64",
-            shown(value)
-        )));
+        return None;
     };
-    let host = host
+    // "KEYTYPE BASE64", as parse_key_line reads it.
+    let key = &value[raw_host.len() + port.len() + 2..];
+    let host = raw_host
         .strip_prefix('[')
         .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(host);
+        .unwrap_or(raw_host);
     if !valid_host(host) {
-        return Err(bad(format!("jail host \"{}\"", shown(host))));
+        return None;
     }
-    let port = parse_port(port, "jail port")?;
-    let blob = parse_key_line(&format!("{ty} {key}")).ok_or_else(|| {
-        bad(format!(
-            "jail {host} host key \"{}\" does not parse",
-            shown(ty)
-        ))
-    })?;
+    let port = parse_port(port)?;
+    let blob = parse_key_line(key)?;
     let mut sha = [0u8; 32];
     sha.copy_from_slice(ring::digest::digest(&ring::digest::SHA256, &blob).as_ref());
-    Ok(EnrolledJail {
-        host: heapless::String::try_from(host).map_err(|_| bad("jail host too long"))?,
+    Some(EnrolledJail {
+        host: heapless::String::try_from(host).ok()?,
         port,
         key_sha256: sha,
     })
@@ -394,21 +371,28 @@ pub fn device_mac() -> Option<Mac> {
             default_route: true,
         });
     }
-    let mut names: Vec<String> = std::fs::read_dir("/sys/class/net")
+    // The first by name, without sorting the directory.
+    let mut first: Option<Mac> = None;
+    for entry in std::fs::read_dir("/sys/class/net")
         .ok()?
         .flatten()
         .take(MAX_DIR_SCAN_ENTRIES)
-        .filter_map(|e| e.file_name().into_string().ok())
-        .filter(|n| n != "lo")
-        .collect();
-    names.sort();
-    names.into_iter().find_map(|iface| {
-        of(&iface).map(|address| Mac {
-            address,
-            interface: iface,
-            default_route: false,
-        })
-    })
+    {
+        let Ok(iface) = entry.file_name().into_string() else {
+            continue;
+        };
+        if iface == "lo" || first.as_ref().is_some_and(|m| m.interface <= iface) {
+            continue;
+        }
+        if let Some(address) = of(&iface) {
+            first = Some(Mac {
+                address,
+                interface: iface,
+                default_route: false,
+            });
+        }
+    }
+    first
 }
 
 /// The device's own sshd host keys from `path` as `TYPE BASE64` (comments
@@ -554,56 +538,78 @@ mod tests {
         assert!(parse_answer(good.as_bytes()).is_ok());
         let mut cases: Vec<(Vec<u8>, &str)> = vec![
             (vec![b'a'; MAX_CLAIM_ANSWER_BYTES + 1], "larger than"),
-            (b"".to_vec(), "empty"),
-            (b"\x00\xff garbage".to_vec(), "byte 0x00"),
-            (b"HTTP/1.1 200 OK\n".to_vec(), "first line"),
+            (b"".to_vec(), "truncated"),
+            (b"\x00\xff garbage".to_vec(), "not printable ASCII"),
+            (b"HTTP/1.1 200 OK\n".to_vec(), "line 1: not"),
             (b"jailbird-claim 1\n".to_vec(), "truncated"),
             (b"jailbird-claim 1\nok\ndevice x\n".to_vec(), "truncated"),
             (good.as_bytes()[..good.len() - 1].to_vec(), "truncated"),
-            (good.replace("port 2022", "port 0").into_bytes(), "port"),
-            (good.replace("port 2022", "port 65536").into_bytes(), "port"),
+            (
+                good.replace("port 2022", "port 0").into_bytes(),
+                "line 4: port",
+            ),
+            (
+                good.replace("port 2022", "port 65536").into_bytes(),
+                "line 4: port",
+            ),
             (
                 good.replace("user tun-b827", "user a;b").into_bytes(),
-                "user",
+                "line 5: not a user",
             ),
             (
                 good.replace("target 127.0.0.1:22", "target x").into_bytes(),
-                "target",
+                "line 6: target",
             ),
-            (format!("{good}port 1\n").into_bytes(), "twice"),
-            (format!("{good}shell /bin/sh\n").into_bytes(), "unknown key"),
+            (
+                format!("{good}port 1\n").into_bytes(),
+                "line 8: a key given twice",
+            ),
+            (
+                format!("{good}shell /bin/sh\n").into_bytes(),
+                "line 8: unknown key",
+            ),
             (
                 format!("{good}jail j 22 {KEY}\n").into_bytes(),
-                "named twice",
+                "line 8: a jail named twice",
             ),
             (
                 good.replace("AAAAC3", "AAAAC4").into_bytes(),
-                "does not parse",
+                "line 7: jail not",
             ),
             (
                 b"jailbird-claim 1\nrefused expired\nok\n".to_vec(),
-                "after the refusal",
+                "line 3: a line after",
             ),
-            (b"jailbird-claim 1\nmaybe\n".to_vec(), "second line"),
-            (b"jailbird-claim 1\r\nok\r\n".to_vec(), "byte 0x0d"),
+            (b"jailbird-claim 1\nmaybe\n".to_vec(), "line 2: neither"),
+            (
+                b"jailbird-claim 1\r\nok\r\n".to_vec(),
+                "not printable ASCII",
+            ),
         ];
         let many: String = (0..=MAX_ENROLLED_JAILS)
             .map(|i| format!("jail j{i} 22 {KEY}\n"))
             .collect();
-        cases.push((ok_answer(&many).into_bytes(), "more than"));
+        cases.push((ok_answer(&many).into_bytes(), "more than 8 jails"));
         let lines = format!(
             "jailbird-claim 1\nok\n{}",
             "x y\n".repeat(MAX_CLAIM_ANSWER_LINES)
         );
-        cases.push((lines.into_bytes(), "lines"));
+        cases.push((lines.into_bytes(), "more than 24 lines"));
         for (input, want) in cases {
-            let e = parse_answer(&input).unwrap_err().0;
+            let e = parse_answer(&input).unwrap_err().to_string();
             assert!(
                 e.contains(want) && !e.contains('\n') && e.len() < 200,
                 "{:?}: {e}",
                 String::from_utf8_lossy(&input)
             );
         }
+    }
+
+    #[test]
+    fn the_bounds_in_error_words_are_the_constants() {
+        assert_eq!(MAX_CLAIM_ANSWER_BYTES, 8192);
+        assert_eq!(MAX_CLAIM_ANSWER_LINES, 24);
+        assert_eq!(MAX_ENROLLED_JAILS, 8);
     }
 
     #[test]

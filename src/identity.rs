@@ -30,6 +30,8 @@ pub const FORMAT_VERSION_V1: u8 = 1;
 /// Format version of a state with an enrolment (written so, and read).
 pub const FORMAT_VERSION: u8 = 2;
 const HEADER_BYTES: usize = MAGIC.len() + 1;
+/// The CRC-32C trailer, little-endian.
+const CRC_BYTES: usize = 4;
 const CRC: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISCSI);
 
 /// A jail host key pinned on first use: `host:port` and the SHA-256 of the key blob.
@@ -109,20 +111,6 @@ pub struct State {
     pub pins: heapless::Vec<Pin, MAX_PINNED_HOSTS>,
     /// The claim's result (format version 2); `None` in a version 1 file.
     pub enrolment: Option<Enrolment>,
-}
-
-/// The body of a format version 1 file.
-#[derive(Serialize, Deserialize)]
-struct StateV1 {
-    seed: [u8; 32],
-    pins: heapless::Vec<Pin, MAX_PINNED_HOSTS>,
-}
-
-/// The body of a version 1 file, borrowed from a [`State`] to write it.
-#[derive(Serialize)]
-struct StateV1Ref<'a> {
-    seed: &'a [u8; 32],
-    pins: &'a heapless::Vec<Pin, MAX_PINNED_HOSTS>,
 }
 
 impl fmt::Debug for State {
@@ -246,24 +234,21 @@ where
 {
     let mut buf = [0u8; MAX_STATE_FILE_BYTES];
     buf[..MAGIC.len()].copy_from_slice(&MAGIC);
-    let out = &mut buf[HEADER_BYTES..];
-    let body = if state.enrolment.is_some() {
-        postcard::to_slice_crc32(state, out, CRC.digest())
-    } else {
-        let v1 = StateV1Ref {
-            seed: &state.seed,
-            pins: &state.pins,
-        };
-        postcard::to_slice_crc32(&v1, out, CRC.digest())
-    }
-    .map_err(|_| StateError::TooLarge)?;
-    let body_len = body.len();
-    buf[MAGIC.len()] = if state.enrolment.is_some() {
-        FORMAT_VERSION
-    } else {
-        FORMAT_VERSION_V1
+    let room = MAX_STATE_FILE_BYTES - CRC_BYTES;
+    let body = postcard::to_slice(state, &mut buf[HEADER_BYTES..room])
+        .map_err(|_| StateError::TooLarge)?
+        .len();
+    // One layout for both versions: a version 1 body is a version 2 body
+    // without its last byte, the `None` of the absent enrolment.
+    let (version, body) = match state.enrolment {
+        Some(_) => (FORMAT_VERSION, body),
+        None => (FORMAT_VERSION_V1, body - 1),
     };
-    let len = HEADER_BYTES + body_len;
+    buf[MAGIC.len()] = version;
+    let end = HEADER_BYTES + body;
+    let crc = CRC.checksum(&buf[HEADER_BYTES..end]);
+    buf[end..end + CRC_BYTES].copy_from_slice(&crc.to_le_bytes());
+    let len = end + CRC_BYTES;
     w.write_all(&buf[..len])
         .map_err(|e| StateError::Io(e.into()))?;
     w.flush().map_err(|e| StateError::Io(e.into()))
@@ -302,25 +287,33 @@ pub fn decode_bytes(bytes: &[u8]) -> Result<State, StateError> {
     if bytes[..MAGIC.len()] != MAGIC {
         return Err(StateError::BadMagic);
     }
-    let body = &bytes[HEADER_BYTES..];
-    match bytes[MAGIC.len()] {
-        FORMAT_VERSION_V1 => postcard::from_bytes_crc32::<StateV1>(body, CRC.digest())
-            .map(|v1| State {
-                seed: v1.seed,
-                pins: v1.pins,
-                enrolment: None,
-            })
-            .map_err(|_| StateError::Corrupt),
-        FORMAT_VERSION => {
-            let s: State =
-                postcard::from_bytes_crc32(body, CRC.digest()).map_err(|_| StateError::Corrupt)?;
-            // A version 2 file always holds one: otherwise it was written as 1.
-            if s.enrolment.is_none() {
-                return Err(StateError::Corrupt);
-            }
-            Ok(s)
-        }
-        version => Err(StateError::Version(version)),
+    let version = bytes[MAGIC.len()];
+    if version != FORMAT_VERSION_V1 && version != FORMAT_VERSION {
+        return Err(StateError::Version(version));
+    }
+    let Some(split) = bytes
+        .len()
+        .checked_sub(CRC_BYTES)
+        .filter(|&n| n >= HEADER_BYTES)
+    else {
+        return Err(StateError::Corrupt);
+    };
+    let (body, crc) = (&bytes[HEADER_BYTES..split], &bytes[split..]);
+    if CRC.checksum(body).to_le_bytes() != crc {
+        return Err(StateError::Corrupt);
+    }
+    // A version 1 body is read as version 2 with the enrolment's `None` added.
+    let mut v1 = [0u8; MAX_STATE_FILE_BYTES];
+    let body = if version == FORMAT_VERSION_V1 {
+        v1[..body.len()].copy_from_slice(body);
+        &v1[..=body.len()]
+    } else {
+        body
+    };
+    match postcard::take_from_bytes::<State>(body) {
+        // Every byte used, and the version says whether there is an enrolment.
+        Ok((s, [])) if s.enrolment.is_some() == (version == FORMAT_VERSION) => Ok(s),
+        _ => Err(StateError::Corrupt),
     }
 }
 
@@ -409,7 +402,7 @@ pub fn effective_uid() -> Option<u32> {
 /// `path`, keeping the other agents' pins and replacing this jail's (see
 /// [`update`]). Returns the state now on disk.
 pub fn save_pin(path: &Path, jail: &str, sha256: [u8; 32]) -> Result<State, FileError> {
-    update(path, "cannot pin", |state| {
+    update(path, "cannot pin", &mut |state| {
         state.pins.retain(|p| p.jail.as_str() != jail);
         state.add_pin(jail, sha256)
     })
@@ -418,7 +411,7 @@ pub fn save_pin(path: &Path, jail: &str, sha256: [u8; 32]) -> Result<State, File
 /// Stores the enrolment an accepted claim answer gave (see [`update`]);
 /// the file becomes format version 2. Returns the state now on disk.
 pub fn save_enrolment(path: &Path, enrolment: &Enrolment) -> Result<State, FileError> {
-    update(path, "cannot store the enrolment", |state| {
+    update(path, "cannot store the enrolment", &mut |state| {
         state.enrolment = Some(enrolment.clone());
         Ok(())
     })
@@ -431,7 +424,7 @@ pub fn save_enrolment(path: &Path, enrolment: &Enrolment) -> Result<State, FileE
 fn update(
     path: &Path,
     action: &'static str,
-    change: impl FnOnce(&mut State) -> Result<(), StateError>,
+    change: &mut dyn FnMut(&mut State) -> Result<(), StateError>,
 ) -> Result<State, FileError> {
     let err = |action, error| FileError {
         path: path.into(),

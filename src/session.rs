@@ -929,14 +929,18 @@ pub async fn claim(
     let (mut handle, _) = open(login, jail, pins, save_pin, tx, expect).await?;
     let lost = |e: &dyn fmt::Display| Failure::Lost(format!("claim at jail {jail}: {e}"));
     let exchange = async {
-        let mut ch = handle.channel_open_session().await.map_err(|e| lost(&e))?;
-        ch.exec(true, crate::claim::COMMAND)
+        let ch = handle.channel_open_session().await.map_err(|e| lost(&e))?;
+        // Split as forward.rs does: the same halves' code serves both.
+        let (mut rx, tx) = ch.split();
+        tx.exec(true, crate::claim::COMMAND)
             .await
             .map_err(|e| lost(&e))?;
-        ch.data(request).await.map_err(|e| lost(&e))?;
-        ch.eof().await.map_err(|e| lost(&e))?;
+        tx.data_bytes(bytes::Bytes::copy_from_slice(request))
+            .await
+            .map_err(|e| lost(&e))?;
+        tx.eof().await.map_err(|e| lost(&e))?;
         let mut answer = Vec::with_capacity(1024);
-        while let Some(msg) = ch.wait().await {
+        while let Some(msg) = rx.wait().await {
             match msg {
                 ChannelMsg::Data { data } => {
                     let room = MAX_CLAIM_ANSWER_BYTES + 1 - answer.len();

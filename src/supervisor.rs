@@ -97,17 +97,14 @@ pub async fn run_with(
             let forward;
             (jails, forward) = enrolled_tunnel(&e);
             log::info!(
-                "running as enrolled device {}: -R {}:{}:{} to {}@{}",
+                "running as enrolled device {}: -R {}:{}:{} to {}@{} ({} jail(s) in turn)",
                 e.device,
                 e.port,
                 crate::spec::bracket(&e.target_host),
                 e.target_port,
                 e.user,
-                jails
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join(",")
+                jails[0],
+                jails.len()
             );
             forward
         }
@@ -379,7 +376,9 @@ impl Claiming<'_> {
                 _ = shutdown.wait() => return Ok(None),
             };
             let jitter = random_u32(self.rng);
-            let (line, delay) = match outcome.map(|a| claim::parse_answer(&a)) {
+            let slow = crate::backoff::claim_refused(jitter);
+            // (the line, the refusal's word if any, the delay)
+            let (line, word, delay) = match outcome.map(|a| claim::parse_answer(&a)) {
                 Ok(Ok(Answer::Accepted(e))) => {
                     let saved =
                         identity::save_enrolment(pins.path, &e).map_err(|e| e.to_string())?;
@@ -396,31 +395,27 @@ impl Claiming<'_> {
                 }
                 Ok(Ok(Answer::Refused(Reason::Unavailable))) => (
                     format!("claim at jail {jail}: {}", Reason::Unavailable),
+                    None,
                     backoff.next_delay(crate::backoff::Failure::Other, jitter),
                 ),
                 Ok(Ok(Answer::Refused(r))) => {
-                    let line = format!("claim refused by {jail}: {r}");
-                    status::claim_refused(self.status, &line, r.word());
-                    log::error!(
-                        "{line}; retrying in {:.0}s",
-                        crate::backoff::claim_refused(jitter).as_secs_f32()
-                    );
-                    if !pause(crate::backoff::claim_refused(jitter), shutdown, None).await {
-                        return Ok(None);
-                    }
-                    continue;
+                    (format!("claim refused by {jail}: {r}"), Some(r), slow)
                 }
                 Ok(Err(bad)) => (
                     format!("claim answer from {jail} refused: {bad}"),
-                    crate::backoff::claim_refused(jitter),
+                    None,
+                    slow,
                 ),
                 Err(failure) => {
                     let delay = backoff.next_delay(failure.kind(), jitter);
-                    (failure.to_string(), delay)
+                    (failure.to_string(), None, delay)
                 }
             };
-            status::down(self.status, &line);
-            log::warn!("{line}; retrying in {:.1}s", delay.as_secs_f32());
+            match &word {
+                Some(r) => status::claim_refused(self.status, &line, r.word()),
+                None => status::down(self.status, &line),
+            }
+            log::warn!("{line}; retrying in {:.0}s", delay.as_secs_f32());
             if !pause(delay, shutdown, None).await {
                 return Ok(None);
             }

@@ -288,16 +288,19 @@ fn an_unusable_answer_is_refused_with_one_line_and_writes_no_state() {
     oversized.push(b'\n');
     for (answer, want) in [
         (oversized, "larger than 8192 bytes"),
-        (b"\x00\x01\xff\xfe garbage \x1b[2J".to_vec(), "byte 0x00"),
+        (
+            b"\x00\x01\xff\xfe garbage \x1b[2J".to_vec(),
+            "not printable ASCII",
+        ),
         (good.as_bytes()[..good.len() / 2].to_vec(), "truncated"),
         (
             good.replace(&format!("user {}", c.jail.user), "user ../../etc")
                 .into_bytes(),
-            "user",
+            "line 5: not a user name",
         ),
         (
             good.replace("port ", "shell /bin/sh\nport ").into_bytes(),
-            "unknown key",
+            "line 4: unknown key",
         ),
     ] {
         c.set_answer(&answer);
