@@ -20,88 +20,76 @@ pub const COMMAND: &str = "jailbird-claim 1";
 /// First line of a request and of an answer.
 const HELLO: &str = "jailbird-claim 1";
 
-/// Why the registry refused a claim (the answer's `refused REASON`).
+/// The refusal reasons of the wire format: the word, and in words for the
+/// one log line and the status file.
+const REASONS: [(&str, &str); 10] = [
+    ("unknown", "no such token"),
+    ("expired", "the token has expired"),
+    ("used-up", "the token is used up"),
+    ("revoked", "the token was revoked"),
+    (
+        "wrong-pool",
+        "the token is for another pool than this jail's",
+    ),
+    (
+        "mac-prefix",
+        "this device's MAC is outside the token's MAC prefix",
+    ),
+    ("malformed", "the jail could not parse the request"),
+    (
+        "conflict",
+        "this device id, MAC or key is already enrolled to another device",
+    ),
+    (
+        "rate-limited",
+        "too many refusals from this address recently",
+    ),
+    ("unavailable", "the registry is unavailable"),
+];
+
+/// Why the registry refused a claim (the answer's `refused REASON`): the
+/// word, sanitised (`[a-z0-9-]`, at most 32), and its words if it is one of
+/// the wire format's.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Reason {
-    Unknown,
-    Expired,
-    UsedUp,
-    Revoked,
-    WrongPool,
-    MacPrefix,
-    Malformed,
-    Conflict,
-    RateLimited,
-    /// The registry is unreachable: retried like a network failure.
-    Unavailable,
-    /// A word this agent does not know, sanitised (`[a-z0-9-]`, at most 32).
-    Other(heapless::String<32>),
+pub struct Reason {
+    word: heapless::String<32>,
+    words: Option<&'static str>,
 }
 
 impl Reason {
-    fn from_word(w: &str) -> Reason {
-        match w {
-            "unknown" => Reason::Unknown,
-            "expired" => Reason::Expired,
-            "used-up" => Reason::UsedUp,
-            "revoked" => Reason::Revoked,
-            "wrong-pool" => Reason::WrongPool,
-            "mac-prefix" => Reason::MacPrefix,
-            "malformed" => Reason::Malformed,
-            "conflict" => Reason::Conflict,
-            "rate-limited" => Reason::RateLimited,
-            "unavailable" => Reason::Unavailable,
-            other => {
-                let mut s = heapless::String::new();
-                for c in other
-                    .chars()
-                    .filter(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-')
-                {
-                    if s.push(c).is_err() {
-                        break;
-                    }
-                }
-                Reason::Other(s)
+    /// The reason a jail's `refused WORD` names.
+    pub fn from_word(w: &str) -> Reason {
+        let mut word = heapless::String::new();
+        for c in w
+            .chars()
+            .filter(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-')
+        {
+            if word.push(c).is_err() {
+                break;
             }
         }
+        let words = REASONS.iter().find(|r| r.0 == w).map(|r| r.1);
+        Reason { word, words }
     }
 
-    /// The word on the wire (a sanitised one for [`Reason::Other`]).
+    /// The word (sanitised).
     pub fn word(&self) -> &str {
-        match self {
-            Reason::Unknown => "unknown",
-            Reason::Expired => "expired",
-            Reason::UsedUp => "used-up",
-            Reason::Revoked => "revoked",
-            Reason::WrongPool => "wrong-pool",
-            Reason::MacPrefix => "mac-prefix",
-            Reason::Malformed => "malformed",
-            Reason::Conflict => "conflict",
-            Reason::RateLimited => "rate-limited",
-            Reason::Unavailable => "unavailable",
-            Reason::Other(w) => w,
-        }
+        &self.word
+    }
+
+    /// `unavailable`: the registry is unreachable; retried like a network failure.
+    pub fn is_unavailable(&self) -> bool {
+        self.word == "unavailable"
     }
 }
 
 impl fmt::Display for Reason {
     /// The reason in words, for the one log line and the status file.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Reason::Unknown => "no such token",
-            Reason::Expired => "the token has expired",
-            Reason::UsedUp => "the token is used up",
-            Reason::Revoked => "the token was revoked",
-            Reason::WrongPool => "the token is for another pool than this jail's",
-            Reason::MacPrefix => "this device's MAC is outside the token's MAC prefix",
-            Reason::Malformed => "the jail could not parse the request",
-            Reason::Conflict => "this device id, MAC or key is already enrolled to another device",
-            Reason::RateLimited => "too many refusals from this address recently",
-            Reason::Unavailable => "the registry is unavailable",
-            Reason::Other(w) => {
-                return write!(f, "reason {:?} (unknown to this jailbird)", w.as_str());
-            }
-        })
+        match self.words {
+            Some(w) => f.write_str(w),
+            None => write!(f, "reason \"{}\" (unknown to this jailbird)", self.word),
+        }
     }
 }
 
@@ -447,12 +435,20 @@ pub fn request(
     device_id: Option<&str>,
     host_keys: &[String],
 ) -> Result<Vec<u8>, String> {
-    let mut r = format!("{HELLO}\ntoken {token}\nmac {mac}\n");
+    let mut r = String::with_capacity(MAX_CLAIM_REQUEST_BYTES);
+    let mut line = |key: &str, value: &str| {
+        for piece in [key, " ", value, "\n"] {
+            r.push_str(piece);
+        }
+    };
+    line("jailbird-claim", "1");
+    line("token", token);
+    line("mac", mac);
     if let Some(id) = device_id {
-        r += &format!("id {id}\n");
+        line("id", id);
     }
     for k in host_keys.iter().take(MAX_CLAIM_HOST_KEYS) {
-        r += &format!("host-key {k}\n");
+        line("host-key", k);
     }
     if r.len() > MAX_CLAIM_REQUEST_BYTES {
         return Err(format!(
@@ -503,24 +499,13 @@ mod tests {
 
     #[test]
     fn refusals_carry_their_reason() {
-        for (word, reason) in [
-            ("unknown", Reason::Unknown),
-            ("expired", Reason::Expired),
-            ("used-up", Reason::UsedUp),
-            ("revoked", Reason::Revoked),
-            ("wrong-pool", Reason::WrongPool),
-            ("mac-prefix", Reason::MacPrefix),
-            ("malformed", Reason::Malformed),
-            ("conflict", Reason::Conflict),
-            ("rate-limited", Reason::RateLimited),
-            ("unavailable", Reason::Unavailable),
-        ] {
+        for (word, words) in REASONS {
             let a = format!("jailbird-claim 1\nrefused {word}\n");
-            assert_eq!(
-                parse_answer(a.as_bytes()),
-                Ok(Answer::Refused(reason.clone()))
-            );
-            assert_eq!(reason.word(), word);
+            let Answer::Refused(r) = parse_answer(a.as_bytes()).unwrap() else {
+                panic!()
+            };
+            assert_eq!((r.word(), r.to_string().as_str()), (word, words));
+            assert_eq!(r.is_unavailable(), word == "unavailable");
         }
         let a = b"jailbird-claim 1\nrefused Sp00ky\x1b[31m-x\n";
         assert!(parse_answer(a).is_err(), "control bytes");
@@ -529,7 +514,15 @@ mod tests {
             panic!()
         };
         assert_eq!(r.word(), "p00ky-x");
-        assert!(r.to_string().contains("p00ky-x"));
+        assert_eq!(
+            r.to_string(),
+            "reason \"p00ky-x\" (unknown to this jailbird)"
+        );
+        let long = format!("jailbird-claim 1\nrefused {}\n", "a".repeat(100));
+        let Answer::Refused(r) = parse_answer(long.as_bytes()).unwrap() else {
+            panic!()
+        };
+        assert_eq!(r.word().len(), 32);
     }
 
     #[test]

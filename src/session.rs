@@ -926,7 +926,7 @@ pub async fn claim(
         port: AtomicU32::new(0),
         socket: None,
     });
-    let (mut handle, _) = open(login, jail, pins, save_pin, tx, expect).await?;
+    let (handle, _) = open(login, jail, pins, save_pin, tx, expect).await?;
     let lost = |e: &dyn fmt::Display| Failure::Lost(format!("claim at jail {jail}: {e}"));
     let exchange = async {
         let ch = handle.channel_open_session().await.map_err(|e| lost(&e))?;
@@ -959,12 +959,8 @@ pub async fn claim(
         Ok(answer)
     };
     let answer = timeout(CLAIM_ANSWER_TIMEOUT, exchange).await;
-    let _ = timeout(
-        SHUTDOWN_GRACE,
-        handle.disconnect(Disconnect::ByApplication, "claim done", "en"),
-    )
-    .await;
-    let _ = timeout(SHUTDOWN_GRACE, &mut handle).await;
+    // The forced command is done: dropping the handle ends the link.
+    drop(handle);
     answer.unwrap_or_else(|_| {
         Err(Failure::Lost(format!(
             "claim at jail {jail}: no complete answer within {}s",

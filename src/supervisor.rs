@@ -347,7 +347,7 @@ impl Claiming<'_> {
         pins: &mut Pins<'_>,
         shutdown: &mut Shutdown,
     ) -> Result<Option<identity::Enrolment>, String> {
-        use crate::claim::{self, Answer, Reason};
+        use crate::claim::{self, Answer};
         if let Some(e) = pins.state.as_ref().and_then(|s| s.enrolment.as_ref()) {
             if let Some(why) = e.problem() {
                 return Err(format!(
@@ -393,8 +393,8 @@ impl Claiming<'_> {
                     );
                     return Ok(Some(*e));
                 }
-                Ok(Ok(Answer::Refused(Reason::Unavailable))) => (
-                    format!("claim at jail {jail}: {}", Reason::Unavailable),
+                Ok(Ok(Answer::Refused(r))) if r.is_unavailable() => (
+                    format!("claim at jail {jail}: {r}"),
                     None,
                     backoff.next_delay(crate::backoff::Failure::Other, jitter),
                 ),
