@@ -242,18 +242,24 @@ fn build_run(
         ssh_options: autossh::ssh_options(var),
     };
     let claim = resolve_claim(&l, &mut args)?;
-    let (jails, forward) = match &claim {
+    // With a claim: the claim account at each jail, and the forward comes later.
+    let (claim_user, forward) = match &claim {
         None => (
-            resolve_jails(&l, args.port.take(), args.destination.take(), None)?,
+            None,
             Some(resolve_forward(&l, args.remote.take(), args.local.take())?),
         ),
         Some(_) => {
             refuse_forward_with_claim(&l, args.remote.take(), args.local.take())?;
-            let user = resolve_claim_user(&l, args.claim_user.take())?;
-            let jails = resolve_jails(&l, args.port.take(), args.destination.take(), Some(&user))?;
-            (jails, None)
+            (Some(resolve_claim_user(&l, args.claim_user.take())?), None)
         }
     };
+    let jails = resolve_jails(
+        &l,
+        args.port.take(),
+        args.destination.take(),
+        claim_user.as_deref(),
+    )?;
+
     let trust = trust::resolve_trust(&l, &mut args, &mut o, &key)?;
     let (alive_interval, alive_count_max, connect_timeout) = resolve_timers(&l, &mut o)?;
     let stream_local_bind_unlink = resolve_unlink(&l, o.unlink.take())?;

@@ -43,24 +43,22 @@ pub fn up(path: Option<&Path>, up: &Up) {
 
 /// Writes `state=down` with the reason (the tunnel is being rebuilt).
 pub fn down(path: Option<&Path>, reason: &str) {
-    write(
-        path,
-        &format!(
-            "state=down\nreason={}\npid={}\n",
-            reason.replace(['\n', '\r'], " "),
-            std::process::id()
-        ),
-    );
+    down_with(path, reason, "", "");
 }
 
-/// Writes `state=down` for a refused claim: the line said, and the reason's
-/// word as `claim=refused:WORD` (never the token).
-pub fn claim_refused(path: Option<&Path>, line: &str, word: &str) {
+/// [`down`] with one more `KEY=VALUE` line (`key` given with its `=`): a
+/// refused claim adds `claim=refused:WORD` (never the token).
+pub fn down_with(path: Option<&Path>, reason: &str, key: &str, value: &str) {
+    let extra = if key.is_empty() {
+        String::new()
+    } else {
+        format!("{key}{value}\n")
+    };
     write(
         path,
         &format!(
-            "state=down\nreason={}\nclaim=refused:{word}\npid={}\n",
-            line.replace(['\n', '\r'], " "),
+            "state=down\nreason={}\n{extra}pid={}\n",
+            reason.replace(['\n', '\r'], " "),
             std::process::id()
         ),
     );

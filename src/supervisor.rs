@@ -356,9 +356,8 @@ impl Claiming<'_> {
                 ));
             }
             log::info!(
-                "enrolled as device {} (state file {}): the claim token is not used",
-                e.device,
-                pins.path.display()
+                "enrolled as device {} (stored): the claim token is not used",
+                e.device
             );
             return Ok(Some(e.clone()));
         }
@@ -372,6 +371,7 @@ impl Claiming<'_> {
             let mut save_pin = |jail: &Jail, sha: [u8; 32]| pins.save(jail, sha);
             let exchange = session::claim(self.login, jail, stored, &mut save_pin, &request);
             let outcome = tokio::select! {
+                biased;
                 r = exchange => r,
                 _ = shutdown.wait() => return Ok(None),
             };
@@ -383,14 +383,7 @@ impl Claiming<'_> {
                     let saved =
                         identity::save_enrolment(pins.path, &e).map_err(|e| e.to_string())?;
                     pins.state = Some(saved);
-                    log::info!(
-                        "claimed at jail {jail}: enrolled as device {} (port {}, user {}, {} jail(s)), stored in {}",
-                        e.device,
-                        e.port,
-                        e.user,
-                        e.jails.len(),
-                        pins.path.display()
-                    );
+                    log::info!("claimed at jail {jail}: enrolled as device {}", e.device);
                     return Ok(Some(*e));
                 }
                 Ok(Ok(Answer::Refused(r))) if r.is_unavailable() => (
@@ -412,7 +405,7 @@ impl Claiming<'_> {
                 }
             };
             match &word {
-                Some(r) => status::claim_refused(self.status, &line, r.word()),
+                Some(r) => status::down_with(self.status, &line, "claim=refused:", r.word()),
                 None => status::down(self.status, &line),
             }
             log::warn!("{line}; retrying in {:.0}s", delay.as_secs_f32());
