@@ -74,6 +74,8 @@ pub async fn run_with(
         enrolled: false,
     };
     let rng = ring::rand::SystemRandom::new();
+    // Replaced by the enrolment's jails when claiming.
+    #[cfg_attr(not(feature = "claim"), allow(unused_mut))]
     let mut jails = cfg.jails.clone();
     let forward = match cfg.forward.take() {
         Some(f) => f,
