@@ -6,7 +6,10 @@
 //! is. Both are a [`Policy`]; the agent runs [`Policy::AGENT`], the fleet
 //! simulator (benches/fleet-sim) compares the others against a real jail.
 
-use crate::limits::{BACKOFF_BASE, BACKOFF_CAP, DROP_SPREAD, REFUSED_FAST_ATTEMPTS, REFUSED_RETRY};
+use crate::limits::{
+    BACKOFF_BASE, BACKOFF_CAP, CLAIM_REFUSED_RETRY, DROP_SPREAD, REFUSED_FAST_ATTEMPTS,
+    REFUSED_RETRY,
+};
 use std::time::Duration;
 
 /// Why the last attempt ended; the kind picks the delay policy.
@@ -123,6 +126,13 @@ impl Backoff {
 }
 
 /// `d * jitter / u32::MAX`, to the millisecond.
+/// The delay after a refused (or unusable) claim answer: uniform in the last
+/// quarter of [`CLAIM_REFUSED_RETRY`], so a fleet refused at once spreads out.
+pub fn claim_refused(jitter: u32) -> Duration {
+    let quarter = CLAIM_REFUSED_RETRY / 4;
+    CLAIM_REFUSED_RETRY - quarter + scale(quarter, jitter)
+}
+
 fn scale(d: Duration, jitter: u32) -> Duration {
     Duration::from_millis((d.as_millis() as u64 * u64::from(jitter)) / u64::from(u32::MAX))
 }
@@ -130,6 +140,13 @@ fn scale(d: Duration, jitter: u32) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refused_claim_waits_long_with_jitter() {
+        assert_eq!(claim_refused(0), CLAIM_REFUSED_RETRY * 3 / 4);
+        assert_eq!(claim_refused(u32::MAX), CLAIM_REFUSED_RETRY);
+        assert!(claim_refused(u32::MAX / 2) > CLAIM_REFUSED_RETRY * 3 / 4);
+    }
 
     #[test]
     fn first_retry_within_a_second_then_doubles_to_the_cap() {

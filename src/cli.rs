@@ -22,6 +22,11 @@ run options:
   --certificate PATH       log in with this OpenSSH user certificate of the device key
   --status-file PATH       where `tunnel up` details go (default $RUNTIME_DIRECTORY/status, else none)
   --proxy http://[USER:PASS@]HOST:PORT   reach the jail through an HTTP CONNECT proxy
+  --claim TOKEN            enrol with this token (destination HOST[:PORT], no -R): see docs/usage.md
+  --claim-user USER        the jail's claim account (default claim)
+  --device-id ID           the id to enrol as (default: from the MAC)
+  --device-host-key PATH   this device's sshd host key, sent when claiming
+                           (default /etc/ssh/ssh_host_ed25519_key.pub)
   -o ServerAliveInterval=N | ServerAliveCountMax=N | ConnectTimeout=N
   -o StrictHostKeyChecking=yes|accept-new | StreamLocalBindUnlink=yes|no
 environment: JAILBIRD_* for each option, and the autossh container's SSH_* names;
@@ -49,6 +54,11 @@ pub mod env {
     pub const STATUS_FILE: &str = "JAILBIRD_STATUS_FILE";
     /// Not `https_proxy`: see docs/usage.md "Through an HTTP proxy".
     pub const PROXY: &str = "JAILBIRD_PROXY";
+    /// A secret: never logged, never in the status file.
+    pub const CLAIM: &str = "JAILBIRD_CLAIM";
+    pub const CLAIM_USER: &str = "JAILBIRD_CLAIM_USER";
+    pub const DEVICE_ID: &str = "JAILBIRD_DEVICE_ID";
+    pub const DEVICE_HOST_KEY: &str = "JAILBIRD_DEVICE_HOST_KEY";
     pub const LOG: &str = "JAILBIRD_LOG";
     /// The autossh container's names (jnovack/autossh), honoured for drop-in use.
     pub const SSH_REMOTE_USER: &str = "SSH_REMOTE_USER";
@@ -96,8 +106,23 @@ pub struct Args {
     pub comment: Option<String>,
     pub status_file: Option<String>,
     pub proxy: Option<String>,
+    /// `--claim`: a secret, so its `Debug` shows no value.
+    pub claim: Option<Secret>,
+    pub claim_user: Option<String>,
+    pub device_id: Option<String>,
+    pub device_host_key: Option<String>,
     /// `-o Key=Value` in order given.
     pub options: Vec<String>,
+}
+
+/// A secret value (a claim token): printed by `Debug` as `***`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
 }
 
 /// Parses the command line (without the program name). Errors are one line.
@@ -134,11 +159,23 @@ fn parse_words<I: IntoIterator<Item = OsString>>(argv: I) -> Result<Args, String
             Short(c @ ('p' | 'R' | 'L')) => a.take_value(&mut p, &format!("-{c}"))?,
             Long(
                 name @ ("state" | "identity-file" | "known-hosts" | "host-key" | "host-ca"
-                | "certificate" | "listen" | "open" | "comment" | "status-file" | "proxy"),
+                | "certificate" | "listen" | "open" | "comment" | "status-file" | "proxy"
+                | "claim-user" | "device-id" | "device-host-key"),
             ) => {
                 // `name` borrows the parser: the flag is made before the value is read.
                 let flag = format!("--{name}");
                 a.take_value(&mut p, &flag)?
+            }
+            Long("claim") => {
+                // Never echoed: the value is a secret.
+                let v = p
+                    .value()
+                    .map_err(|_| "--claim: expected a token".to_string())?
+                    .into_string()
+                    .map_err(|_| "--claim: not valid UTF-8".to_string())?;
+                if a.claim.replace(Secret(v)).is_some() {
+                    return Err("--claim given twice".into());
+                }
             }
             Value(v) if a.verb.is_none() => a.verb = Some(verb(&text(v, "command")?)?),
             Value(v) => once(&mut a.destination, text(v, "destination")?, "destination")?,
@@ -171,6 +208,9 @@ impl Args {
             "--open" => &mut self.open,
             "--status-file" => &mut self.status_file,
             "--proxy" => &mut self.proxy,
+            "--claim-user" => &mut self.claim_user,
+            "--device-id" => &mut self.device_id,
+            "--device-host-key" => &mut self.device_host_key,
             _ => &mut self.comment,
         }
     }
@@ -233,6 +273,19 @@ mod tests {
         assert_eq!(a.remote.as_deref(), Some("2022:127.0.0.1:22"));
         assert_eq!(a.options, vec!["ServerAliveInterval=5"]);
         assert_eq!(a.destination.as_deref(), Some("tunuser@jail"));
+    }
+
+    #[test]
+    fn the_claim_token_is_never_in_debug_output() {
+        let a = args("run --claim s3cret-token --claim-user c --device-id d1 h").unwrap();
+        assert_eq!(a.claim, Some(Secret("s3cret-token".into())));
+        let shown = format!("{a:?}");
+        assert!(
+            !shown.contains("s3cret") && shown.contains("***"),
+            "{shown}"
+        );
+        let e = args("run --claim tok1 --claim tok2 h").unwrap_err();
+        assert_eq!(e, "--claim given twice");
     }
 
     #[test]

@@ -12,7 +12,7 @@ mod authorize;
 mod autossh;
 mod trust;
 
-use crate::cli::{Args, Verb, env};
+use crate::cli::{Args, Secret, Verb, env};
 use crate::hostkey::TrustSources;
 use crate::limits::MAX_JAILS;
 use crate::options::{Options, parse_ciphers};
@@ -61,11 +61,26 @@ pub enum KeySource {
     OpenSsh(PathBuf),
 }
 
+/// `--claim`: what zero-touch enrolment needs (docs/usage.md "Claiming").
+#[derive(Clone, Debug)]
+pub struct Claim {
+    /// The token: a secret (its `Debug` prints `***`; never logged).
+    pub token: Secret,
+    /// `--device-id`; `None`: the registry derives it from the MAC.
+    pub device_id: Option<String>,
+    /// The device's own sshd public host key file (may be missing).
+    pub device_host_key: PathBuf,
+}
+
 /// Everything `jailbird run` needs.
 #[derive(Clone, Debug)]
 pub struct RunConfig {
+    /// The jails in turn; with `claim`, the claim account at each.
     pub jails: heapless::Vec<Jail, MAX_JAILS>,
-    pub forward: Forward,
+    /// The tunnel; `None` only with `claim` (the enrolment names it).
+    pub forward: Option<Forward>,
+    /// Enrol with a token first if the state file holds no enrolment.
+    pub claim: Option<Claim>,
     pub state_path: PathBuf,
     pub key: KeySource,
     pub trust: TrustSources,
@@ -152,6 +167,10 @@ fn check_flags_fit(verb: Verb, args: &Args) -> Result<(), ConfigError> {
             (args.host_ca.is_some(), "--host-ca"),
             (args.certificate.is_some(), "--certificate"),
             (args.proxy.is_some(), "--proxy"),
+            (args.claim.is_some(), "--claim"),
+            (args.claim_user.is_some(), "--claim-user"),
+            (args.device_id.is_some(), "--device-id"),
+            (args.device_host_key.is_some(), "--device-host-key"),
         ] {
             if given {
                 return Err(bad(format!("{flag} is only for `jailbird run`")));
@@ -238,8 +257,25 @@ fn build_run(
     {
         log::warn!("{w}");
     }
-    let jails = resolve_jails(&l, args.port.take(), args.destination.take())?;
-    let forward = resolve_forward(&l, args.remote.take(), args.local.take())?;
+    let claim = resolve_claim(&l, &mut args)?;
+    // With a claim: the claim account at each jail, and the forward comes later.
+    let (claim_user, forward) = match &claim {
+        None => (
+            None,
+            Some(resolve_forward(&l, args.remote.take(), args.local.take())?),
+        ),
+        Some(_) => {
+            refuse_forward_with_claim(&l, args.remote.take(), args.local.take())?;
+            (Some(resolve_claim_user(&l, args.claim_user.take())?), None)
+        }
+    };
+    let jails = resolve_jails(
+        &l,
+        args.port.take(),
+        args.destination.take(),
+        claim_user.as_deref(),
+    )?;
+
     let trust = trust::resolve_trust(&l, &mut args, &mut o, &key)?;
     let (alive_interval, alive_count_max, connect_timeout) = resolve_timers(&l, &mut o)?;
     let stream_local_bind_unlink = resolve_unlink(&l, o.unlink.take())?;
@@ -253,6 +289,7 @@ fn build_run(
         )
         .map(PathBuf::from);
     Ok(RunConfig {
+        claim,
         proxy,
         certificate,
         status_file,
@@ -269,23 +306,119 @@ fn build_run(
     })
 }
 
+/// `--claim TOKEN`, else JAILBIRD_CLAIM, else none; with it `--device-id`
+/// and `--device-host-key` (or their variables). The token is never echoed.
+fn resolve_claim(l: &Lookup, args: &mut Args) -> Result<Option<Claim>, ConfigError> {
+    let token = args
+        .claim
+        .take()
+        .or_else(|| (l.var)(env::CLAIM).map(Secret));
+    let device_id = l.get(args.device_id.take(), &[env::DEVICE_ID]);
+    let host_key = l.get(args.device_host_key.take(), &[env::DEVICE_HOST_KEY]);
+    let Some(token) = token else {
+        if args.claim_user.is_some() || device_id.is_some() || host_key.is_some() {
+            return Err(bad(
+                "--claim-user, --device-id and --device-host-key go with --claim TOKEN (or JAILBIRD_CLAIM)",
+            ));
+        }
+        return Ok(None);
+    };
+    if !cfg!(feature = "claim") {
+        return Err(bad(
+            "--claim: claiming is not built into this jailbird (feature claim)",
+        ));
+    }
+    let t = &token.0;
+    if t.is_empty()
+        || t.len() > crate::limits::MAX_CLAIM_TOKEN_BYTES
+        || !t.bytes().all(|b| b.is_ascii_graphic())
+    {
+        // Said without the value: it is a secret.
+        return Err(bad(format!(
+            "--claim: the token must be 1 to {} printable ASCII characters without blanks",
+            crate::limits::MAX_CLAIM_TOKEN_BYTES
+        )));
+    }
+    if let Some(id) = &device_id
+        && !spec::valid_device_id(id)
+    {
+        return Err(bad(format!(
+            "--device-id {:?}: expected 1 to 64 of A-Z a-z 0-9 . _ - (not starting with - or .)",
+            id.escape_debug().to_string()
+        )));
+    }
+    let device_host_key = match host_key {
+        Some(p) => {
+            spec::parse_absolute_path(&p, "--device-host-key")?;
+            PathBuf::from(p)
+        }
+        None => PathBuf::from(defaults::DEVICE_HOST_KEY),
+    };
+    Ok(Some(Claim {
+        token,
+        device_id,
+        device_host_key,
+    }))
+}
+
+/// The claim account: `--claim-user`, else JAILBIRD_CLAIM_USER, else `claim`.
+fn resolve_claim_user(l: &Lookup, flag: Option<String>) -> Result<String, ConfigError> {
+    let user = l
+        .get(flag, &[env::CLAIM_USER])
+        .unwrap_or_else(|| "claim".into());
+    if !spec::valid_user(&user) || user.len() > crate::limits::MAX_USER_BYTES {
+        return Err(bad(format!(
+            "--claim-user {:?}: not a user name",
+            user.escape_debug().to_string()
+        )));
+    }
+    Ok(user)
+}
+
+/// With `--claim` the enrolment names the forward: one given here is a mistake.
+fn refuse_forward_with_claim(
+    l: &Lookup,
+    remote: Option<String>,
+    local: Option<String>,
+) -> Result<(), ConfigError> {
+    let given = l.get(remote, &[env::REMOTE_FORWARD]).is_some()
+        || l.get(local, &[env::LOCAL_FORWARD]).is_some()
+        || (l.var)(env::SSH_TUNNEL_PORT).is_some();
+    if given {
+        return Err(bad(
+            "--claim: the forward comes from the enrolment; drop -R/-L (JAILBIRD_REMOTE_FORWARD, JAILBIRD_LOCAL_FORWARD, SSH_TUNNEL_PORT)",
+        ));
+    }
+    Ok(())
+}
+
 /// The jails, in order; a jail naming no user or port takes the default ones.
+/// With `claim_user` (the claim account) a destination names no user.
 fn resolve_jails(
     l: &Lookup,
     port: Option<String>,
     destination: Option<String>,
+    claim_user: Option<&str>,
 ) -> Result<heapless::Vec<Jail, MAX_JAILS>, ConfigError> {
     let default_port = match l.get(port, &[env::PORT, env::SSH_REMOTE_PORT]) {
         Some(p) => parse_port(&p, "jail port (-p)")?,
         None => defaults::JAIL_PORT,
     };
-    let default_user = (l.var)(env::SSH_REMOTE_USER).unwrap_or_else(|| defaults::USER.into());
+    let default_user = match claim_user {
+        Some(u) => u.to_string(),
+        None => (l.var)(env::SSH_REMOTE_USER).unwrap_or_else(|| defaults::USER.into()),
+    };
     let dest = l
         .get(destination, &[env::DESTINATION, env::SSH_REMOTE_HOST])
         .or_else(|| defaults::DESTINATION.map(Into::into))
         .ok_or_else(|| {
             bad("no jail given: name DESTINATION, or set JAILBIRD_DESTINATION or SSH_REMOTE_HOST (or build with JAILBIRD_DEFAULT_DESTINATION)")
         })?;
+    if claim_user.is_some() && dest.contains('@') {
+        return Err(bad(format!(
+            "--claim: the destination is HOST[:PORT] without a user (the claim account is --claim-user), not {dest:?}"
+        )));
+    }
     let mut jails = heapless::Vec::new();
     for jail in spec::parse_destinations(&dest, &default_user, default_port)? {
         jails
@@ -671,7 +804,7 @@ mod tests {
             }
         );
         assert_eq!(
-            c.forward,
+            c.forward.clone().unwrap(),
             Forward::Remote(RemoteForward {
                 socket: None,
                 bind: None,
@@ -680,7 +813,10 @@ mod tests {
                 target_port: 22
             })
         );
-        assert_eq!(c.forward.remote().unwrap().bind_address(), "localhost");
+        assert_eq!(
+            c.forward.as_ref().unwrap().remote().unwrap().bind_address(),
+            "localhost"
+        );
         assert_eq!(c.alive_interval, Some(Duration::from_secs(10)));
         assert_eq!(c.alive_count_max, 3);
         assert!(!c.trust.accept_new);
@@ -712,13 +848,19 @@ mod tests {
             }
         );
         assert_eq!(
-            c.forward.remote().unwrap().bind.as_deref(),
+            c.forward
+                .as_ref()
+                .unwrap()
+                .remote()
+                .unwrap()
+                .bind
+                .as_deref(),
             Some("127.0.0.1")
         );
         assert_eq!(
             (
-                c.forward.remote().unwrap().port,
-                c.forward.remote().unwrap().target_port
+                c.forward.as_ref().unwrap().remote().unwrap().port,
+                c.forward.as_ref().unwrap().remote().unwrap().target_port
             ),
             (11111, 80)
         );
@@ -775,9 +917,9 @@ mod tests {
             host: "db.internal".into(),
             host_port: 5432,
         };
-        assert_eq!(c.forward, Forward::Local(want));
+        assert_eq!(c.forward.unwrap(), Forward::Local(want));
         let c = run("run -L [::1]:0:[fd00::5]:22 j", &[]).unwrap();
-        let Forward::Local(l) = c.forward else {
+        let Some(Forward::Local(l)) = c.forward else {
             panic!()
         };
         assert_eq!(
@@ -785,7 +927,7 @@ mod tests {
             ("::1", 0, "fd00::5")
         );
         let c = run("run -L *:1234:h:22 j", &[]).unwrap();
-        let Forward::Local(l) = c.forward else {
+        let Some(Forward::Local(l)) = c.forward else {
             panic!()
         };
         assert_eq!(l.bind_address(), "0.0.0.0");
@@ -802,7 +944,7 @@ mod tests {
         let c = run("run", &env).unwrap();
         assert_eq!(c.jails[0].port, 22222);
         assert_eq!(
-            c.forward,
+            c.forward.unwrap(),
             Forward::Local(LocalForward {
                 bind: "0.0.0.0".into(),
                 port: 1234,
@@ -863,7 +1005,10 @@ mod tests {
             assert!(e.0.starts_with(name), "{name}={value:?}: {e}");
         }
         let c = run("run", &[env[0], env[1], ("SSH_BIND_IP", "*")]).unwrap();
-        assert_eq!(c.forward.remote().unwrap().bind_address(), "*");
+        assert_eq!(
+            c.forward.as_ref().unwrap().remote().unwrap().bind_address(),
+            "*"
+        );
         let c = run(
             "run",
             &[
@@ -874,7 +1019,7 @@ mod tests {
             ],
         )
         .unwrap();
-        let r = c.forward.remote().unwrap();
+        let r = c.forward.as_ref().unwrap().remote().unwrap();
         assert_eq!((r.bind_address(), r.target_host.as_str()), ("::", "::1"));
     }
 
@@ -963,6 +1108,81 @@ mod tests {
         assert_eq!(p.credentials.unwrap().password, "");
         let args = parse(["key", "--proxy", "http://p:1"].map(Into::into)).unwrap();
         assert!(build(args, &|_| None).unwrap_err().0.contains("--proxy"));
+    }
+
+    #[cfg(feature = "claim")]
+    #[test]
+    fn claim_needs_no_forward_and_no_user_and_never_shows_its_token() {
+        let c = run("run --claim s3cret jail.example:8022", &[]).unwrap();
+        assert!(c.forward.is_none());
+        assert_eq!(c.jails[0].user, "claim");
+        assert_eq!(
+            (c.jails[0].host.as_str(), c.jails[0].port),
+            ("jail.example", 8022)
+        );
+        let claim = c.claim.as_ref().unwrap();
+        assert_eq!(claim.token.0, "s3cret");
+        assert_eq!(
+            claim.device_host_key,
+            PathBuf::from("/etc/ssh/ssh_host_ed25519_key.pub")
+        );
+        assert!(!format!("{c:?}").contains("s3cret"));
+        // Environment, and flags over it.
+        let env = [
+            ("JAILBIRD_CLAIM", "envs3cret"),
+            ("JAILBIRD_CLAIM_USER", "enrol"),
+            ("JAILBIRD_DEVICE_ID", "pi-7"),
+            ("JAILBIRD_DEVICE_HOST_KEY", "/etc/dropbear/host.pub"),
+        ];
+        let c = run("run j", &env).unwrap();
+        let claim = c.claim.as_ref().unwrap();
+        assert_eq!(
+            (
+                claim.token.0.as_str(),
+                claim.device_id.as_deref(),
+                c.jails[0].user.as_str()
+            ),
+            ("envs3cret", Some("pi-7"), "enrol")
+        );
+        assert_eq!(
+            claim.device_host_key,
+            PathBuf::from("/etc/dropbear/host.pub")
+        );
+        let c = run("run --claim f --claim-user cu --device-id d2 j", &env).unwrap();
+        let claim = c.claim.as_ref().unwrap();
+        assert_eq!(
+            (
+                claim.token.0.as_str(),
+                claim.device_id.as_deref(),
+                c.jails[0].user.as_str()
+            ),
+            ("f", Some("d2"), "cu")
+        );
+        // Mistakes: one line each, never the token.
+        for (cmd, want) in [
+            ("run --claim s3cret -R 1:h:2 j", "drop -R"),
+            ("run --claim s3cret u@j", "without a user"),
+            ("run --claim s3cret --device-id -x j", "--device-id"),
+            ("run --claim s3cret --claim-user a;b j", "--claim-user"),
+            (
+                "run --claim s3cret --device-host-key rel.pub j",
+                "--device-host-key",
+            ),
+            ("run --device-id d1 -R 1:h:2 j", "go with --claim"),
+        ] {
+            let e = run(cmd, &[]).unwrap_err().0;
+            assert!(
+                e.contains(want) && !e.contains("s3cret") && !e.contains('\n'),
+                "{cmd}: {e}"
+            );
+        }
+        let e = run("run j", &[("JAILBIRD_CLAIM", "s3cret\x7f")])
+            .unwrap_err()
+            .0;
+        assert!(e.starts_with("--claim:") && !e.contains("s3cret"), "{e}");
+        let args = parse(["key", "--claim", "s3cret"].map(Into::into)).unwrap();
+        let e = build(args, &|_| None).unwrap_err().0;
+        assert!(e.contains("--claim") && !e.contains("s3cret"), "{e}");
     }
 
     #[test]

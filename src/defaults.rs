@@ -88,6 +88,9 @@ pub const CONNECT_TIMEOUT_SECS: u64 = number(
     15,
     crate::spec::MAX_OPTION_SECS,
 );
+/// The device's own sshd host key sent with a claim (`--device-host-key`);
+/// on OpenWrt, dropbear's key converted to this form (docs/usage.md "Claiming").
+pub const DEVICE_HOST_KEY: &str = "/etc/ssh/ssh_host_ed25519_key.pub";
 /// Forward target when only a tunnel port is configured (the autossh container's SSH_TUNNEL_PORT).
 pub const TARGET_HOST: &str = "127.0.0.1";
 /// Forward target port when only a tunnel port is configured.
@@ -113,6 +116,7 @@ pub const FEATURES: &[(&str, bool)] = &[
     ("streamlocal", cfg!(feature = "streamlocal")),
     ("local-forward", cfg!(feature = "local-forward")),
     ("proxy", cfg!(feature = "proxy")),
+    ("claim", cfg!(feature = "claim")),
     ("rsa", cfg!(feature = "rsa")),
     ("nistp384-521", cfg!(feature = "nistp384-521")),
 ];

@@ -2,13 +2,19 @@
 //! `StrictHostKeyChecking=accept-new`.
 //!
 //! Layout: `JBRD` magic, one format-version byte, then a postcard body with a
-//! CRC-32 trailer. The codec works on `embedded_io` `Read`/`Write`, so the same
+//! CRC-32 trailer. Version 1 holds the seed and the pins; version 2 adds the
+//! enrolment a claim token bought (`jailbird run --claim`). A state without an
+//! enrolment is still written as version 1, so a device that never enrols
+//! keeps a file older agents read; both versions are read. The codec works on `embedded_io` `Read`/`Write`, so the same
 //! code serves a file, a raw flash partition or an in-memory buffer. Files are
 //! written atomically (temp file in the same directory, fsync, rename, fsync of
 //! the directory) with mode 0600, and an existing file that does not decode is
 //! never touched.
 
-use crate::limits::{MAX_PIN_NAME_BYTES, MAX_PINNED_HOSTS, MAX_STATE_FILE_BYTES};
+use crate::limits::{
+    MAX_DEVICE_ID_BYTES, MAX_ENROLLED_JAILS, MAX_HOST_BYTES, MAX_PIN_NAME_BYTES, MAX_PINNED_HOSTS,
+    MAX_STATE_FILE_BYTES, MAX_USER_BYTES,
+};
 use russh::keys::ssh_key::private::Ed25519Keypair;
 use russh::keys::{HashAlg, PrivateKey, PublicKey};
 use serde::{Deserialize, Serialize};
@@ -19,9 +25,13 @@ use std::path::{Path, PathBuf};
 
 /// First bytes of every state file.
 pub const MAGIC: [u8; 4] = *b"JBRD";
-/// Format version this build writes and reads.
-pub const FORMAT_VERSION: u8 = 1;
+/// Format version of a state without an enrolment (written so, and read).
+pub const FORMAT_VERSION_V1: u8 = 1;
+/// Format version of a state with an enrolment (written so, and read).
+pub const FORMAT_VERSION: u8 = 2;
 const HEADER_BYTES: usize = MAGIC.len() + 1;
+/// The CRC-32C trailer, little-endian.
+const CRC_BYTES: usize = 4;
 const CRC: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISCSI);
 
 /// A jail host key pinned on first use: `host:port` and the SHA-256 of the key blob.
@@ -33,6 +43,65 @@ pub struct Pin {
     pub sha256: [u8; 32],
 }
 
+/// One jail of the pool a claim enrolled this device in.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnrolledJail {
+    /// Host name or address (no brackets), checked by `spec::valid_host`.
+    pub host: heapless::String<MAX_HOST_BYTES>,
+    pub port: u16,
+    /// SHA-256 of the jail's host key blob as the claim answer named it: the
+    /// key is pinned for this jail.
+    pub key_sha256: [u8; 32],
+}
+
+/// What an accepted claim answer gave this device: run with these as if
+/// `-R PORT:TARGET USER@jail,...` had been given.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Enrolment {
+    /// The device id the registry knows this device by.
+    pub device: heapless::String<MAX_DEVICE_ID_BYTES>,
+    /// The `-R` port on every jail.
+    pub port: u16,
+    /// The account the device logs in as.
+    pub user: heapless::String<MAX_USER_BYTES>,
+    /// What forwarded connections go to (no brackets).
+    pub target_host: heapless::String<MAX_HOST_BYTES>,
+    pub target_port: u16,
+    /// The pool's jails, in the answer's order.
+    pub jails: heapless::Vec<EnrolledJail, MAX_ENROLLED_JAILS>,
+}
+
+impl Enrolment {
+    /// Checks what a state file (or a peer) said again before it is used:
+    /// names, ports and a jail count within bounds. `None`: all fine.
+    pub fn problem(&self) -> Option<&'static str> {
+        use crate::spec::{valid_host, valid_user};
+        if !crate::spec::valid_device_id(&self.device) {
+            return Some("bad device id");
+        }
+        if self.port == 0 || self.target_port == 0 {
+            return Some("port 0");
+        }
+        if !valid_user(&self.user) {
+            return Some("bad user name");
+        }
+        if !valid_host(&self.target_host) {
+            return Some("bad target host");
+        }
+        if self.jails.is_empty() {
+            return Some("no jails");
+        }
+        if self
+            .jails
+            .iter()
+            .any(|j| !valid_host(&j.host) || j.port == 0)
+        {
+            return Some("bad jail address");
+        }
+        None
+    }
+}
+
 /// What the state file holds.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct State {
@@ -40,6 +109,8 @@ pub struct State {
     pub seed: [u8; 32],
     /// Host keys pinned by accept-new.
     pub pins: heapless::Vec<Pin, MAX_PINNED_HOSTS>,
+    /// The claim's result (format version 2); `None` in a version 1 file.
+    pub enrolment: Option<Enrolment>,
 }
 
 impl fmt::Debug for State {
@@ -48,6 +119,10 @@ impl fmt::Debug for State {
         f.debug_struct("State")
             .field("key", &fingerprint(self.private_key().public_key()))
             .field("pins", &self.pins.len())
+            .field(
+                "enrolled",
+                &self.enrolment.as_ref().map(|e| e.device.as_str()),
+            )
             .finish()
     }
 }
@@ -63,6 +138,7 @@ impl State {
         Ok(State {
             seed,
             pins: heapless::Vec::new(),
+            enrolment: None,
         })
     }
 
@@ -115,7 +191,7 @@ impl fmt::Display for StateError {
             StateError::BadMagic => write!(f, "not a jailbird state file (bad magic)"),
             StateError::Version(v) => write!(
                 f,
-                "format version {v} is not supported by this jailbird (it reads version {FORMAT_VERSION})"
+                "format version {v} is not supported by this jailbird (it reads versions {FORMAT_VERSION_V1} and {FORMAT_VERSION})"
             ),
             StateError::Corrupt => write!(f, "corrupt (checksum or encoding does not match)"),
             StateError::NoRandom => write!(f, "the system random source failed"),
@@ -158,10 +234,21 @@ where
 {
     let mut buf = [0u8; MAX_STATE_FILE_BYTES];
     buf[..MAGIC.len()].copy_from_slice(&MAGIC);
-    buf[MAGIC.len()] = FORMAT_VERSION;
-    let body = postcard::to_slice_crc32(state, &mut buf[HEADER_BYTES..], CRC.digest())
-        .map_err(|_| StateError::TooLarge)?;
-    let len = HEADER_BYTES + body.len();
+    let room = MAX_STATE_FILE_BYTES - CRC_BYTES;
+    let body = postcard::to_slice(state, &mut buf[HEADER_BYTES..room])
+        .map_err(|_| StateError::TooLarge)?
+        .len();
+    // One layout for both versions: a version 1 body is a version 2 body
+    // without its last byte, the `None` of the absent enrolment.
+    let (version, body) = match state.enrolment {
+        Some(_) => (FORMAT_VERSION, body),
+        None => (FORMAT_VERSION_V1, body - 1),
+    };
+    buf[MAGIC.len()] = version;
+    let end = HEADER_BYTES + body;
+    let crc = CRC.checksum(&buf[HEADER_BYTES..end]);
+    buf[end..end + CRC_BYTES].copy_from_slice(&crc.to_le_bytes());
+    let len = end + CRC_BYTES;
     w.write_all(&buf[..len])
         .map_err(|e| StateError::Io(e.into()))?;
     w.flush().map_err(|e| StateError::Io(e.into()))
@@ -201,11 +288,33 @@ pub fn decode_bytes(bytes: &[u8]) -> Result<State, StateError> {
         return Err(StateError::BadMagic);
     }
     let version = bytes[MAGIC.len()];
-    if version != FORMAT_VERSION {
+    if version != FORMAT_VERSION_V1 && version != FORMAT_VERSION {
         return Err(StateError::Version(version));
     }
-    postcard::from_bytes_crc32(&bytes[HEADER_BYTES..], CRC.digest())
-        .map_err(|_| StateError::Corrupt)
+    let Some(split) = bytes
+        .len()
+        .checked_sub(CRC_BYTES)
+        .filter(|&n| n >= HEADER_BYTES)
+    else {
+        return Err(StateError::Corrupt);
+    };
+    let (body, crc) = (&bytes[HEADER_BYTES..split], &bytes[split..]);
+    if CRC.checksum(body).to_le_bytes() != crc {
+        return Err(StateError::Corrupt);
+    }
+    // A version 1 body is read as version 2 with the enrolment's `None` added.
+    let mut v1 = [0u8; MAX_STATE_FILE_BYTES];
+    let body = if version == FORMAT_VERSION_V1 {
+        v1[..body.len()].copy_from_slice(body);
+        &v1[..=body.len()]
+    } else {
+        body
+    };
+    match postcard::take_from_bytes::<State>(body) {
+        // Every byte used, and the version says whether there is an enrolment.
+        Ok((s, [])) if s.enrolment.is_some() == (version == FORMAT_VERSION) => Ok(s),
+        _ => Err(StateError::Corrupt),
+    }
 }
 
 /// `embedded_io` view of a `std::io` reader or writer.
@@ -290,11 +399,33 @@ pub fn effective_uid() -> Option<u32> {
 }
 
 /// Pins `jail`'s host key into the state file shared by every agent using
-/// `path`: under an exclusive lock on `path.lock` it re-reads the file, keeps
-/// the other agents' pins, replaces this jail's, and writes the result
-/// durably (the pin is trusted only after this returns). Returns the state
-/// now on disk. Without a file yet (an `--identity-file` agent), one is made.
+/// `path`, keeping the other agents' pins and replacing this jail's (see
+/// [`update`]). Returns the state now on disk.
 pub fn save_pin(path: &Path, jail: &str, sha256: [u8; 32]) -> Result<State, FileError> {
+    update(path, "cannot pin", &mut |state| {
+        state.pins.retain(|p| p.jail.as_str() != jail);
+        state.add_pin(jail, sha256)
+    })
+}
+
+/// Stores the enrolment an accepted claim answer gave (see [`update`]);
+/// the file becomes format version 2. Returns the state now on disk.
+pub fn save_enrolment(path: &Path, enrolment: &Enrolment) -> Result<State, FileError> {
+    update(path, "cannot store the enrolment", &mut |state| {
+        state.enrolment = Some(enrolment.clone());
+        Ok(())
+    })
+}
+
+/// Changes the state file under an exclusive lock on `path.lock`: re-reads
+/// it (other agents may share it), applies `change`, and writes the result
+/// durably (nothing changed is trusted before this returns). Without a file
+/// yet (an `--identity-file` agent), one is made.
+fn update(
+    path: &Path,
+    action: &'static str,
+    change: &mut dyn FnMut(&mut State) -> Result<(), StateError>,
+) -> Result<State, FileError> {
     let err = |action, error| FileError {
         path: path.into(),
         action,
@@ -321,10 +452,7 @@ pub fn save_pin(path: &Path, jail: &str, sha256: [u8; 32]) -> Result<State, File
             false,
         ),
     };
-    state.pins.retain(|p| p.jail.as_str() != jail);
-    state
-        .add_pin(jail, sha256)
-        .map_err(|e| err("cannot pin", e))?;
+    change(&mut state).map_err(|e| err(action, e))?;
     write_atomic(path, &state, replace)?;
     drop(lock);
     Ok(state)
@@ -493,6 +621,7 @@ mod tests {
         let mut s = State {
             seed: [7; 32],
             pins: heapless::Vec::new(),
+            enrolment: None,
         };
         s.add_pin("jail.example:8022", [9; 32]).unwrap();
         s
@@ -518,6 +647,7 @@ mod tests {
         let mut s = State {
             seed: [1; 32],
             pins: heapless::Vec::new(),
+            enrolment: Some(largest_enrolment()),
         };
         let long = "x".repeat(MAX_PIN_NAME_BYTES);
         for _ in 0..MAX_PINNED_HOSTS {
@@ -530,17 +660,91 @@ mod tests {
         assert_eq!(decode_bytes(&encoded(&s)).unwrap(), s);
     }
 
+    fn text<const N: usize>(len: usize) -> heapless::String<N> {
+        let mut t = heapless::String::new();
+        t.push_str(&"h".repeat(len)).unwrap();
+        t
+    }
+
+    /// An enrolment with every field at its bound.
+    fn largest_enrolment() -> Enrolment {
+        let mut jails = heapless::Vec::new();
+        for i in 0..MAX_ENROLLED_JAILS {
+            jails
+                .push(EnrolledJail {
+                    host: text(MAX_HOST_BYTES),
+                    port: 65535,
+                    key_sha256: [i as u8; 32],
+                })
+                .unwrap();
+        }
+        Enrolment {
+            device: text(MAX_DEVICE_ID_BYTES),
+            port: 65535,
+            user: text(MAX_USER_BYTES),
+            target_host: text(MAX_HOST_BYTES),
+            target_port: 65535,
+            jails,
+        }
+    }
+
+    #[test]
+    fn a_state_without_enrolment_is_written_as_version_1_and_with_one_as_2() {
+        let mut s = sample();
+        assert_eq!(encoded(&s)[4], 1);
+        s.enrolment = Some(largest_enrolment());
+        let bytes = encoded(&s);
+        assert_eq!(bytes[4], 2);
+        assert_eq!(decode_bytes(&bytes).unwrap(), s);
+        assert_eq!(s.enrolment.as_ref().unwrap().problem(), None);
+    }
+
+    #[test]
+    fn version_1_files_written_by_the_previous_agent_still_load() {
+        // Made by the agent before format version 2 (`jailbird key`), and the
+        // fuzz seed it wrote with four pins; byte for byte.
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/");
+        let bytes = std::fs::read(format!("{dir}state-v1")).unwrap();
+        let s = decode_bytes(&bytes).unwrap();
+        assert_eq!(s.enrolment, None);
+        let want = std::fs::read_to_string(format!("{dir}state-v1.pub")).unwrap();
+        assert_eq!(public_line(s.private_key().public_key(), ""), want.trim());
+        // Written again unchanged: still version 1, the same bytes.
+        assert_eq!(encoded(&s), bytes);
+        let bytes = std::fs::read(format!("{dir}state-v1-four-pins")).unwrap();
+        let s = decode_bytes(&bytes).unwrap();
+        assert_eq!((s.pins.len(), s.enrolment.is_none()), (4, true));
+        assert!(s.pin_for("[::1]:2222").is_some(), "{:?}", s.pins);
+    }
+
+    #[test]
+    fn a_version_2_file_without_an_enrolment_is_refused() {
+        let bytes = encoded(&sample());
+        let body = &bytes[HEADER_BYTES..bytes.len() - 4];
+        let mut v2 = body.to_vec();
+        v2.push(0); // Option::None
+        let mut image = b"JBRD\x02".to_vec();
+        image.extend_from_slice(&v2);
+        image.extend_from_slice(&CRC.checksum(&v2).to_le_bytes());
+        assert!(matches!(decode_bytes(&image), Err(StateError::Corrupt)));
+    }
+
     #[test]
     fn every_single_bit_flip_is_rejected() {
+        let mut s = sample();
+        s.enrolment = Some(largest_enrolment());
         let bytes = encoded(&sample());
-        for i in 0..bytes.len() {
-            for bit in 0..8 {
-                let mut b = bytes.clone();
-                b[i] ^= 1 << bit;
-                assert!(
-                    decode_bytes(&b).is_err(),
-                    "flip of byte {i} bit {bit} decoded"
-                );
+        let enrolled = encoded(&s);
+        for bytes in [bytes, enrolled] {
+            for i in 0..bytes.len() {
+                for bit in 0..8 {
+                    let mut b = bytes.clone();
+                    b[i] ^= 1 << bit;
+                    assert!(
+                        decode_bytes(&b).is_err(),
+                        "flip of byte {i} bit {bit} decoded"
+                    );
+                }
             }
         }
     }

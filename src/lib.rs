@@ -21,6 +21,8 @@
 #![forbid(unsafe_code)]
 
 pub mod backoff;
+#[cfg(feature = "claim")]
+pub mod claim;
 pub mod cli;
 pub mod config;
 pub mod defaults;

@@ -86,8 +86,36 @@ pub const CHANNEL_QUEUE_MSGS: usize = 256;
 /// (no RTC, before NTP) looks at the clock again (src/hostcert.rs).
 pub const CLOCK_RECHECK: Duration = Duration::from_secs(5);
 
-/// Largest state (identity) file we read; a larger file is refused, never truncated.
-pub const MAX_STATE_FILE_BYTES: usize = 2048;
+/// Largest state (identity) file we read; a larger file is refused, never
+/// truncated. Room for every pin and an enrolment at their bounds.
+pub const MAX_STATE_FILE_BYTES: usize = 4096;
+/// Jails of a pool a claim answer may name, and the state file keeps.
+pub const MAX_ENROLLED_JAILS: usize = MAX_JAILS;
+/// Longest device id (claim request and answer, state file).
+pub const MAX_DEVICE_ID_BYTES: usize = 64;
+/// Longest account name a claim answer may give (and `--claim-user`).
+pub const MAX_USER_BYTES: usize = 32;
+/// Longest claim token accepted (`--claim`).
+pub const MAX_CLAIM_TOKEN_BYTES: usize = 256;
+/// Largest claim request sent (the wire format's bound).
+pub const MAX_CLAIM_REQUEST_BYTES: usize = 4096;
+/// Lines of a claim request at most (the wire format's bound).
+pub const MAX_CLAIM_REQUEST_LINES: usize = 16;
+/// Host-key lines a claim request carries at most (the device's own sshd keys).
+pub const MAX_CLAIM_HOST_KEYS: usize = 4;
+/// Largest claim answer read; a longer one is refused (the wire format's bound).
+pub const MAX_CLAIM_ANSWER_BYTES: usize = 8192;
+/// Lines of a claim answer at most (the wire format's bound).
+pub const MAX_CLAIM_ANSWER_LINES: usize = 24;
+/// Largest `--device-host-key` file read.
+pub const MAX_DEVICE_HOST_KEY_FILE_BYTES: u64 = 16 * 1024;
+/// Time allowed, once logged in as the claim account, to send the request and
+/// read the whole answer.
+pub const CLAIM_ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
+/// Delay (before jitter: uniform in its last quarter) after a claim was
+/// refused or answered with something unusable: a token rarely becomes
+/// valid within minutes, and the registry should not be hammered.
+pub const CLAIM_REFUSED_RETRY: Duration = Duration::from_secs(300);
 /// Jail host keys pinned by `StrictHostKeyChecking=accept-new` in the state file.
 pub const MAX_PINNED_HOSTS: usize = MAX_JAILS;
 /// Longest `host:port` name a pin is stored under.

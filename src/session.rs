@@ -31,6 +31,16 @@ use tokio::time::{Instant, timeout, timeout_at};
 
 /// Settings shared by every attempt.
 pub struct Ctx {
+    /// How to log in to a jail.
+    pub login: Login,
+    pub forward: Forward,
+    /// Where channels end up: the device-side target for `-R`, the host the
+    /// jail connects to for `-L`.
+    pub target: Target,
+}
+
+/// How to reach and log in to a jail: the tunnel's and the claim's.
+pub struct Login {
     pub ssh: Arc<client::Config>,
     /// The same, also asking for the jail's host certificate: for jails a CA
     /// may vouch for (`--host-ca`, `@cert-authority`), as ssh(1) does.
@@ -39,10 +49,6 @@ pub struct Ctx {
     pub trust: Arc<TrustSources>,
     /// `--certificate`: read again at each attempt (a renewer may replace it).
     pub certificate: Option<std::path::PathBuf>,
-    pub forward: Forward,
-    /// Where channels end up: the device-side target for `-R`, the host the
-    /// jail connects to for `-L`.
-    pub target: Target,
     pub connect_timeout: Duration,
     /// `--proxy`: every jail is reached through this HTTP CONNECT proxy.
     pub proxy: Option<crate::config::ProxyUrl>,
@@ -116,7 +122,7 @@ pub fn unix_now() -> u64 {
 
 /// The client configuration for `jail`: with certificate algorithms when a CA
 /// may vouch for it (an unreadable known_hosts is reported by the key check).
-fn config_for(ctx: &Ctx, jail: &Jail) -> Arc<client::Config> {
+fn config_for(ctx: &Login, jail: &Jail) -> Arc<client::Config> {
     if ctx.trust.pinned.is_some() {
         return ctx.ssh.clone(); // a pinned key is the only trust: no certificates
     }
@@ -227,10 +233,21 @@ impl fmt::Display for HandshakeError {
 
 impl std::error::Error for HandshakeError {}
 
+/// Host keys this agent stored for one jail.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StoredPins {
+    /// Pinned on first use (`StrictHostKeyChecking=accept-new`).
+    pub accepted: Option<[u8; 32]>,
+    /// Named by the claim answer that enrolled this device: trusted in
+    /// addition to the configured sources, and a jail no source knows must
+    /// show this key.
+    pub enrolled: Option<[u8; 32]>,
+}
+
 struct Client {
     jail: Jail,
     trust: Arc<TrustSources>,
-    state_pin: Option<[u8; 32]>,
+    pins: StoredPins,
     check: Arc<Mutex<KeyCheck>>,
     incoming: mpsc::Sender<Incoming>,
     permits: Arc<Semaphore>,
@@ -322,6 +339,10 @@ impl Client {
     }
 
     fn verdict(&self, blob: &[u8]) -> Result<Verdict, String> {
+        let sha = ring::digest::digest(&ring::digest::SHA256, blob);
+        if self.pins.enrolled.is_some_and(|p| p[..] == *sha.as_ref()) {
+            return Ok(Verdict::Trusted);
+        }
         if let Some(pinned) = &self.trust.pinned {
             return Ok(if pinned == blob {
                 Verdict::Trusted
@@ -335,11 +356,12 @@ impl Client {
                 return Ok(v);
             }
         }
-        let sha = ring::digest::digest(&ring::digest::SHA256, blob);
-        Ok(match self.state_pin {
-            Some(p) if p[..] == *sha.as_ref() => Verdict::Trusted,
-            Some(p) => Verdict::Mismatch(vec![format!("SHA256:{}", base64_unpadded(&p))]),
-            None => Verdict::Unknown,
+        let shown = |p: &[u8; 32]| format!("SHA256:{}", base64_unpadded(p));
+        Ok(match (self.pins.accepted, self.pins.enrolled) {
+            (Some(p), _) if p[..] == *sha.as_ref() => Verdict::Trusted,
+            (Some(p), _) => Verdict::Mismatch(vec![shown(&p)]),
+            (None, Some(p)) => Verdict::Mismatch(vec![shown(&p)]),
+            (None, None) => Verdict::Unknown,
         })
     }
 
@@ -562,7 +584,7 @@ impl client::Handler for Client {
 /// A TCP stream to the jail within `deadline`: straight to it, or through
 /// the `--proxy` (which then resolves the jail's name); either way the same
 /// stream type goes to russh, and the host key is checked against the jail.
-async fn dial(ctx: &Ctx, jail: &Jail, deadline: Instant) -> Result<TcpStream, Failure> {
+async fn dial(ctx: &Login, jail: &Jail, deadline: Instant) -> Result<TcpStream, Failure> {
     #[cfg(feature = "proxy")]
     if let Some(proxy) = &ctx.proxy {
         let name = format!("proxy {proxy} (for jail {jail})");
@@ -635,13 +657,13 @@ pub struct Up {
 pub async fn connect(
     ctx: &Ctx,
     jail: &Jail,
-    state_pin: Option<[u8; 32]>,
+    pins: StoredPins,
     save_pin: PinSaver<'_>,
     shutdown: &mut Shutdown,
     local: Option<&TcpListener>,
 ) -> Result<Link, Option<Failure>> {
     let (tx, incoming) = mpsc::channel(MAX_CHANNELS);
-    let setup = establish(ctx, jail, state_pin, save_pin, tx);
+    let setup = establish(ctx, jail, pins, save_pin, tx);
     let (handle, mut up) = tokio::select! {
         r = setup => r.map_err(Some)?,
         _ = shutdown.wait() => return Err(None),
@@ -681,7 +703,8 @@ pub async fn serve(
         ctx.target.host,
         ctx.target.port,
         up.cipher,
-        ctx.proxy
+        ctx.login
+            .proxy
             .as_ref()
             .map_or(String::new(), |p| format!(" proxy={p}"))
     );
@@ -827,51 +850,129 @@ async fn say_goodbye(forward: &Forward, jail: &Jail, handle: &mut Handle<Client>
     }
 }
 
-/// One attempt's setup, each step under its own limit: TCP connect, SSH
-/// handshake with the host-key check, pinning a key accepted as new,
-/// authentication, and the forward request.
+/// One attempt's setup, each step under its own limit: [`open`], then the
+/// forward request.
 async fn establish(
     ctx: &Ctx,
     jail: &Jail,
-    state_pin: Option<[u8; 32]>,
+    pins: StoredPins,
     save_pin: PinSaver<'_>,
     incoming: mpsc::Sender<Incoming>,
 ) -> Result<(Handle<Client>, Up), Failure> {
-    let deadline = Instant::now() + ctx.connect_timeout;
-    let stream = dial(ctx, jail, deadline).await?;
-    let check = Arc::new(Mutex::new(KeyCheck::default()));
     let expect = Arc::new(Expected::for_forward(&ctx.forward));
-    let handler = Client {
-        jail: jail.clone(),
-        trust: ctx.trust.clone(),
-        state_pin,
-        check: check.clone(),
-        incoming,
-        permits: Arc::new(Semaphore::new(MAX_CHANNELS)),
-        expect: expect.clone(),
-    };
-    let connected = timeout_at(
-        deadline,
-        client::connect_stream(config_for(ctx, jail), stream, handler),
-    )
-    .await;
-    // What the host-key callback decided during the handshake.
-    let checked = check
-        .lock()
-        .map(|mut c| std::mem::take(&mut *c))
-        .unwrap_or_default();
-    let mut handle = handshake_reply(ctx, jail, connected)?;
-    keep_new_pin(jail, checked.new_pin, save_pin)?;
-    authenticate(ctx, jail, &mut handle).await?;
+    let (handle, checked) =
+        open(&ctx.login, jail, pins, save_pin, incoming, expect.clone()).await?;
     let mut up = request_forward(&ctx.forward, jail, &handle, &expect, checked.cipher).await?;
     up.unchecked_window = checked.unchecked_window;
     Ok((handle, up))
 }
 
+/// A logged-in link: TCP connect, SSH handshake with the host-key check,
+/// pinning a key accepted as new, authentication; each under its limit.
+async fn open(
+    login: &Login,
+    jail: &Jail,
+    pins: StoredPins,
+    save_pin: PinSaver<'_>,
+    incoming: mpsc::Sender<Incoming>,
+    expect: Arc<Expected>,
+) -> Result<(Handle<Client>, KeyCheck), Failure> {
+    let deadline = Instant::now() + login.connect_timeout;
+    let stream = dial(login, jail, deadline).await?;
+    let check = Arc::new(Mutex::new(KeyCheck::default()));
+    let handler = Client {
+        jail: jail.clone(),
+        trust: login.trust.clone(),
+        pins,
+        check: check.clone(),
+        incoming,
+        permits: Arc::new(Semaphore::new(MAX_CHANNELS)),
+        expect,
+    };
+    let connected = timeout_at(
+        deadline,
+        client::connect_stream(config_for(login, jail), stream, handler),
+    )
+    .await;
+    // What the host-key callback decided during the handshake.
+    let mut checked = check
+        .lock()
+        .map(|mut c| std::mem::take(&mut *c))
+        .unwrap_or_default();
+    let mut handle = handshake_reply(login, jail, connected)?;
+    keep_new_pin(jail, checked.new_pin.take(), save_pin)?;
+    authenticate(login, jail, &mut handle).await?;
+    Ok((handle, checked))
+}
+
+/// Logs in to `jail` as its claim account, runs `jailbird-claim 1` (the
+/// forced command answers), sends `request`, and returns what came back
+/// before EOF: at most [`MAX_CLAIM_ANSWER_BYTES`] + 1 bytes (one more than
+/// allowed, for the parser to refuse), all within [`CLAIM_ANSWER_TIMEOUT`].
+#[cfg(feature = "claim")]
+pub async fn claim(
+    login: &Login,
+    jail: &Jail,
+    pins: StoredPins,
+    save_pin: PinSaver<'_>,
+    request: &[u8],
+) -> Result<Vec<u8>, Failure> {
+    use crate::limits::{CLAIM_ANSWER_TIMEOUT, MAX_CLAIM_ANSWER_BYTES};
+    use russh::ChannelMsg;
+    let (tx, _rx) = mpsc::channel(1);
+    // No forward asked: every channel the jail opens is refused.
+    let expect = Arc::new(Expected {
+        reverse: false,
+        port: AtomicU32::new(0),
+        socket: None,
+    });
+    let (handle, _) = open(login, jail, pins, save_pin, tx, expect).await?;
+    let lost = |e: &dyn fmt::Display| Failure::Lost(format!("claim at jail {jail}: {e}"));
+    let exchange = async {
+        let ch = handle.channel_open_session().await.map_err(|e| lost(&e))?;
+        // Split as forward.rs does: the same halves' code serves both.
+        let (mut rx, tx) = ch.split();
+        tx.exec(true, crate::claim::COMMAND)
+            .await
+            .map_err(|e| lost(&e))?;
+        tx.data_bytes(bytes::Bytes::copy_from_slice(request))
+            .await
+            .map_err(|e| lost(&e))?;
+        tx.eof().await.map_err(|e| lost(&e))?;
+        let mut answer = Vec::with_capacity(1024);
+        while let Some(msg) = rx.wait().await {
+            match msg {
+                ChannelMsg::Data { data } => {
+                    let room = MAX_CLAIM_ANSWER_BYTES + 1 - answer.len();
+                    answer.extend_from_slice(&data[..data.len().min(room)]);
+                    if answer.len() > MAX_CLAIM_ANSWER_BYTES {
+                        break;
+                    }
+                }
+                ChannelMsg::Failure => {
+                    return Err(lost(&"the jail refused to run the claim command"));
+                }
+                ChannelMsg::Eof | ChannelMsg::Close => break,
+                _ => {}
+            }
+        }
+        Ok(answer)
+    };
+    let answer = timeout(CLAIM_ANSWER_TIMEOUT, exchange).await;
+    // The forced command is done: dropping the handle ends the link.
+    drop(handle);
+    answer.unwrap_or_else(|_| {
+        Err(Failure::Lost(format!(
+            "claim at jail {jail}: no complete answer within {}s",
+            CLAIM_ANSWER_TIMEOUT.as_secs()
+        )))
+    })
+}
+
 /// What the handshake's outcome means: the session, or why the attempt
 /// failed (a trust refusal is [`Failure::HostKey`]).
 fn handshake_reply(
-    ctx: &Ctx,
+    ctx: &Login,
     jail: &Jail,
     connected: Result<Result<Handle<Client>, HandshakeError>, Elapsed>,
 ) -> Result<Handle<Client>, Failure> {
@@ -905,7 +1006,11 @@ fn keep_new_pin(
 
 /// Public-key authentication within AUTH_TIMEOUT; a refusal names the key
 /// and the user, a link that ended meanwhile says so.
-async fn authenticate(ctx: &Ctx, jail: &Jail, handle: &mut Handle<Client>) -> Result<(), Failure> {
+async fn authenticate(
+    ctx: &Login,
+    jail: &Jail,
+    handle: &mut Handle<Client>,
+) -> Result<(), Failure> {
     let hash = if ctx.key.algorithm().is_rsa() {
         handle
             .best_supported_rsa_hash()

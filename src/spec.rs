@@ -166,6 +166,17 @@ pub fn valid_user(u: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
 }
 
+/// A device id as a claim request or answer carries it (`--device-id`):
+/// 1 to 64 of `A-Z a-z 0-9 . _ -`, not starting with `-` or `.`.
+pub fn valid_device_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && !id.starts_with(['-', '.'])
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+}
+
 /// Parses `[USER@]HOST`, `[USER@]HOST:PORT` or `[USER@][V6ADDR]:PORT`.
 pub fn parse_destination(
     s: &str,

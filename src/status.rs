@@ -43,10 +43,21 @@ pub fn up(path: Option<&Path>, up: &Up) {
 
 /// Writes `state=down` with the reason (the tunnel is being rebuilt).
 pub fn down(path: Option<&Path>, reason: &str) {
+    down_with(path, reason, "", "");
+}
+
+/// [`down`] with one more `KEY=VALUE` line (`key` given with its `=`): a
+/// refused claim adds `claim=refused:WORD` (never the token).
+pub fn down_with(path: Option<&Path>, reason: &str, key: &str, value: &str) {
+    let extra = if key.is_empty() {
+        String::new()
+    } else {
+        format!("{key}{value}\n")
+    };
     write(
         path,
         &format!(
-            "state=down\nreason={}\npid={}\n",
+            "state=down\nreason={}\n{extra}pid={}\n",
             reason.replace(['\n', '\r'], " "),
             std::process::id()
         ),

@@ -8,7 +8,7 @@ use crate::device::DeviceKey;
 use crate::forward::{self, Target};
 use crate::identity::{self, State};
 use crate::limits::HEALTHY_RESET;
-use crate::session::{self, Attempt, Ctx};
+use crate::session::{self, Attempt, Ctx, Login, StoredPins};
 use crate::shutdown::Shutdown;
 use crate::status;
 use russh::keys::PrivateKey;
@@ -36,18 +36,13 @@ pub async fn run(cfg: RunConfig, shutdown: Shutdown) -> Result<(), String> {
 
 /// [`run`] with another reconnect policy, reporting to `observer`.
 pub async fn run_with(
-    cfg: RunConfig,
+    mut cfg: RunConfig,
     mut shutdown: Shutdown,
     policy: Policy,
     observer: &mut dyn Observer,
 ) -> Result<(), String> {
     let DeviceKey { key, state } = DeviceKey::load(&cfg.state_path, &cfg.key)?;
     log::info!("device key {}", identity::fingerprint(key.public_key()));
-    let (forward, target) = prepare_forward(&cfg.forward, &key)?;
-    let local = match &forward {
-        Forward::Local(l) => Some(bind_local(l).await?),
-        Forward::Remote(_) => None,
-    };
     if let Some(path) = &cfg.certificate {
         // A certificate that cannot be this key's is a configuration error; an
         // expired one is waited out (a renewer may replace the file).
@@ -62,14 +57,12 @@ pub async fn run_with(
         }
     }
     let ssh = || session::ssh_config(cfg.alive_interval, cfg.alive_count_max, &cfg.ciphers);
-    let ctx = Ctx {
+    let login = Login {
         ssh: Arc::new(ssh()),
         ssh_cert: Arc::new(session::with_host_certificates(ssh())),
         key: Arc::new(key),
         trust: Arc::new(cfg.trust.clone()),
         certificate: cfg.certificate.clone(),
-        forward,
-        target,
         connect_timeout: cfg.connect_timeout,
         proxy: cfg.proxy.clone(),
     };
@@ -78,12 +71,62 @@ pub async fn run_with(
     let mut pins = Pins {
         path: &cfg.state_path,
         state,
+        enrolled: false,
     };
     let rng = ring::rand::SystemRandom::new();
+    // Replaced by the enrolment's jails when claiming.
+    #[cfg_attr(not(feature = "claim"), allow(unused_mut))]
+    let mut jails = cfg.jails.clone();
+    let forward = match cfg.forward.take() {
+        Some(f) => f,
+        #[cfg(feature = "claim")]
+        None => {
+            let Some(claim) = &cfg.claim else {
+                return Err("no forward given (-R or -L)".into());
+            };
+            let c = Claiming {
+                claim,
+                login: &login,
+                jails: &cfg.jails,
+                status,
+                policy,
+                rng: &rng,
+            };
+            let Some(e) = c.enrolment(&mut pins, &mut shutdown).await? else {
+                return closed(status);
+            };
+            pins.enrolled = true;
+            let forward;
+            (jails, forward) = enrolled_tunnel(&e);
+            log::info!(
+                "running as enrolled device {}: -R {}:{}:{} to {}@{} ({} jail(s) in turn)",
+                e.device,
+                e.port,
+                crate::spec::bracket(&e.target_host),
+                e.target_port,
+                e.user,
+                jails[0],
+                jails.len()
+            );
+            forward
+        }
+        #[cfg(not(feature = "claim"))]
+        None => return Err("no forward given (-R or -L)".into()),
+    };
+    let (forward, target) = prepare_forward(&forward, &login.key)?;
+    let local = match &forward {
+        Forward::Local(l) => Some(bind_local(l).await?),
+        Forward::Remote(_) => None,
+    };
+    let ctx = Ctx {
+        login,
+        forward,
+        target,
+    };
     let mut backoff = Backoff::new(policy);
     let mut next = 0usize;
     loop {
-        let jail = &cfg.jails[next % cfg.jails.len()];
+        let jail = &jails[next % jails.len()];
         let outcome = attempt(
             &ctx,
             jail,
@@ -164,17 +207,31 @@ async fn bind_local(l: &LocalForward) -> Result<TcpListener, String> {
     Ok(listener)
 }
 
-/// Host keys pinned on first use, kept in the state file.
+/// Host keys pinned on first use and the enrolment, kept in the state file.
 struct Pins<'a> {
     path: &'a Path,
     state: Option<State>,
+    /// Running the stored enrolment: its jails' keys count as pins.
+    enrolled: bool,
 }
 
 impl Pins<'_> {
-    /// The key pinned for `jail` earlier, if any.
-    fn get(&self, jail: &Jail) -> Option<[u8; 32]> {
-        let pin = self.state.as_ref()?.pin_for(&jail.to_string())?;
-        Some(pin.sha256)
+    /// The keys stored for `jail`: pinned on first use, and (running the
+    /// enrolment) the one the claim answer named.
+    fn get(&self, jail: &Jail) -> StoredPins {
+        let Some(state) = self.state.as_ref() else {
+            return StoredPins::default();
+        };
+        let enrolled = state.enrolment.as_ref().filter(|_| self.enrolled);
+        StoredPins {
+            accepted: state.pin_for(&jail.to_string()).map(|p| p.sha256),
+            enrolled: enrolled.and_then(|e| {
+                e.jails
+                    .iter()
+                    .find(|j| j.host.as_str() == jail.host && j.port == jail.port)
+                    .map(|j| j.key_sha256)
+            }),
+        }
     }
 
     /// Pins a key accepted as new; merged under a lock with what other agents
@@ -198,16 +255,16 @@ async fn attempt(
     local: Option<&TcpListener>,
     observer: &mut dyn Observer,
 ) -> Attempt {
-    let state_pin = pins.get(jail);
+    let stored = pins.get(jail);
     let mut save_pin = |jail: &Jail, sha: [u8; 32]| pins.save(jail, sha);
-    match session::connect(ctx, jail, state_pin, &mut save_pin, shutdown, local).await {
+    match session::connect(ctx, jail, stored, &mut save_pin, shutdown, local).await {
         Ok(link) => {
             let up = status::Up {
                 jail: &jail.to_string(),
                 listen: &link.up.listen,
                 port: link.up.port,
                 target: &format!("{}:{}", ctx.target.host, ctx.target.port),
-                proxy: ctx.proxy.as_ref().map(ToString::to_string),
+                proxy: ctx.login.proxy.as_ref().map(ToString::to_string),
             };
             status::up(status, &up);
             observer.up(&link.up);
@@ -243,4 +300,153 @@ fn random_u32(rng: &ring::rand::SystemRandom) -> u32 {
     // A failed random source only removes jitter; the delay stays bounded.
     let _ = rng.fill(&mut b);
     u32::from_ne_bytes(b)
+}
+
+/// The jails and the forward an enrolment names, exactly as if
+/// `-R PORT:TARGET USER@jail,...` had been given.
+#[cfg(feature = "claim")]
+fn enrolled_tunnel(
+    e: &identity::Enrolment,
+) -> (heapless::Vec<Jail, { crate::limits::MAX_JAILS }>, Forward) {
+    let jails = e
+        .jails
+        .iter()
+        .map(|j| Jail {
+            user: e.user.to_string(),
+            host: j.host.to_string(),
+            port: j.port,
+        })
+        .collect();
+    let forward = Forward::Remote(crate::config::RemoteForward {
+        socket: None,
+        bind: None,
+        port: e.port,
+        target_host: e.target_host.to_string(),
+        target_port: e.target_port,
+    });
+    (jails, forward)
+}
+
+/// What claiming needs: the token and the claim account's jails.
+#[cfg(feature = "claim")]
+struct Claiming<'a> {
+    claim: &'a crate::config::Claim,
+    login: &'a Login,
+    /// The claim account at each jail given.
+    jails: &'a [Jail],
+    status: Option<&'a Path>,
+    policy: Policy,
+    rng: &'a ring::rand::SystemRandom,
+}
+
+#[cfg(feature = "claim")]
+impl Claiming<'_> {
+    /// The stored enrolment, or a new one claimed with the token (retried
+    /// until it is accepted; `None`: shutdown came first). Errors only for
+    /// local problems retrying cannot fix.
+    async fn enrolment(
+        &self,
+        pins: &mut Pins<'_>,
+        shutdown: &mut Shutdown,
+    ) -> Result<Option<identity::Enrolment>, String> {
+        use crate::claim::{self, Answer};
+        if let Some(e) = pins.state.as_ref().and_then(|s| s.enrolment.as_ref()) {
+            if let Some(why) = e.problem() {
+                return Err(format!(
+                    "state file {}: the stored enrolment is unusable ({why}); move the file away to claim again",
+                    pins.path.display()
+                ));
+            }
+            log::info!(
+                "enrolled as device {} (stored): the claim token is not used",
+                e.device
+            );
+            return Ok(Some(e.clone()));
+        }
+        let request = self.request()?;
+        let mut backoff = Backoff::new(self.policy);
+        let mut next = 0usize;
+        loop {
+            let jail = &self.jails[next % self.jails.len()];
+            next = next.wrapping_add(1);
+            let stored = pins.get(jail);
+            let mut save_pin = |jail: &Jail, sha: [u8; 32]| pins.save(jail, sha);
+            let exchange = session::claim(self.login, jail, stored, &mut save_pin, &request);
+            let outcome = tokio::select! {
+                biased;
+                r = exchange => r,
+                _ = shutdown.wait() => return Ok(None),
+            };
+            let jitter = random_u32(self.rng);
+            let slow = crate::backoff::claim_refused(jitter);
+            // (the line, the refusal's word if any, the delay)
+            let (line, word, delay) = match outcome.map(|a| claim::parse_answer(&a)) {
+                Ok(Ok(Answer::Accepted(e))) => {
+                    let saved =
+                        identity::save_enrolment(pins.path, &e).map_err(|e| e.to_string())?;
+                    pins.state = Some(saved);
+                    log::info!("claimed at jail {jail}: enrolled as device {}", e.device);
+                    return Ok(Some(*e));
+                }
+                Ok(Ok(Answer::Refused(r))) if r.is_unavailable() => (
+                    format!("claim at jail {jail}: {r}"),
+                    None,
+                    backoff.next_delay(crate::backoff::Failure::Other, jitter),
+                ),
+                Ok(Ok(Answer::Refused(r))) => {
+                    (format!("claim refused by {jail}: {r}"), Some(r), slow)
+                }
+                Ok(Err(bad)) => (
+                    format!("claim answer from {jail} refused: {bad}"),
+                    None,
+                    slow,
+                ),
+                Err(failure) => {
+                    let delay = backoff.next_delay(failure.kind(), jitter);
+                    (failure.to_string(), None, delay)
+                }
+            };
+            match &word {
+                Some(r) => status::down_with(self.status, &line, "claim=refused:", r.word()),
+                None => status::down(self.status, &line),
+            }
+            log::warn!("{line}; retrying in {:.0}s", delay.as_secs_f32());
+            if !pause(delay, shutdown, None).await {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// The request: token, this device's MAC (said in a log line), id and
+    /// its own sshd host keys (a missing key file is a warning).
+    fn request(&self) -> Result<Vec<u8>, String> {
+        use crate::claim;
+        let mac = claim::device_mac().ok_or(
+            "claim: no network interface with a MAC address (looked at /proc/net/route and /sys/class/net)",
+        )?;
+        log::info!(
+            "claim: MAC {} of {} ({})",
+            mac.address,
+            mac.interface,
+            if mac.default_route {
+                "it holds the default route"
+            } else {
+                "no default route: the first interface with a MAC address"
+            }
+        );
+        let path = &self.claim.device_host_key;
+        let keys = claim::device_host_keys(path)?;
+        if keys.is_empty() {
+            log::warn!(
+                "claim: no device host key in {} (the request carries none; with dropbear: dropbearkey -y -f /etc/dropbear/dropbear_ed25519_host_key | grep ^ssh- > {0})",
+                path.display()
+            );
+        }
+        claim::request(
+            &self.claim.token.0,
+            &mac.address,
+            self.claim.device_id.as_deref(),
+            &keys,
+        )
+    }
 }

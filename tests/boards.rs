@@ -829,6 +829,65 @@ config jailbird 'lan'
 }
 
 /// The value of a `NAME=value` line of the OpenWrt init script.
+#[test]
+fn openwrt_init_passes_the_claim_token_in_the_environment_only() {
+    need("busybox", "busybox");
+    let t = Temp::new("claim-init");
+    let dhk = t.str("device_host_key.pub");
+    let uci = format!(
+        "config jailbird 'main'
+	option enabled '1'
+	option destination 'jail.example:8022'
+	option known_hosts '/etc/jailbird/known_hosts'
+	option claim 'jbc1-s3cret'
+	option claim_user 'enrol'
+	option device_id 'router-17'
+	option device_host_key '{dhk}'
+"
+    );
+    let image = Image::new(true);
+    for shell in [&["sh"][..], &["busybox", "sh"][..]] {
+        let p = procd_for(shell, &uci, &image);
+        let (_, cmd, params) = &p.instances[0];
+        assert_eq!(
+            cmd,
+            &strings(&[
+                "/usr/sbin/jailbird",
+                "run",
+                "--known-hosts",
+                "/etc/jailbird/known_hosts",
+                "--status-file",
+                &format!("{}/main.status", image.run_dir()),
+                "--claim-user",
+                "enrol",
+                "--device-id",
+                "router-17",
+                "--device-host-key",
+                &dhk,
+                "jail.example:8022",
+            ]),
+            "{shell:?}"
+        );
+        assert!(
+            params
+                .iter()
+                .any(|x| x == "env\tJAILBIRD_LOG=info\tJAILBIRD_CLAIM=jbc1-s3cret"),
+            "{shell:?}: {params:?}"
+        );
+        // In ujail: sysfs for the MAC, the host key file mounted.
+        let jail = jail(params);
+        assert!(
+            jail.iter()
+                .any(|x| x.starts_with("jail\tjailbird\tprocfs\tsysfs")),
+            "{jail:?}"
+        );
+        assert!(
+            jail.contains(&format!("jail_mount\t{dhk}").as_str()),
+            "{jail:?}"
+        );
+    }
+}
+
 fn init_value(name: &str) -> String {
     let text = std::fs::read_to_string(root().join("board/openwrt/files/jailbird.init")).unwrap();
     text.lines()

@@ -112,8 +112,14 @@ fuzz_target!(|data: &[u8]| {
                 );
                 assert!(!j.to_string().is_empty());
             }
+            // Without a forward only with a claim token, which never shows.
+            assert_eq!(c.forward.is_none(), c.claim.is_some(), "{ctx}");
+            if let Some(claim) = &c.claim {
+                assert_eq!(format!("{:?}", claim.token), "***", "{ctx}");
+            }
             match &c.forward {
-                Forward::Remote(r) => {
+                None => {}
+                Some(Forward::Remote(r)) => {
                     assert_ne!(r.target_port, 0, "{ctx}");
                     assert!(!r.target_host.is_empty(), "{ctx}");
                     assert!(!r.bind_address().is_empty(), "{ctx}");
@@ -121,7 +127,7 @@ fuzz_target!(|data: &[u8]| {
                         assert_eq!((r.port, r.bind.as_deref()), (0, None), "{ctx}");
                     }
                 }
-                Forward::Local(l) => {
+                Some(Forward::Local(l)) => {
                     assert_ne!(l.host_port, 0, "{ctx}");
                     assert!(!l.host.is_empty(), "{ctx}");
                     assert!(

@@ -6,20 +6,25 @@
 //! CRC, so without the second view it would never get past the checksum).
 #![no_main]
 
-use jailbird::identity::{self, FORMAT_VERSION, MAGIC, State, StdIo};
-use jailbird::limits::{MAX_PIN_NAME_BYTES, MAX_PINNED_HOSTS, MAX_STATE_FILE_BYTES};
+use jailbird::identity::{self, FORMAT_VERSION, FORMAT_VERSION_V1, MAGIC, State, StdIo};
+use jailbird::limits::{
+    MAX_ENROLLED_JAILS, MAX_PIN_NAME_BYTES, MAX_PINNED_HOSTS, MAX_STATE_FILE_BYTES,
+};
 use libfuzzer_sys::fuzz_target;
 
 const CRC: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISCSI);
 
 fuzz_target!(|data: &[u8]| {
     check(data);
-    let mut image = Vec::with_capacity(data.len() + 9);
-    image.extend_from_slice(&MAGIC);
-    image.push(FORMAT_VERSION);
-    image.extend_from_slice(data);
-    image.extend_from_slice(&CRC.checksum(data).to_le_bytes());
-    check(&image);
+    // Both format versions this agent reads (1: no enrolment, 2: with one).
+    for version in [FORMAT_VERSION_V1, FORMAT_VERSION] {
+        let mut image = Vec::with_capacity(data.len() + 9);
+        image.extend_from_slice(&MAGIC);
+        image.push(version);
+        image.extend_from_slice(data);
+        image.extend_from_slice(&CRC.checksum(data).to_le_bytes());
+        check(&image);
+    }
 });
 
 fn encode(state: &State) -> Vec<u8> {
@@ -53,7 +58,14 @@ fn check(bytes: &[u8]) {
         );
     }
 
+    // The version byte says whether there is an enrolment, and it is bounded.
+    assert_eq!(bytes[4] == FORMAT_VERSION, state.enrolment.is_some());
+    if let Some(e) = &state.enrolment {
+        assert!(e.jails.len() <= MAX_ENROLLED_JAILS);
+    }
+
     let first = encode(&state);
+    assert_eq!(first[4], bytes[4], "re-encoded under another version");
     assert!(
         first.len() <= MAX_STATE_FILE_BYTES,
         "re-encoded state too large"
