@@ -13,6 +13,8 @@ use std::path::Path;
 pub const DEFAULT_COMMAND_USER: &str = "warden";
 /// The jail account operators log in as when `--operator-user` is not given.
 pub const DEFAULT_OPERATOR_USER: &str = "operator";
+/// The jail account devices holding a claim token log in as (`jail add --claim-user`).
+pub const DEFAULT_CLAIM_USER: &str = "claim";
 /// Seconds between sshd's keepalives to a device, and how many may go
 /// unanswered: a dead device's listener is freed within their product.
 pub const CLIENT_ALIVE_INTERVAL_SECS: u32 = 15;
@@ -468,6 +470,7 @@ mod tests {
             host_key: key(K2),
             user: UserName::parse("u", "tunuser").unwrap(),
             operator_user: UserName::parse("u", "operator").unwrap(),
+            claim_user: UserName::parse("u", "claim").unwrap(),
         }
     }
 

@@ -20,6 +20,7 @@ pub fn run(ctx: &Ctx, cmd: &JailCmd) -> Result<String, Error> {
             pool,
             user,
             operator_user,
+            claim_user,
         } => {
             let j = NewJail {
                 name: Name::parse("jail", n)?,
@@ -28,6 +29,7 @@ pub fn run(ctx: &Ctx, cmd: &JailCmd) -> Result<String, Error> {
                 pool: name("pool", pool)?,
                 user: UserName::parse("--user", user)?,
                 operator_user: UserName::parse("--operator-user", operator_user)?,
+                claim_user: UserName::parse("--claim-user", claim_user)?,
             };
             let j = ctx.admin(|c| store::jail_add(c, &j))?;
             Ok(format!(

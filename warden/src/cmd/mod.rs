@@ -7,6 +7,7 @@
 //! ```
 
 pub mod audit;
+pub mod claim;
 pub mod device;
 pub mod jail;
 pub mod operator;
@@ -93,6 +94,8 @@ pub fn run(cli: &Cli) -> Result<String, Error> {
             since,
         } => audit::run(&ctx, device, operator, since),
         Cmd::Token(c) => token::run(&ctx, c),
+        Cmd::Claim(c) => claim::run(&ctx, c),
+        Cmd::ClaimServe { jail } => claim::serve(&ctx, jail),
         Cmd::Serve(a) => crate::serve::serve(ctx, a),
     }
 }
