@@ -5,8 +5,12 @@
 #   sh /usr/share/warden/setup.sh /usr/bin/warden [JAIL_NAME]   # the warden .deb
 # - accounts: warden (sshd's AuthorizedKeysCommandUser and warden-watch's user;
 #   home /var/lib/warden, no login), tunuser (devices) and operator (operators):
-#   shell /bin/false, no home, password '*' (key logins work, even without PAM)
-# - /var/lib/warden, warden:warden 0750: the SQLite registry, or .pgpass
+#   shell /bin/false, no home, password '*' (key logins work, even without PAM);
+#   claim (devices enrolling themselves with a claim token): the same, but
+#   shell /bin/sh, which sshd needs to run its forced command (`warden
+#   claim-serve`, nothing else: the drop-in's ForceCommand), and group warden,
+#   which may write the SQLite registry
+# - /var/lib/warden, warden:warden 0770: the SQLite registry (0660), or .pgpass
 # - the binary at /usr/local/bin/warden, root:root 0755: sshd runs a command
 #   only if it and every directory above it are root's and writable by no one else
 # - /etc/warden/warden.env (kept if present) and, from beside this script,
@@ -123,10 +127,26 @@ for name in tunuser operator; do
 	fi
 done
 
+# The claim account: sshd runs a forced command with the account's shell
+# (`SHELL -c COMMAND`), so /bin/sh, not /bin/false; the drop-in's ForceCommand
+# and the key line's restrict,command= leave it nothing else to run. Group
+# warden: `claim-serve` enrols into the SQLite registry.
+account claim /nonexistent /bin/sh --gid warden
+if [ "$(getent shadow claim | cut -d: -f2)" != '*' ]; then
+	usermod -p '*' claim
+	say "account claim: password field set to '*'"
+fi
+
 # ---- files -------------------------------------------------------------------
 # Owner and mode are set on every run (install -d on an existing directory).
-install -d -o warden -g warden -m 0750 "$STATE"
-say "$STATE: warden:warden 0750"
+# Group-writable for the claim account (group warden, nobody else in it).
+install -d -o warden -g warden -m 0770 "$STATE"
+say "$STATE: warden:warden 0770"
+if [ -f "$STATE/registry.db" ]; then
+	# SQLite gives its -wal and -shm files the database file's mode.
+	chmod 0660 "$STATE/registry.db"
+	say "$STATE/registry.db: 0660 (claim-serve writes it)"
+fi
 
 if [ -f "$BIN" ] && cmp -s "$src" "$BIN"; then
 	say "$BIN: unchanged"

@@ -128,6 +128,11 @@ pub enum Cmd {
         jail: String,
         user: String,
         fingerprint: String,
+        /// The offered key's type and base64 (`%t %k`): the claim account's
+        /// answer carries the key itself.
+        key_type: Option<String>,
+        #[arg(requires = "key_type")]
+        key_base64: Option<String>,
     },
     /// Record which devices hold their port on this jail; end revoked devices' sessions.
     Watch {

@@ -78,8 +78,9 @@ pub fn authorized_keys(
     jail: &str,
     user: &str,
     fingerprint: &str,
+    offered: Option<(&str, &str)>,
 ) -> Result<String, Error> {
-    match sshd::authorize(&ctx.db, jail, user, fingerprint)? {
+    match sshd::authorize(&ctx.db, jail, user, fingerprint, offered)? {
         Ok(line) => Ok(line + "\n"),
         Err(why) => {
             eprintln!("warden authorized-keys: refused: {why}");

@@ -57,7 +57,12 @@ pub fn run(cli: &Cli) -> Result<String, Error> {
             jail,
             user,
             fingerprint,
-        } => jail::authorized_keys(&ctx, jail, user, fingerprint),
+            key_type,
+            key_base64,
+        } => {
+            let offered = key_type.as_deref().zip(key_base64.as_deref());
+            jail::authorized_keys(&ctx, jail, user, fingerprint, offered)
+        }
         Cmd::SshdConfig(a) => jail::sshd_config(&ctx, a),
         Cmd::Watch {
             jail,
