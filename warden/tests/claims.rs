@@ -610,7 +610,151 @@ fn refusals_are_rate_limited_per_source(kind: Kind) {
     );
 }
 
+/// `connect` and `ssh-config` pin a device's recorded sshd host key; real
+/// OpenSSH then refuses a device whose key changed, and both fingerprints
+/// are in front of the operator.
+fn operators_pin_the_recorded_host_key(kind: Kind) {
+    let reg = Registry::new(kind);
+    reg.pool("p1", "20000-20099");
+    let dir = TempDir::new("claimpin");
+    let (_, jail_host) = keygen(&dir, "jailhost");
+    reg.ok(&[
+        "jail",
+        "add",
+        "j1",
+        "--address",
+        "127.0.0.1:2222",
+        "--host-key",
+        &jail_host,
+        "--pool",
+        "p1",
+    ]);
+    let (_, op_pub) = key(&dir);
+    reg.ok(&["operator", "add", "alice", "--key", &op_pub]);
+    let device = DeviceSshd::start();
+    let host_pub = std::fs::read_to_string(device.dir.path("ssh_host_ed25519_key.pub")).unwrap();
+    let host_pub = host_pub.trim();
+    let (_, other_host) = keygen(&dir, "otherhost");
+    let (_, k1) = key(&dir);
+    let (_, k2) = key(&dir);
+    reg.ok(&["enroll", "d1", "--key", &k1, "--host-key", host_pub]);
+    reg.ok(&["enroll", "d2", "--key", &k2]);
+    let certs = TempDir::new("claimpincerts");
+    let cert_dir = certs.0.display().to_string();
+    let connect = |id: &str| {
+        let (code, out, err) = reg.warden(&[
+            "connect",
+            id,
+            "--operator",
+            "alice",
+            "--print",
+            "--cert-dir",
+            &cert_dir,
+        ]);
+        assert_eq!(code, 0, "{err}");
+        (out, err)
+    };
+    let fp = |line: &str| {
+        let out = run_ok(Command::new("ssh-keygen").arg("-lf").arg("-").stdin({
+            let p = dir.path("fp.pub");
+            std::fs::write(&p, format!("{line}\n")).unwrap();
+            std::fs::File::open(p).unwrap()
+        }));
+        out.split(' ').nth(1).unwrap().to_string()
+    };
+    let (out, err) = connect("d1");
+    let pin = certs.path("d1.known_hosts");
+    assert!(
+        out.contains(&format!("UserKnownHostsFile={}", pin.display())),
+        "{out}"
+    );
+    assert!(
+        out.contains("GlobalKnownHostsFile=/dev/null -o StrictHostKeyChecking=yes"),
+        "{out}"
+    );
+    assert!(
+        err.contains(&format!("pinned to {}", fp(host_pub))),
+        "{err}"
+    );
+    let host_b64 = host_pub.split(' ').nth(1).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&pin).unwrap(),
+        format!("d1 ssh-ed25519 {host_b64}\n")
+    );
+    let (out, err) = connect("d2");
+    assert!(!out.contains("d2.known_hosts"), "{out}");
+    assert!(err.contains("no recorded sshd host key"), "{err}");
+
+    // Real OpenSSH with the pinned file: the device's own key passes ...
+    let ssh_pinned = || {
+        split(
+            Command::new("ssh")
+                .args([
+                    "-F",
+                    "/dev/null",
+                    "-o",
+                    "BatchMode=yes",
+                    "-o",
+                    "IdentitiesOnly=yes",
+                ])
+                .args([
+                    "-o",
+                    "HostKeyAlias=d1",
+                    "-o",
+                    "GlobalKnownHostsFile=/dev/null",
+                ])
+                .arg("-o")
+                .arg(format!("UserKnownHostsFile={}", pin.display()))
+                .args(["-o", "StrictHostKeyChecking=yes", "-i"])
+                .arg(&device.client_key)
+                .args(["-p", &device.port.to_string()])
+                .arg(format!("{}@127.0.0.1", agent::device_user()))
+                .arg("echo reached")
+                .stdin(Stdio::null())
+                .output()
+                .unwrap(),
+        )
+    };
+    let (code, out, err) = ssh_pinned();
+    assert_eq!((code, out.trim()), (0, "reached"), "{err}");
+    // ... and once the registry holds another key for d1, ssh refuses the
+    // device, printing the key it offered; warden printed the recorded one.
+    reg.ok(&["enroll", "d1", "--key", &k1, "--host-key", &other_host]);
+    let (_, warden_err) = connect("d1");
+    assert!(warden_err.contains(&fp(&other_host)), "{warden_err}");
+    let (code, out, err) = ssh_pinned();
+    assert_eq!(code, 255, "{out}");
+    assert!(err.contains("Host key verification failed"), "{err}");
+    assert!(
+        err.contains(&fp(host_pub)),
+        "ssh names the offered key: {err}"
+    );
+
+    // ssh-config pins too, in the known_hosts file it writes.
+    let kh = dir.path("known_hosts");
+    let cfg = reg.ok(&["ssh-config", "--known-hosts", kh.to_str().unwrap()]);
+    let text = std::fs::read_to_string(&kh).unwrap();
+    let other_b64 = other_host.split(' ').nth(1).unwrap();
+    assert!(
+        text.contains(&format!("d1 ssh-ed25519 {other_b64}\n")),
+        "{text}"
+    );
+    let d1 = cfg.split("\nHost ").find(|s| s.starts_with("d1")).unwrap();
+    assert!(
+        d1.contains("StrictHostKeyChecking yes")
+            && d1.contains(&format!("UserKnownHostsFile {}", kh.display())),
+        "{d1}"
+    );
+    let d2 = cfg.split("\nHost ").find(|s| s.starts_with("d2")).unwrap();
+    assert!(
+        d2.contains("trusts this device on first use")
+            && !d2.contains("\n    StrictHostKeyChecking"),
+        "{d2}"
+    );
+}
+
 both_backends!(
+    operators_pin_the_recorded_host_key,
     accepted_claim_enrols_and_the_tunnel_logs_in,
     refused_claims_change_nothing,
     the_forced_command_cannot_be_steered,

@@ -427,6 +427,24 @@ pub fn host_keys(c: &mut Conn, id: &DeviceId) -> Result<Vec<PublicKey>, Error> {
         .collect()
 }
 
+/// Every device's recorded sshd host keys, by device (checked on the way out).
+pub fn all_host_keys(c: &mut Conn) -> Result<BTreeMap<DeviceId, Vec<PublicKey>>, Error> {
+    let rows = c.query(
+        "SELECT device, key_type, key_base64, fingerprint FROM device_host_keys
+         ORDER BY device, key_type, fingerprint",
+        &[],
+    )?;
+    let mut out: BTreeMap<DeviceId, Vec<PublicKey>> = BTreeMap::new();
+    for r in &rows {
+        let rd = Rd::new("device_host_keys", "device", r);
+        let keys = out.entry(rd.device_id("device")?).or_default();
+        if keys.len() < MAX_HOST_KEYS {
+            keys.push(rd.key("key_type", "key_base64", "fingerprint")?);
+        }
+    }
+    Ok(out)
+}
+
 /// [`enroll`]'s body, inside the caller's transaction (a claim enrols in
 /// the same transaction that spends its use).
 pub fn enroll_in(c: &mut Conn, d: &NewDevice, replace: bool) -> Result<(Device, Outcome), TxError> {
