@@ -8,9 +8,9 @@
 #   shell /bin/false, no home, password '*' (key logins work, even without PAM);
 #   claim (devices enrolling themselves with a claim token): the same, but
 #   shell /bin/sh, which sshd needs to run its forced command (`warden
-#   claim-serve`, nothing else: the drop-in's ForceCommand), and group warden,
-#   which may write the SQLite registry
-# - /var/lib/warden, warden:warden 0770: the SQLite registry (0660), or .pgpass
+#   claim-serve`, nothing else: the drop-in's ForceCommand), and group warden
+#   (for a SQLite registry made group-writable)
+# - /var/lib/warden, warden:warden 0750: the SQLite registry, or .pgpass
 # - the binary at /usr/local/bin/warden, root:root 0755: sshd runs a command
 #   only if it and every directory above it are root's and writable by no one else
 # - /etc/warden/warden.env (kept if present) and, from beside this script,
@@ -130,7 +130,7 @@ done
 # The claim account: sshd runs a forced command with the account's shell
 # (`SHELL -c COMMAND`), so /bin/sh, not /bin/false; the drop-in's ForceCommand
 # and the key line's restrict,command= leave it nothing else to run. Group
-# warden: `claim-serve` enrols into the SQLite registry.
+# warden: `claim-serve` enrols into a SQLite registry made group-writable.
 account claim /nonexistent /bin/sh --gid warden
 if [ "$(getent shadow claim | cut -d: -f2)" != '*' ]; then
 	usermod -p '*' claim
@@ -139,14 +139,11 @@ fi
 
 # ---- files -------------------------------------------------------------------
 # Owner and mode are set on every run (install -d on an existing directory).
-# Group-writable for the claim account (group warden, nobody else in it).
-install -d -o warden -g warden -m 0770 "$STATE"
-say "$STATE: warden:warden 0770"
-if [ -f "$STATE/registry.db" ]; then
-	# SQLite gives its -wal and -shm files the database file's mode.
-	chmod 0660 "$STATE/registry.db"
-	say "$STATE/registry.db: 0660 (claim-serve writes it)"
-fi
+# (Claims on a SQLite registry also need it group-writable, 0770, and
+# registry.db 0660: docs/fleet.md "Claims"; the watch unit's
+# StateDirectoryMode and the .deb's tmpfiles.d keep 0750 today.)
+install -d -o warden -g warden -m 0750 "$STATE"
+say "$STATE: warden:warden 0750"
 
 if [ -f "$BIN" ] && cmp -s "$src" "$BIN"; then
 	say "$BIN: unchanged"
