@@ -56,8 +56,22 @@ fn claim_over_ssh(jail: &Jail, key: &Path, input: &[u8], extra: &[&str]) -> (i32
     let mut stdin = child.stdin.take().unwrap();
     let _ = stdin.write_all(input);
     drop(stdin);
+    // A client the jail should have turned away but did not (a forward that
+    // was admitted) would wait forever: that is a failure, not a hang.
+    let deadline = Instant::now() + SSH_DEADLINE;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let (_, out, err) = split(child.wait_with_output().unwrap());
+            panic!("ssh {extra:?} still running after {SSH_DEADLINE:?}: admitted? {out} {err}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
     split(child.wait_with_output().unwrap())
 }
+
+/// How long one claim over ssh may take.
+const SSH_DEADLINE: Duration = Duration::from_secs(40);
 
 /// The rows of the tables a refused claim must not change.
 fn registry_rows(reg: &Registry) -> Vec<String> {
