@@ -56,7 +56,7 @@ for j in jail-a jail-b; do
   jail_port[$j]=$port
   mkdir -p "$demo/$j"
   ssh-keygen -q -t ed25519 -N '' -f "$demo/$j/host_key"
-  "$warden" jail add "$j" --address "127.0.0.1:$port" --host-key "$(cat "$demo/$j/host_key.pub")" --pool demo --user "$tunuser" --operator-user jbop
+  "$warden" jail add "$j" --address "127.0.0.1:$port" --host-key "$(cat "$demo/$j/host_key.pub")" --pool demo --user "$tunuser" --operator-user jbop --claim-user jbclaim
   "$warden" sshd-config --jail "$j" --operator-user jbop > "$demo/$j/warden.conf"
   printf 'Include %s\nListenAddress 127.0.0.1:%s\nHostKey %s\nPidFile %s\nUsePAM no\n' \
     "$demo/$j/warden.conf" "$port" "$demo/$j/host_key" "$demo/$j/sshd.pid" > "$demo/$j/sshd_config"

@@ -63,13 +63,14 @@ for user in "${JAILBIRD_TEST_JAIL_USER:-jbtunnel}" jbop warden; do
   # accounts even for key logins; "*" means "no password" without the lock.
   usermod -p '*' "$user"
 done
-# tests/claim.rs: the jail's claim account, whose forced command (a stand-in
-# for `warden claim-serve`) sshd runs through the account's shell: /bin/sh,
-# not /bin/false.
+# The claim account (jbclaim; the agent's claim tests use it too): shell
+# /bin/sh, since sshd runs the forced command with it; for warden's
+# tests/claims.rs also in group warden: claim-serve writes the SQLite registry.
 if ! id jbclaim >/dev/null 2>&1; then
   useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /bin/sh jbclaim
 fi
 usermod -p '*' jbclaim
+id -nG jbclaim | tr ' ' '\n' | grep -qx warden || usermod -a -G warden jbclaim
 # warden's tests/serve.rs: curl drives the API; an independent OpenAPI validator
 # checks its document (skipped with a message where pip cannot install it).
 command -v curl >/dev/null 2>&1 || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends curl >/dev/null; }

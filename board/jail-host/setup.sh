@@ -5,7 +5,11 @@
 #   sh /usr/share/warden/setup.sh /usr/bin/warden [JAIL_NAME]   # the warden .deb
 # - accounts: warden (sshd's AuthorizedKeysCommandUser and warden-watch's user;
 #   home /var/lib/warden, no login), tunuser (devices) and operator (operators):
-#   shell /bin/false, no home, password '*' (key logins work, even without PAM)
+#   shell /bin/false, no home, password '*' (key logins work, even without PAM);
+#   claim (devices enrolling themselves with a claim token): the same, but
+#   shell /bin/sh, which sshd needs to run its forced command (`warden
+#   claim-serve`, nothing else: the drop-in's ForceCommand), and group warden
+#   (for a SQLite registry made group-writable)
 # - /var/lib/warden, warden:warden 0750: the SQLite registry, or .pgpass
 # - the binary at /usr/local/bin/warden, root:root 0755: sshd runs a command
 #   only if it and every directory above it are root's and writable by no one else
@@ -123,8 +127,21 @@ for name in tunuser operator; do
 	fi
 done
 
+# The claim account: sshd runs a forced command with the account's shell
+# (`SHELL -c COMMAND`), so /bin/sh, not /bin/false; the drop-in's ForceCommand
+# and the key line's restrict,command= leave it nothing else to run. Group
+# warden: `claim-serve` enrols into a SQLite registry made group-writable.
+account claim /nonexistent /bin/sh --gid warden
+if [ "$(getent shadow claim | cut -d: -f2)" != '*' ]; then
+	usermod -p '*' claim
+	say "account claim: password field set to '*'"
+fi
+
 # ---- files -------------------------------------------------------------------
 # Owner and mode are set on every run (install -d on an existing directory).
+# (Claims on a SQLite registry also need it group-writable, 0770, and
+# registry.db 0660: docs/fleet.md "Claims"; the watch unit's
+# StateDirectoryMode and the .deb's tmpfiles.d keep 0750 today.)
 install -d -o warden -g warden -m 0750 "$STATE"
 say "$STATE: warden:warden 0750"
 

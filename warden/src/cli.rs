@@ -109,6 +109,15 @@ pub enum Cmd {
     /// API tokens for `warden serve`: a name and a scope, the secret shown once.
     #[command(subcommand)]
     Token(TokenCmd),
+    /// Claim tokens: a device image carrying one enrols itself through a jail.
+    #[command(subcommand)]
+    Claim(ClaimCmd),
+    /// The claim account's forced command on a jail (sshd runs it): reads one
+    /// claim request on stdin, enrols the device, answers on stdout.
+    ClaimServe {
+        #[arg(long)]
+        jail: String,
+    },
     /// Serve the HTTP API (TLS with --tls-cert/--tls-key; plain HTTP on loopback only).
     Serve(ServeArgs),
     /// Print the sshd_config drop-in that makes this host's sshd the jail NAME.
@@ -119,6 +128,11 @@ pub enum Cmd {
         jail: String,
         user: String,
         fingerprint: String,
+        /// The offered key's type and base64 (`%t %k`): the claim account's
+        /// answer carries the key itself.
+        key_type: Option<String>,
+        #[arg(requires = "key_type")]
+        key_base64: Option<String>,
     },
     /// Record which devices hold their port on this jail; end revoked devices' sessions.
     Watch {
@@ -155,6 +169,32 @@ pub enum TokenCmd {
     Ls,
     /// Revoke a token: refused from its next request on.
     Revoke { name: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ClaimCmd {
+    /// Create a claim token; prints it alone on the first line, once (only its
+    /// hash is kept), and its id on the second.
+    Create {
+        #[arg(long)]
+        pool: String,
+        /// How many devices may claim with it (1-100000).
+        #[arg(long, default_value_t = crate::store::DEFAULT_CLAIM_USES)]
+        uses: i64,
+        /// DURATION it is valid for (90s, 15m, 2h, 1d; at most 30d).
+        #[arg(long, default_value = crate::store::DEFAULT_CLAIM_EXPIRES)]
+        expires: String,
+        /// KEY=VALUE given to every device that claims with it, repeatable.
+        #[arg(long = "label")]
+        labels: Vec<String>,
+        /// Only devices whose MAC starts with these octets (e.g. b8:27:eb).
+        #[arg(long)]
+        mac_prefix: Option<String>,
+    },
+    /// List claims (never their tokens).
+    Ls,
+    /// Revoke a claim: refused from its next use on.
+    Revoke { id: String },
 }
 
 /// A token's scope (`token create --scope`).
@@ -236,6 +276,9 @@ pub enum JailCmd {
         /// The account operators log in as.
         #[arg(long, default_value = crate::sshd::DEFAULT_OPERATOR_USER)]
         operator_user: String,
+        /// The account devices holding a claim token log in as.
+        #[arg(long, default_value = crate::sshd::DEFAULT_CLAIM_USER)]
+        claim_user: String,
     },
     /// List jails.
     Ls,
@@ -272,6 +315,10 @@ pub struct EnrollArgs {
     /// KEY=VALUE, repeatable.
     #[arg(long = "label")]
     pub labels: Vec<String>,
+    /// The device's own sshd host key, "TYPE BASE64" (repeatable, up to 4):
+    /// `connect` and `ssh-config` pin it.
+    #[arg(long = "host-key")]
+    pub host_keys: Vec<String>,
     /// Re-key, move or re-enrol a device that exists with other values.
     #[arg(long)]
     pub replace: bool,

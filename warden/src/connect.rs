@@ -61,6 +61,36 @@ fn jails_known_hosts(jails: &[Jail]) -> Result<String, Error> {
     Ok(out)
 }
 
+/// known_hosts lines pinning a device's recorded sshd host keys under the
+/// name ssh checks it by, its `HostKeyAlias` (the device id).
+fn device_known_hosts(id: &DeviceId, keys: &[PublicKey]) -> Result<String, Error> {
+    // An id is [A-Za-z0-9._-]: no pattern characters (* ? ! ,), no spaces.
+    let id = DeviceId::parse(id.as_str())?;
+    let mut out = String::new();
+    for k in keys {
+        let k = PublicKey::parse("recorded host key", &k.line())?;
+        out.push_str(&format!("{id} {}\n", k.line()));
+    }
+    Ok(out)
+}
+
+/// What an operator is told about a device's host key before ssh runs: the
+/// recorded fingerprints (ssh prints the offered one if they differ), or
+/// that there are none and ssh trusts on first use.
+fn pin_note(id: &DeviceId, keys: &[PublicKey]) -> String {
+    if keys.is_empty() {
+        format!(
+            "warden: device {id} has no recorded sshd host key: ssh trusts it on first use (record it: warden enroll {id} ... --host-key \"TYPE BASE64\")"
+        )
+    } else {
+        let fps: Vec<&str> = keys.iter().map(|k| k.fingerprint.as_str()).collect();
+        format!(
+            "warden: device {id}: sshd host key pinned to {} (recorded in the registry; ssh refuses any other)",
+            fps.join(", ")
+        )
+    }
+}
+
 // ---- the ssh command ----------------------------------------------------------
 
 fn shell_line(words: &[String]) -> String {
@@ -208,6 +238,7 @@ fn ssh_words(
     id: &DeviceId,
     a: &ConnectArgs,
     cert: Option<&Path>,
+    pinned: Option<&Path>,
 ) -> Result<Vec<String>, Error> {
     let mut w: Vec<String> = vec![
         "ssh".into(),
@@ -216,6 +247,16 @@ fn ssh_words(
         "-o".into(),
         format!("HostKeyAlias={id}"),
     ];
+    if let Some(kh) = pinned {
+        w.extend([
+            "-o".into(),
+            format!("UserKnownHostsFile={}", safe_path("known_hosts", kh)?),
+            "-o".into(),
+            "GlobalKnownHostsFile=/dev/null".into(),
+            "-o".into(),
+            "StrictHostKeyChecking=yes".into(),
+        ]);
+    }
     if let Some(idf) = &a.identity {
         w.extend([
             "-o".into(),
@@ -257,7 +298,7 @@ pub fn ssh_line(jail: &Jail, d: &Device) -> Result<String, Error> {
         print: true,
         ssh_args: Vec::new(),
     };
-    Ok(shell_line(&ssh_words(&route, &d.id, &a, None)?))
+    Ok(shell_line(&ssh_words(&route, &d.id, &a, None, None)?))
 }
 
 /// Runs the ssh command; its exit status becomes warden's.
@@ -307,6 +348,20 @@ pub fn connect(db: &DbUrl, a: &ConnectArgs) -> Result<String, Error> {
         (Some(ca), Some((_, public))) => Some(write_certificate(ca, public, &g, &dir, &operator)?),
         _ => None,
     };
+    // The device's own sshd key, pinned when the registry has it.
+    let host_keys = store::host_keys(&mut c, &g.device.id)?;
+    let pinned = if host_keys.is_empty() {
+        None
+    } else {
+        let path = dir.join(format!("{}.known_hosts", g.device.id));
+        replace(
+            &path,
+            device_known_hosts(&g.device.id, &host_keys)?.as_bytes(),
+            0o600,
+        )?;
+        Some(path)
+    };
+    eprintln!("{}", pin_note(&g.device.id, &host_keys));
     let detail = format!(
         "jail {} port {} grant {} {}",
         jail.name,
@@ -342,6 +397,7 @@ pub fn connect(db: &DbUrl, a: &ConnectArgs) -> Result<String, Error> {
         &g.device.id,
         a,
         cert.as_ref().map(|(p, _)| p.as_path()),
+        pinned.as_deref(),
     )?;
     let until = store::rfc3339(g.expires);
     if a.print {
@@ -367,13 +423,21 @@ pub fn ssh_config(db: &DbUrl, a: &SshConfigArgs) -> Result<String, Error> {
         .transpose()?;
     let mut c = Conn::open(db, Mode::Admin)?;
     let jails = store::jails(&mut c)?;
-    if let Some(kh) = &a.known_hosts {
-        replace(kh, jails_known_hosts(&jails)?.as_bytes(), 0o600)?;
-    }
     let devices: Vec<Device> = store::devices(&mut c, pool.as_ref())?
         .into_iter()
         .filter(|d| !d.revoked)
         .collect();
+    let host_keys = store::all_host_keys(&mut c)?;
+    if let Some(kh) = &a.known_hosts {
+        let mut text = jails_known_hosts(&jails)?;
+        text.push_str("# the devices' own sshd host keys, under their HostKeyAlias (the id)\n");
+        for d in &devices {
+            if let Some(keys) = host_keys.get(&d.id) {
+                text.push_str(&device_known_hosts(&d.id, keys)?);
+            }
+        }
+        replace(kh, text.as_bytes(), 0o600)?;
+    }
     let mut out = format!(
         "# ssh_config for warden's devices ({} of them), written at {}.\n\
          # `ssh DEVICE-ID` goes through the device's jail; the jail admits you only\n\
@@ -414,6 +478,22 @@ pub fn ssh_config(db: &DbUrl, a: &SshConfigArgs) -> Result<String, Error> {
                 "    IdentityFile {}\n    IdentitiesOnly yes\n",
                 safe_path("--identity", id)?
             ));
+        }
+        let keys = host_keys.get(&d.id).map_or(&[][..], Vec::as_slice);
+        let fps: Vec<&str> = keys.iter().map(|k| k.fingerprint.as_str()).collect();
+        match (&a.known_hosts, keys.is_empty()) {
+            (_, true) => out.push_str(
+                "    # no recorded sshd host key: ssh trusts this device on first use\n",
+            ),
+            (Some(kh), false) => out.push_str(&format!(
+                "    # sshd host key pinned: {}\n    UserKnownHostsFile {}\n    GlobalKnownHostsFile /dev/null\n    StrictHostKeyChecking yes\n",
+                fps.join(", "),
+                safe_path("--known-hosts", kh)?
+            )),
+            (None, false) => out.push_str(&format!(
+                "    # recorded sshd host key {}: give --known-hosts FILE to pin it\n",
+                fps.join(", ")
+            )),
         }
     }
     Ok(out)

@@ -13,6 +13,8 @@ use std::path::Path;
 pub const DEFAULT_COMMAND_USER: &str = "warden";
 /// The jail account operators log in as when `--operator-user` is not given.
 pub const DEFAULT_OPERATOR_USER: &str = "operator";
+/// The jail account devices holding a claim token log in as (`jail add --claim-user`).
+pub const DEFAULT_CLAIM_USER: &str = "claim";
 /// Seconds between sshd's keepalives to a device, and how many may go
 /// unanswered: a dead device's listener is freed within their product.
 pub const CLIENT_ALIVE_INTERVAL_SECS: u32 = 15;
@@ -146,6 +148,7 @@ fn match_blocks(
     command_user: &UserName,
     tunnel: &UserName,
     operator: &UserName,
+    claim: (&UserName, &str, &str),
 ) -> String {
     let mut s = String::new();
     let common = format!(
@@ -186,13 +189,117 @@ fn match_blocks(
          \tPermitListen none\n\
          \tPermitOpen localhost:* 127.0.0.1:*\n\
          \n\
+         {claim_block}\
+         \n\
          # Close the Match scope: settings after this file are global again.\n\
          Match all\n",
+        claim_block = claim_block(claim.0, claim.1, claim.2, command_user),
         op = operator,
         ci = CLIENT_ALIVE_INTERVAL_SECS,
         cm = CLIENT_ALIVE_COUNT_MAX,
     );
     s
+}
+
+/// The claim account's `Match User` block: any key logs in, to exactly one
+/// thing, `warden claim-serve` (the key line's `restrict,command=` and
+/// `ForceCommand` both), with no pty, no forwarding of any kind, and the
+/// authenticated key exposed to it (`ExposeAuthInfo`).
+pub fn claim_block(
+    claim: &UserName,
+    keys_cmd: &str,
+    serve_cmd: &str,
+    command_user: &UserName,
+) -> String {
+    format!(
+        "# Claims: a device holding a claim token logs in with its own key, which\n\
+         # is admitted only to warden's forced command (zero-touch enrolment).\n\
+         Match User {claim}\n\
+         \tAuthenticationMethods publickey\n\
+         \tPubkeyAuthentication yes\n\
+         \tPasswordAuthentication no\n\
+         \tKbdInteractiveAuthentication no\n\
+         \tAuthorizedKeysFile none\n\
+         \tAuthorizedKeysCommand {keys_cmd}\n\
+         \tAuthorizedKeysCommandUser {command_user}\n\
+         \tExposeAuthInfo yes\n\
+         \tPermitTTY no\n\
+         \tAllowTcpForwarding no\n\
+         \tAllowStreamLocalForwarding no\n\
+         \tAllowAgentForwarding no\n\
+         \tX11Forwarding no\n\
+         \tPermitTunnel no\n\
+         \tPermitUserRC no\n\
+         \tGatewayPorts no\n\
+         \tPermitListen none\n\
+         \tPermitOpen none\n\
+         \tMaxSessions 1\n\
+         \tForceCommand {serve_cmd}\n"
+    )
+}
+
+/// The claim account's forced command: `BINARY --db URL claim-serve --jail
+/// NAME`, each word quoted for the account's shell (sshd runs a forced
+/// command with `SHELL -c`). Refused if it holds what neither a key line's
+/// `command="..."` nor sshd_config can carry literally.
+pub fn claim_serve_command(binary: &Path, db: &DbUrl, jail: &Name) -> Result<String, Error> {
+    let words = [
+        binary.display().to_string(),
+        "--db".into(),
+        db.to_string(),
+        "claim-serve".into(),
+        "--jail".into(),
+        jail.as_str().to_string(),
+    ];
+    let cmd: Vec<String> = words.iter().map(|w| crate::types::shell_word(w)).collect();
+    let cmd = cmd.join(" ");
+    if cmd
+        .chars()
+        .any(|c| c.is_control() || matches!(c, '"' | '\\' | '%' | '#'))
+    {
+        return Err(Error::invalid(format!(
+            "claim-serve command {}: holds a quote, backslash, %, # or control character",
+            crate::types::quote(&cmd)
+        )));
+    }
+    Ok(cmd)
+}
+
+/// The claim account's decision from typed values: any key may log in, as
+/// the claim account only, to the forced command only. `key` is what sshd
+/// offered (`%t %k`), parsed; it must hash to `%f`. The line is rendered
+/// from the parsed key, never echoed.
+pub fn decide_claim(
+    jail: &Jail,
+    user: &str,
+    fingerprint: &str,
+    key: Option<&PublicKey>,
+    serve_cmd: &str,
+) -> Result<String, String> {
+    if jail.claim_user != *user {
+        return Err(format!(
+            "user {user} is not jail {}'s claim account",
+            jail.name
+        ));
+    }
+    let Some(key) = key else {
+        return Err(format!(
+            "key {fingerprint}: sshd gave no key (the claim account's AuthorizedKeysCommand needs %t %k)"
+        ));
+    };
+    if key.fingerprint != fingerprint {
+        return Err(format!(
+            "offered key hashes to {}, not {fingerprint}",
+            key.fingerprint
+        ));
+    }
+    if serve_cmd.contains(['"', '\n', '\r', '\0']) {
+        return Err("the forced command cannot go in a key line".into());
+    }
+    Ok(format!(
+        "restrict,command=\"{serve_cmd}\" {} warden-claim",
+        key.line()
+    ))
 }
 
 /// The drop-in for `/etc/ssh/sshd_config.d/`.
@@ -284,7 +391,15 @@ pub fn sshd_config(c: &mut Conn, a: &SshdConfigArgs) -> Result<String, Error> {
             (None, None) => String::new(),
         },
     );
-    s.push_str(&match_blocks(&cmd, &command_user, tunnel, operator));
+    let claim_keys_cmd = format!("{cmd} %t %k");
+    let serve_cmd = claim_serve_command(a.binary, a.db, &jail.name)?;
+    s.push_str(&match_blocks(
+        &cmd,
+        &command_user,
+        tunnel,
+        operator,
+        (&jail.claim_user, &claim_keys_cmd, &serve_cmd),
+    ));
     Ok(s)
 }
 
@@ -398,6 +513,7 @@ pub fn authorize(
     jail: &str,
     user: &str,
     fingerprint: &str,
+    offered: Option<(&str, &str)>,
 ) -> Result<Result<String, String>, Error> {
     if !crate::types::is_fingerprint(fingerprint) {
         return Ok(Err(format!(
@@ -407,6 +523,28 @@ pub fn authorize(
     }
     let mut c = Conn::open(db, Mode::HotPath)?;
     let login = store::login_lookup(&mut c, jail, fingerprint)?;
+    if login.jail.claim_user == *user {
+        let key = match offered {
+            Some((t, k)) => match PublicKey::parse("offered key", &format!("{t} {k}")) {
+                Ok(key) => Some(key),
+                Err(e) => return Ok(Err(e.to_string())),
+            },
+            None => None,
+        };
+        let binary = std::env::current_exe()
+            .map_err(|e| Error::runtime(format!("cannot tell this binary's path: {e}")))?;
+        let serve_cmd = match claim_serve_command(&binary, db, &login.jail.name) {
+            Ok(c) => c,
+            Err(e) => return Ok(Err(e.to_string())),
+        };
+        return Ok(decide_claim(
+            &login.jail,
+            user,
+            fingerprint,
+            key.as_ref(),
+            &serve_cmd,
+        ));
+    }
     if login.jail.operator_user == *user {
         return authorize_operator(&mut c, &login.jail, fingerprint, login.device.as_ref());
     }
@@ -468,6 +606,7 @@ mod tests {
             host_key: key(K2),
             user: UserName::parse("u", "tunuser").unwrap(),
             operator_user: UserName::parse("u", "operator").unwrap(),
+            claim_user: UserName::parse("u", "claim").unwrap(),
         }
     }
 
@@ -547,6 +686,67 @@ mod tests {
             ..op
         };
         assert!(decide_operator(&j, &fp, None, Some(&disabled), &granted).is_err());
+    }
+
+    const SERVE: &str =
+        "/usr/bin/warden --db sqlite:///var/lib/warden/registry.db claim-serve --jail j1";
+
+    #[test]
+    fn the_claim_account_admits_any_key_to_the_forced_command_only() {
+        let j = jail();
+        let k = key(K1);
+        let line = decide_claim(&j, "claim", &k.fingerprint, Some(&k), SERVE).unwrap();
+        assert_eq!(
+            line,
+            format!("restrict,command=\"{SERVE}\" {K1} warden-claim")
+        );
+        // Another account, no key, a key that is not %f's: no line.
+        assert!(decide_claim(&j, "tunuser", &k.fingerprint, Some(&k), SERVE).is_err());
+        assert!(decide_claim(&j, "operator", &k.fingerprint, Some(&k), SERVE).is_err());
+        assert!(decide_claim(&j, "claim", &k.fingerprint, None, SERVE).is_err());
+        let other = key(K2).fingerprint;
+        assert!(decide_claim(&j, "claim", &other, Some(&k), SERVE).is_err());
+        // A command that would break out of command="...": no line.
+        assert!(decide_claim(&j, "claim", &k.fingerprint, Some(&k), "x\" y").is_err());
+        // The offered key comes back as parsed (no comment, no options).
+        let with_comment = PublicKey::parse("k", &format!("{K1} evil\" comment")).unwrap();
+        let line = decide_claim(&j, "claim", &k.fingerprint, Some(&with_comment), SERVE).unwrap();
+        assert!(line.ends_with(&format!("{K1} warden-claim")), "{line}");
+    }
+
+    #[test]
+    fn the_claim_block_closes_everything_but_the_command() {
+        let db = DbUrl::parse("sqlite:///var/lib/warden/registry.db").unwrap();
+        let j = jail();
+        let cmd = claim_serve_command(Path::new("/usr/bin/warden"), &db, &j.name).unwrap();
+        assert_eq!(cmd, SERVE);
+        let b = claim_block(
+            &j.claim_user,
+            "/usr/bin/warden authorized-keys --jail j1 %u %f %t %k",
+            &cmd,
+            &UserName::parse("u", "warden").unwrap(),
+        );
+        for want in [
+            "Match User claim\n",
+            "\tExposeAuthInfo yes\n",
+            "\tPermitTTY no\n",
+            "\tAllowTcpForwarding no\n",
+            "\tAllowStreamLocalForwarding no\n",
+            "\tX11Forwarding no\n",
+            "\tPermitTunnel no\n",
+            "\tAuthorizedKeysFile none\n",
+            &format!("\tForceCommand {SERVE}\n"),
+        ] {
+            assert!(b.contains(want), "{want:?} missing from\n{b}");
+        }
+        let pg = DbUrl::parse("postgres://w@127.0.0.1/reg?sslmode=disable").unwrap();
+        let c = claim_serve_command(Path::new("/usr/bin/warden"), &pg, &j.name).unwrap();
+        assert!(
+            c.contains("'postgres://w@127.0.0.1/reg?sslmode=disable'"),
+            "{c}"
+        );
+        assert!(claim_serve_command(Path::new("/opt/a%b/warden"), &db, &j.name).is_err());
+        assert!(claim_serve_command(Path::new("/opt/a\"b/warden"), &db, &j.name).is_err());
     }
 
     #[test]

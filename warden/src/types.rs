@@ -125,6 +125,60 @@ impl Mac {
     }
 }
 
+/// The leading octets of a MAC (`claim create --mac-prefix`): 1-5 octets,
+/// stored as lowercase `aa:bb:cc`; accepts `AA:BB:CC`, `aa-bb-cc`, `aabbcc`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MacPrefix(String);
+
+/// Octets a MAC prefix may have (a whole MAC is no prefix).
+pub const MAX_MAC_PREFIX_OCTETS: usize = 5;
+
+impl MacPrefix {
+    pub fn parse(s: &str) -> Result<Self, Error> {
+        let bad = || {
+            Error::invalid(format!(
+                "MAC prefix {}: want 1-{MAX_MAC_PREFIX_OCTETS} hex octets, e.g. b8:27:eb",
+                quote(s)
+            ))
+        };
+        if s.len() > 3 * MAX_MAC_PREFIX_OCTETS {
+            return Err(bad());
+        }
+        let hex: String = if s.contains([':', '-']) {
+            let parts: Vec<&str> = s.split([':', '-']).collect();
+            if parts.iter().any(|p| p.len() != 2) {
+                return Err(bad());
+            }
+            parts.concat()
+        } else {
+            s.to_string()
+        };
+        if hex.is_empty()
+            || !hex.len().is_multiple_of(2)
+            || hex.len() > 2 * MAX_MAC_PREFIX_OCTETS
+            || !hex.bytes().all(|b| b.is_ascii_hexdigit())
+        {
+            return Err(bad());
+        }
+        let hex = hex.to_ascii_lowercase();
+        let octets: Vec<&str> = (0..hex.len() / 2).map(|i| &hex[2 * i..2 * i + 2]).collect();
+        Ok(Self(octets.join(":")))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+    /// Whether `mac` starts with these octets.
+    pub fn matches(&self, mac: &Mac) -> bool {
+        mac.as_str().starts_with(&format!("{}:", self.0))
+    }
+}
+
+impl fmt::Display for MacPrefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// A port range `LO-HI` for a pool (1024..=65535, LO <= HI).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PortRange {
@@ -477,6 +531,26 @@ impl PartialEq<str> for Name {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mac_prefixes() {
+        let p = MacPrefix::parse("B8-27-EB").unwrap();
+        assert_eq!(p.as_str(), "b8:27:eb");
+        assert_eq!(MacPrefix::parse("b827eb").unwrap(), p);
+        assert!(p.matches(&Mac::parse("b8:27:eb:00:11:22").unwrap()));
+        assert!(!p.matches(&Mac::parse("b8:27:ec:00:11:22").unwrap()));
+        for bad in [
+            "",
+            "b",
+            "b8:2",
+            "b8::27",
+            "zz",
+            "b8:27:eb:00:11:22",
+            "b8:27 eb",
+        ] {
+            assert!(MacPrefix::parse(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn macs_in_common_forms_normalise() {

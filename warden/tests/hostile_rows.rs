@@ -30,6 +30,10 @@ fn row_key(table: &str) -> Option<(&'static str, &'static str)> {
         "revoked_keys" => ("device", "'d2'"),
         "audit" => ("seq", "(SELECT max(seq) FROM audit)"),
         "tokens" => ("name", "'t1'"),
+        "claims" => ("id", "(SELECT min(id) FROM claims)"),
+        "claim_uses" => ("device", "'d3'"),
+        "claim_refusals" => ("source", "'192.0.2.1'"),
+        "device_host_keys" => ("device", "'d1'"),
         "warden_schema" => return None,
         t if t.starts_with("sqlite_") => return None,
         // A new table must be named here, or its columns would go untested.
@@ -39,9 +43,15 @@ fn row_key(table: &str) -> Option<(&'static str, &'static str)> {
 
 fn refs(table: &str, col: &str) -> &'static [(&'static str, &'static str)] {
     match (table, col) {
-        ("pools", "name") => &[("jails", "pool"), ("devices", "pool")],
+        ("pools", "name") => &[("jails", "pool"), ("devices", "pool"), ("claims", "pool")],
         ("jails", "name") => &[("devices", "online_jail")],
-        ("devices", "id") => &[("grants", "device"), ("revoked_keys", "device")],
+        ("devices", "id") => &[
+            ("grants", "device"),
+            ("revoked_keys", "device"),
+            ("device_host_keys", "device"),
+            ("claim_uses", "device"),
+        ],
+        ("claims", "id") => &[("claim_uses", "claim")],
         ("operators", "name") => &[
             ("operator_keys", "operator"),
             ("grants", "operator"),
@@ -112,9 +122,45 @@ enum Val {
     Int(i64),
 }
 
+/// What a claim needs: its token, the claiming device's key line, the
+/// `$SSH_USER_AUTH` file naming it.
+struct ClaimSeed {
+    token: String,
+    auth: PathBuf,
+    host_key: String,
+}
+
+/// Runs `warden claim-serve --jail j1` as sshd would, `input` on stdin.
+fn claim_serve(url: &str, c: &ClaimSeed, source: &str, input: &str) -> (i32, String, String) {
+    use std::io::Write;
+    let mut child = Command::new(warden_bin())
+        .env_remove("WARDEN_DB")
+        .env_remove("PGPASSWORD")
+        .env("SSH_USER_AUTH", &c.auth)
+        .env("SSH_CONNECTION", format!("{source} 50000 127.0.0.1 22"))
+        .args(["--db", url, "claim-serve", "--jail", "j1"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run warden");
+    let mut stdin = child.stdin.take().unwrap();
+    let _ = stdin.write_all(input.as_bytes());
+    drop(stdin);
+    split(child.wait_with_output().unwrap())
+}
+
+fn claim_request(c: &ClaimSeed) -> String {
+    format!(
+        "jailbird-claim 1\ntoken {}\nmac 02:00:00:00:00:03\nid d3\nhost-key {}\n",
+        c.token, c.host_key
+    )
+}
+
 /// A registry to copy from: two pools, a jail with a host CA on its pool, a
-/// device with a MAC and a label, a revoked device, an operator and a grant.
-fn seed(reg: &Registry, dir: &TempDir) {
+/// device with a MAC, a label and a host key, a revoked device, an operator
+/// and a grant, a claim, a device (d3) that claimed with it, a refused claim.
+fn seed(reg: &Registry, dir: &TempDir) -> ClaimSeed {
     let (_, hk) = key(dir);
     let (_, ca) = key(dir);
     let (_, k1) = key(dir);
@@ -134,6 +180,7 @@ fn seed(reg: &Registry, dir: &TempDir) {
         "--pool",
         "p1",
     ]);
+    let (_, dev_host) = key(dir);
     reg.ok(&[
         "enroll",
         "d1",
@@ -145,6 +192,8 @@ fn seed(reg: &Registry, dir: &TempDir) {
         "p1",
         "--label",
         "site=x",
+        "--host-key",
+        &dev_host,
     ]);
     reg.ok(&["enroll", "d2", "--key", &k2, "--pool", "p1"]);
     reg.ok(&["revoke", "d2", "--reason", "lost"]);
@@ -159,6 +208,32 @@ fn seed(reg: &Registry, dir: &TempDir) {
         "--operator",
         "op1",
     ]);
+    let out = reg.ok(&[
+        "claim",
+        "create",
+        "--pool",
+        "p1",
+        "--uses",
+        "5",
+        "--label",
+        "site=y",
+        "--mac-prefix",
+        "02:00",
+    ]);
+    let (_, k3) = key(dir);
+    let auth = dir.path("claim_auth");
+    std::fs::write(&auth, format!("publickey {k3}\n")).unwrap();
+    let (_, host_key) = key(dir);
+    let c = ClaimSeed {
+        token: out.lines().next().unwrap().to_string(),
+        auth,
+        host_key,
+    };
+    let (code, answer, err) = claim_serve(&reg.url, &c, "192.0.2.2", &claim_request(&c));
+    assert_eq!(code, 0, "seed claim: {answer} {err}");
+    let (code, _, _) = claim_serve(&reg.url, &c, "192.0.2.1", "nonsense\n");
+    assert_eq!(code, 1, "seed refusal");
+    c
 }
 
 /// The fingerprints sshd would ask about: (device d1's, operator op1's).
@@ -175,7 +250,7 @@ fn fingerprints(reg: &Registry) -> (String, String) {
 fn no_stored_value_reaches_a_shell_a_config_or_a_port_outside_its_pool(kind: Kind) {
     let dir = TempDir::new("hostile");
     let base = Registry::new(kind);
-    seed(&base, &dir);
+    let claim = seed(&base, &dir);
     let (dev_fp, op_fp) = fingerprints(&base);
     let marker = dir.path("EXECUTED");
     let m = marker.display().to_string();
@@ -216,6 +291,7 @@ fn no_stored_value_reaches_a_shell_a_config_or_a_port_outside_its_pool(kind: Kin
             drop(db);
             let what = format!("{table}.{col} = {v:?}");
             check_outputs(&copy, &dir, &what, &dev_fp, &op_fp, &marker);
+            check_claim(&copy, &claim, &what, &marker);
             cases += 1;
         }
     }
@@ -228,6 +304,9 @@ fn check_outputs(reg: &Copy, dir: &TempDir, what: &str, dev_fp: &str, op_fp: &st
     let out = dir.path(&format!("out{}", reg.n));
     std::fs::create_dir_all(&out).unwrap();
     let outs = out.display().to_string();
+    let kh = out.join("known_hosts_ssh_config").display().to_string();
+    // Any key the claim account is offered.
+    let (claim_fp, claim_b64) = claim_key();
     let runs: Vec<Vec<&str>> = vec![
         vec![
             "sshd-config",
@@ -260,6 +339,18 @@ fn check_outputs(reg: &Copy, dir: &TempDir, what: &str, dev_fp: &str, op_fp: &st
         vec!["ssh-config", "--operator", "op1"],
         vec!["token", "ls"],
         vec!["token", "ls", "--json"],
+        vec!["claim", "ls"],
+        vec!["claim", "ls", "--json"],
+        vec!["ssh-config", "--known-hosts", &kh],
+        vec![
+            "authorized-keys",
+            "--jail",
+            "j1",
+            "claim",
+            &claim_fp,
+            "ssh-ed25519",
+            &claim_b64,
+        ],
     ];
     for args in runs {
         let (code, stdout, stderr) = reg.warden(&args);
@@ -298,6 +389,59 @@ fn check_outputs(reg: &Copy, dir: &TempDir, what: &str, dev_fp: &str, op_fp: &st
         }
     }
     assert!(!marker.exists(), "{what}: a stored value was executed");
+}
+
+/// A claim answered from hostile rows (the seeded device's retry, and a new
+/// device): an answer within the wire format, a port inside pool p1.
+fn check_claim(reg: &Copy, c: &ClaimSeed, what: &str, marker: &Path) {
+    let requests = [
+        claim_request(c),
+        claim_request(c).replace("02:00:00:00:00:03\nid d3", "02:00:00:00:00:04\nid d4"),
+    ];
+    for (i, req) in requests.iter().enumerate() {
+        let (code, stdout, stderr) = claim_serve(&reg.url, c, "192.0.2.3", req);
+        let ctx = format!("{what}: claim-serve #{i} (exit {code})\n{stdout}\n{stderr}");
+        assert!(code == 0 || code == 1, "{ctx}");
+        assert!(!stderr.contains("panicked"), "{ctx}");
+        no_injected_line(&stdout, &ctx);
+        no_injected_line(&stderr, &ctx);
+        assert!(stdout.starts_with("jailbird-claim 1\n"), "{ctx}");
+        assert!(
+            stdout.len() <= 8192 && stdout.lines().count() <= 24,
+            "{ctx}"
+        );
+        assert!(
+            stdout
+                .bytes()
+                .all(|b| b == b'\n' || (b' '..=b'~').contains(&b)),
+            "{ctx}"
+        );
+        if code == 0 {
+            let port: u64 = stdout
+                .lines()
+                .find_map(|l| l.strip_prefix("port "))
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(0);
+            assert!((u64::from(LO)..=u64::from(HI)).contains(&port), "{ctx}");
+        } else {
+            assert_eq!(stdout.lines().count(), 2, "{ctx}");
+        }
+    }
+    assert!(!marker.exists(), "{what}: a stored value was executed");
+}
+
+/// A key offered to the claim account: (its fingerprint, its base64).
+fn claim_key() -> (String, String) {
+    const B64: &str = "AAAAC3NzaC1lZDI1NTE5AAAAINwBRt0Qxuq56ihKXUbgbbFcD2ZEH/yqNpNyWsKYU9sk";
+    static FP: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let fp = FP.get_or_init(|| {
+        let dir = TempDir::new("claimkey");
+        let p = dir.path("k.pub");
+        std::fs::write(&p, format!("ssh-ed25519 {B64}\n")).unwrap();
+        let out = run_ok(Command::new("ssh-keygen").arg("-lf").arg(&p));
+        out.split(' ').nth(1).unwrap().to_string()
+    });
+    (fp.clone(), B64.to_string())
 }
 
 /// No line of `text` begins with what a payload put after its line break.
@@ -404,21 +548,24 @@ impl Copy {
     }
 
     /// A connection that may write what warden itself never would: no
-    /// foreign keys, no append-only trigger.
+    /// foreign keys, no CHECK constraints, no append-only trigger.
     fn open(&self) -> Db {
         match self.kind {
             Kind::Sqlite => {
                 let c = rusqlite::Connection::open(&self.path).unwrap();
                 c.execute_batch(
-                    "PRAGMA foreign_keys = OFF; DROP TRIGGER IF EXISTS audit_no_update;",
+                    "PRAGMA foreign_keys = OFF; PRAGMA ignore_check_constraints = ON; DROP TRIGGER IF EXISTS audit_no_update;",
                 )
                 .unwrap();
                 Db::Sqlite(c)
             }
             Kind::Postgres => {
                 let mut c = pg().client(self.pg_db.as_deref().unwrap());
-                c.batch_execute("SET session_replication_role = replica")
-                    .unwrap();
+                c.batch_execute(
+                    "SET session_replication_role = replica;
+                     ALTER TABLE claims DROP CONSTRAINT IF EXISTS claims_check;",
+                )
+                .unwrap();
                 Db::Pg(c)
             }
         }

@@ -26,7 +26,25 @@ pub fn enroll(ctx: &Ctx, a: &EnrollArgs) -> Result<String, Error> {
             .transpose()?,
         labels: Some(store::parse_labels(&a.labels)?),
     };
-    let (dev, outcome) = enrol(ctx, &d, a.replace)?;
+    if a.host_keys.len() > store::MAX_HOST_KEYS {
+        return Err(Error::invalid(format!(
+            "--host-key: at most {} of them",
+            store::MAX_HOST_KEYS
+        )));
+    }
+    let host_keys = a
+        .host_keys
+        .iter()
+        .map(|k| PublicKey::parse("--host-key", k))
+        .collect::<Result<Vec<_>, _>>()?;
+    let (dev, outcome) = ctx.admin(|c| {
+        store::enroll_with_host_keys(
+            c,
+            &d,
+            a.replace,
+            (!host_keys.is_empty()).then_some(host_keys.as_slice()),
+        )
+    })?;
     if ctx.json {
         return Ok(json(
             &serde_json::json!({"outcome": outcome, "device": dev}),

@@ -20,6 +20,7 @@ pub fn run(ctx: &Ctx, cmd: &JailCmd) -> Result<String, Error> {
             pool,
             user,
             operator_user,
+            claim_user,
         } => {
             let j = NewJail {
                 name: Name::parse("jail", n)?,
@@ -28,6 +29,7 @@ pub fn run(ctx: &Ctx, cmd: &JailCmd) -> Result<String, Error> {
                 pool: name("pool", pool)?,
                 user: UserName::parse("--user", user)?,
                 operator_user: UserName::parse("--operator-user", operator_user)?,
+                claim_user: UserName::parse("--claim-user", claim_user)?,
             };
             let j = ctx.admin(|c| store::jail_add(c, &j))?;
             Ok(format!(
@@ -76,8 +78,9 @@ pub fn authorized_keys(
     jail: &str,
     user: &str,
     fingerprint: &str,
+    offered: Option<(&str, &str)>,
 ) -> Result<String, Error> {
-    match sshd::authorize(&ctx.db, jail, user, fingerprint)? {
+    match sshd::authorize(&ctx.db, jail, user, fingerprint, offered)? {
         Ok(line) => Ok(line + "\n"),
         Err(why) => {
             eprintln!("warden authorized-keys: refused: {why}");

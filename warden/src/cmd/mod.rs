@@ -7,6 +7,7 @@
 //! ```
 
 pub mod audit;
+pub mod claim;
 pub mod device;
 pub mod jail;
 pub mod operator;
@@ -57,7 +58,12 @@ pub fn run(cli: &Cli) -> Result<String, Error> {
             jail,
             user,
             fingerprint,
-        } => jail::authorized_keys(&ctx, jail, user, fingerprint),
+            key_type,
+            key_base64,
+        } => {
+            let offered = key_type.as_deref().zip(key_base64.as_deref());
+            jail::authorized_keys(&ctx, jail, user, fingerprint, offered)
+        }
         Cmd::SshdConfig(a) => jail::sshd_config(&ctx, a),
         Cmd::Watch {
             jail,
@@ -94,6 +100,8 @@ pub fn run(cli: &Cli) -> Result<String, Error> {
             since,
         } => audit::run(&ctx, device, operator, since),
         Cmd::Token(c) => token::run(&ctx, c),
+        Cmd::Claim(c) => claim::run(&ctx, c),
+        Cmd::ClaimServe { jail } => claim::serve(&ctx, jail),
         Cmd::Serve(a) => crate::serve::serve(ctx, a),
     }
 }

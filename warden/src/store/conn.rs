@@ -118,6 +118,42 @@ const MIGRATIONS: &[(i64, &str)] = &[
         revoked BIGINT
     );",
     ),
+    (
+        5,
+        "ALTER TABLE jails ADD COLUMN claim_user TEXT NOT NULL DEFAULT 'claim';
+    CREATE TABLE claims (
+        id TEXT PRIMARY KEY,
+        hash TEXT NOT NULL UNIQUE,
+        pool TEXT NOT NULL REFERENCES pools(name),
+        uses_total BIGINT NOT NULL,
+        uses_left BIGINT NOT NULL,
+        expires BIGINT NOT NULL,
+        labels TEXT NOT NULL,
+        mac_prefix TEXT,
+        created BIGINT NOT NULL,
+        revoked BIGINT,
+        CHECK (uses_left >= 0 AND uses_left <= uses_total)
+    );
+    CREATE TABLE claim_uses (
+        claim TEXT NOT NULL REFERENCES claims(id),
+        fingerprint TEXT NOT NULL,
+        device TEXT NOT NULL,
+        at BIGINT NOT NULL,
+        PRIMARY KEY (claim, fingerprint)
+    );
+    CREATE TABLE claim_refusals (
+        source TEXT NOT NULL,
+        at BIGINT NOT NULL
+    );
+    CREATE INDEX claim_refusals_source ON claim_refusals(source, at);
+    CREATE TABLE device_host_keys (
+        device TEXT NOT NULL,
+        key_type TEXT NOT NULL,
+        key_base64 TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        PRIMARY KEY (device, fingerprint)
+    );",
+    ),
 ];
 
 /// The audit table refuses UPDATE and DELETE (and, on PostgreSQL, TRUNCATE)
@@ -282,7 +318,7 @@ pub fn grants_sql(db: &DbUrl, role: &str, used: RoleUse) -> Result<String, Error
              -- host (enrol, revoke, grant, pools, jails, operators). Give it to no jail host.\n\
              {revoke}\
              GRANT SELECT ON warden_schema TO {role};\n\
-             GRANT SELECT, INSERT, UPDATE, DELETE ON pools, jails, devices, operators, operator_keys, grants, revoked_keys, tokens TO {role};\n\
+             GRANT SELECT, INSERT, UPDATE, DELETE ON pools, jails, devices, operators, operator_keys, grants, revoked_keys, tokens, claims, claim_uses, claim_refusals, device_host_keys TO {role};\n\
              -- The audit trail is append-only for {role}: no UPDATE, DELETE or TRUNCATE.\n\
              GRANT SELECT, INSERT ON audit TO {role};\n\
              GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {role};\n"

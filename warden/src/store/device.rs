@@ -104,6 +104,10 @@ pub(super) fn drop_device(c: &mut Conn, id: &DeviceId) -> Result<(), DbErr> {
         "DELETE FROM grants WHERE device = $1",
         &[id.as_str().into()],
     )?;
+    c.exec(
+        "DELETE FROM device_host_keys WHERE device = $1",
+        &[id.as_str().into()],
+    )?;
     c.exec("DELETE FROM devices WHERE id = $1", &[id.as_str().into()])?;
     Ok(())
 }
@@ -345,7 +349,106 @@ fn replace_row(
 
 /// Enrols one device (or confirms it is enrolled exactly so).
 pub fn enroll(c: &mut Conn, d: &NewDevice, replace: bool) -> Result<(Device, Outcome), Error> {
+    enroll_with_host_keys(c, d, replace, None)
+}
+
+/// Enrols one device and, if given, records its own sshd host keys (one
+/// transaction).
+pub fn enroll_with_host_keys(
+    c: &mut Conn,
+    d: &NewDevice,
+    replace: bool,
+    host_keys: Option<&[PublicKey]>,
+) -> Result<(Device, Outcome), Error> {
     c.transaction(|c| {
+        let out = enroll_in(c, d, replace)?;
+        if let Some(keys) = host_keys {
+            set_host_keys(c, &out.0.id, keys)?;
+        }
+        Ok(out)
+    })
+}
+
+/// Device sshd host keys a device may have recorded.
+pub const MAX_HOST_KEYS: usize = 4;
+
+/// Replaces device `id`'s recorded sshd host keys with `keys` (inside the
+/// caller's transaction); audits a change.
+pub fn set_host_keys(c: &mut Conn, id: &DeviceId, keys: &[PublicKey]) -> Result<(), TxError> {
+    if keys.len() > MAX_HOST_KEYS {
+        return Err(Error::invalid(format!("more than {MAX_HOST_KEYS} host keys")).into());
+    }
+    let old = host_keys(c, id)?;
+    let same = old.len() == keys.len() && keys.iter().all(|k| old.contains(k));
+    if same {
+        return Ok(());
+    }
+    c.exec(
+        "DELETE FROM device_host_keys WHERE device = $1",
+        &[id.as_str().into()],
+    )?;
+    for k in keys {
+        c.exec(
+            "INSERT INTO device_host_keys (device, key_type, key_base64, fingerprint)
+             SELECT $1, $2, $3, $4
+             WHERE NOT EXISTS (SELECT 1 FROM device_host_keys WHERE device = $1 AND fingerprint = $4)",
+            &[
+                id.as_str().into(),
+                k.kind.clone().into(),
+                k.base64.clone().into(),
+                k.fingerprint.clone().into(),
+            ],
+        )?;
+    }
+    let fps: Vec<&str> = keys.iter().map(|k| k.fingerprint.as_str()).collect();
+    audit(
+        c,
+        "host-key",
+        Some(id.as_str()),
+        None,
+        Some(&format!("sshd host key(s) {}", fps.join(" "))),
+    )?;
+    Ok(())
+}
+
+/// Device `id`'s recorded sshd host keys (checked on the way out), oldest
+/// type first.
+pub fn host_keys(c: &mut Conn, id: &DeviceId) -> Result<Vec<PublicKey>, Error> {
+    let rows = c.query(
+        "SELECT device, key_type, key_base64, fingerprint FROM device_host_keys
+         WHERE device = $1 ORDER BY key_type, fingerprint",
+        &[id.as_str().into()],
+    )?;
+    rows.iter()
+        .take(MAX_HOST_KEYS)
+        .map(|r| {
+            Rd::new("device_host_keys", "device", r).key("key_type", "key_base64", "fingerprint")
+        })
+        .collect()
+}
+
+/// Every device's recorded sshd host keys, by device (checked on the way out).
+pub fn all_host_keys(c: &mut Conn) -> Result<BTreeMap<DeviceId, Vec<PublicKey>>, Error> {
+    let rows = c.query(
+        "SELECT device, key_type, key_base64, fingerprint FROM device_host_keys
+         ORDER BY device, key_type, fingerprint",
+        &[],
+    )?;
+    let mut out: BTreeMap<DeviceId, Vec<PublicKey>> = BTreeMap::new();
+    for r in &rows {
+        let rd = Rd::new("device_host_keys", "device", r);
+        let keys = out.entry(rd.device_id("device")?).or_default();
+        if keys.len() < MAX_HOST_KEYS {
+            keys.push(rd.key("key_type", "key_base64", "fingerprint")?);
+        }
+    }
+    Ok(out)
+}
+
+/// [`enroll`]'s body, inside the caller's transaction (a claim enrols in
+/// the same transaction that spends its use).
+pub fn enroll_in(c: &mut Conn, d: &NewDevice, replace: bool) -> Result<(Device, Outcome), TxError> {
+    {
         let pool = resolve_pool(c, d.pool.as_ref())?;
         lock_pool(c, &pool.name)?;
         let by_id = device_row(c, "id", d.id.as_str().into())?;
@@ -419,7 +522,7 @@ pub fn enroll(c: &mut Conn, d: &NewDevice, replace: bool) -> Result<(Device, Out
         let dev = device_row(c, "id", d.id.as_str().into())?
             .ok_or_else(|| Error::runtime("enrolled device vanished"))?;
         Ok((dev, outcome))
-    })
+    }
 }
 
 /// One parsed row of an import file, with where it came from.

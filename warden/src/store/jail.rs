@@ -15,9 +15,31 @@ pub struct Jail {
     pub host_key: PublicKey,
     pub user: UserName,
     pub operator_user: UserName,
+    /// The account devices holding a claim token log in as.
+    pub claim_user: UserName,
 }
 
-pub(super) const JAIL_COLS: &str = "name, pool, address, host_key, tunnel_user, operator_user";
+pub(super) const JAIL_COLS: &str =
+    "name, pool, address, host_key, tunnel_user, operator_user, claim_user";
+
+/// Why three jail accounts cannot serve, if they cannot: each must be its own.
+pub fn accounts_clash(
+    user: &UserName,
+    operator_user: &UserName,
+    claim_user: &UserName,
+) -> Option<String> {
+    if user == operator_user {
+        Some(format!(
+            "tunnel and operator accounts are both {user}: devices and operators need separate accounts"
+        ))
+    } else if claim_user == user || claim_user == operator_user {
+        Some(format!(
+            "the claim account {claim_user} is also the tunnel or operator account: claims need an account of their own"
+        ))
+    } else {
+        None
+    }
+}
 
 pub(super) fn jail_from(r: &Row) -> Result<Jail, Error> {
     let rd = Rd::new("jails", "name", r);
@@ -28,12 +50,10 @@ pub(super) fn jail_from(r: &Row) -> Result<Jail, Error> {
         host_key: rd.key_line("host_key")?,
         user: rd.user("tunnel_user")?,
         operator_user: rd.user("operator_user")?,
+        claim_user: rd.user("claim_user")?,
     };
-    if j.user == j.operator_user {
-        return Err(rd.bad(
-            "operator_user",
-            "the same account as tunnel_user: devices and operators need separate accounts",
-        ));
+    if let Some(why) = accounts_clash(&j.user, &j.operator_user, &j.claim_user) {
+        return Err(rd.bad("operator_user", why));
     }
     Ok(j)
 }
@@ -45,13 +65,13 @@ pub struct NewJail {
     pub pool: Option<Name>,
     pub user: UserName,
     pub operator_user: UserName,
+    pub claim_user: UserName,
 }
 
 pub fn jail_add(c: &mut Conn, j: &NewJail) -> Result<Jail, Error> {
-    if j.user == j.operator_user {
+    if let Some(why) = accounts_clash(&j.user, &j.operator_user, &j.claim_user) {
         return Err(Error::invalid(format!(
-            "--user and --operator-user are both {}: devices and operators need separate accounts",
-            j.user
+            "--user, --operator-user, --claim-user: {why}"
         )));
     }
     c.transaction(|c| {
@@ -63,6 +83,7 @@ pub fn jail_add(c: &mut Conn, j: &NewJail) -> Result<Jail, Error> {
             host_key: j.host_key.clone(),
             user: j.user.clone(),
             operator_user: j.operator_user.clone(),
+            claim_user: j.claim_user.clone(),
         };
         if let Some(old) = jail_named(c, &j.name)? {
             if old.pool == new.pool
@@ -70,6 +91,7 @@ pub fn jail_add(c: &mut Conn, j: &NewJail) -> Result<Jail, Error> {
                 && old.host_key == new.host_key
                 && old.user == new.user
                 && old.operator_user == new.operator_user
+                && old.claim_user == new.claim_user
             {
                 return Ok(old);
             }
@@ -80,8 +102,8 @@ pub fn jail_add(c: &mut Conn, j: &NewJail) -> Result<Jail, Error> {
             .into());
         }
         c.exec(
-            "INSERT INTO jails (name, pool, address, host_key, tunnel_user, operator_user, created)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO jails (name, pool, address, host_key, tunnel_user, operator_user, claim_user, created)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             &[
                 new.name.as_str().into(),
                 new.pool.as_str().into(),
@@ -89,6 +111,7 @@ pub fn jail_add(c: &mut Conn, j: &NewJail) -> Result<Jail, Error> {
                 new.host_key.line().into(),
                 new.user.as_str().into(),
                 new.operator_user.as_str().into(),
+                new.claim_user.as_str().into(),
                 now().into(),
             ],
         )?;

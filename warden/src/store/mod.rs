@@ -3,7 +3,7 @@
 //! ```text
 //! conn.rs      SQLite | PostgreSQL: one SQL text, dialect hooks, migrations, TLS
 //! row.rs       rows decoded by column name into checked types (nothing trusted)
-//! pool.rs jail.rs device.rs operator.rs audit.rs presence.rs token.rs   the aggregates
+//! pool.rs jail.rs device.rs operator.rs audit.rs presence.rs token.rs claim.rs   the aggregates
 //! fleet.rs     the web view's paged, filtered device list and presence counts
 //! time.rs      Unix seconds <-> RFC 3339
 //! ```
@@ -14,6 +14,7 @@
 //! see typed values only.
 
 pub mod audit;
+pub mod claim;
 pub mod conn;
 pub mod device;
 pub mod fleet;
@@ -26,6 +27,7 @@ pub mod time;
 pub mod token;
 
 pub use audit::*;
+pub use claim::*;
 pub use device::*;
 pub use fleet::*;
 pub use jail::*;

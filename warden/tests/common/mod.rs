@@ -24,6 +24,8 @@ use std::time::Duration;
 pub const COMMAND_USER: &str = "warden";
 /// The jail account operators log in as (scripts/test-setup.sh makes it).
 pub const OPERATOR_USER: &str = "jbop";
+/// The jail account devices claim through (scripts/test-setup.sh makes it).
+pub const CLAIM_USER: &str = "jbclaim";
 
 static N: AtomicUsize = AtomicUsize::new(0);
 fn next() -> usize {
@@ -408,6 +410,8 @@ impl Jail {
             &tunnel_user(),
             "--operator-user",
             OPERATOR_USER,
+            "--claim-user",
+            CLAIM_USER,
         ]);
         let bin = warden_bin();
         let cert = dir.path("ssh_host_ed25519_key-cert.pub");
