@@ -190,6 +190,9 @@ pub enum ClaimCmd {
         /// Only devices whose MAC starts with these octets (e.g. b8:27:eb).
         #[arg(long)]
         mac_prefix: Option<String>,
+        /// HOST:PORT the devices' tunnels lead to (their own sshd; default 127.0.0.1:22).
+        #[arg(long)]
+        target: Option<String>,
     },
     /// List claims (never their tokens).
     Ls,

@@ -767,7 +767,140 @@ fn operators_pin_the_recorded_host_key(kind: Kind) {
     );
 }
 
+/// The first promise of zero-touch enrolment, with the real agent: a device
+/// "image" holding only the jail's address, the line that trusts the jail
+/// and a claim token (and the device's own sshd host key, as any image has)
+/// enrols itself through a real jail with warden's drop-in and holds its
+/// tunnel within 60 s; the registry has its MAC and host key; `warden
+/// connect --print` pins that key and the printed ssh reaches the device
+/// with StrictHostKeyChecking=yes and no prompt; once the recorded key is
+/// not the device's, ssh refuses it.
+fn a_device_image_holding_only_a_claim_token_enrols_itself(kind: Kind) {
+    let (reg, jail) = setup(kind);
+    let target = DeviceSshd::start();
+    let (token, claim_id) = create_claim(
+        &reg,
+        &[
+            "--pool",
+            "p1",
+            "--target",
+            &format!("127.0.0.1:{}", target.port),
+        ],
+    );
+    let image = TempDir::new("claimimage");
+    let trust: Vec<&str> = jail.host_key_line.split_whitespace().take(2).collect();
+    let kh = image.path("known_hosts");
+    std::fs::write(
+        &kh,
+        format!("[127.0.0.1]:{} {}\n", jail.port, trust.join(" ")),
+    )
+    .unwrap();
+    let host_pub = target.dir.path("ssh_host_ed25519_key.pub");
+    let state = image.path("identity");
+    let started = Instant::now();
+    let agent = Agent::spawn(
+        &[
+            "run",
+            "--claim-user",
+            CLAIM_USER,
+            "--known-hosts",
+            kh.to_str().unwrap(),
+            "--device-host-key",
+            host_pub.to_str().unwrap(),
+            "--state",
+            state.to_str().unwrap(),
+            &format!("127.0.0.1:{}", jail.port),
+        ],
+        &[("JAILBIRD_CLAIM", token.as_str())],
+    );
+    let up = agent.wait_log("tunnel up", Duration::from_secs(60));
+    eprintln!("claimed and up in {:?}: {up}", started.elapsed());
+    let claimed = agent.wait_log("enrolled as device", READY);
+    let id = claimed
+        .rsplit("enrolled as device ")
+        .next()
+        .unwrap()
+        .trim()
+        .to_string();
+    assert!(
+        !agent.lines().iter().any(|l| l.contains(&token)),
+        "the token was logged"
+    );
+    // The registry: the device, its MAC, its port in the pool, the claim spent.
+    let shown: serde_json::Value = serde_json::from_str(&reg.ok(&["--json", "show", &id])).unwrap();
+    let mac = shown["mac"].as_str().expect("a MAC recorded").to_string();
+    assert_eq!(mac.len(), 17, "{shown}");
+    assert_eq!(id, mac.replace(':', ""), "the id derives from the MAC");
+    let port = shown["port"].as_u64().unwrap();
+    assert!((20000..=20099).contains(&port), "{shown}");
+    assert!(up.contains(&format!("listen=localhost:{port}")), "{up}");
+    assert_eq!(claim_json(&reg, &claim_id)["uses_left"], 0);
+    assert!(
+        audit(&reg)
+            .iter()
+            .any(|e| e["action"] == "claim" && e["device"] == id.as_str()),
+        "a claim audit row"
+    );
+    // The operator: warden connect pins the key the device sent, and the
+    // printed ssh goes through the jail to the device without a prompt.
+    let op_pub = std::fs::read_to_string(format!("{}.pub", target.client_key.display())).unwrap();
+    reg.ok(&["operator", "add", "ops", "--key", op_pub.trim()]);
+    let certs = TempDir::new("claimcerts");
+    let connect = || {
+        let line = format!(
+            "{} -o BatchMode=yes -o LogLevel=ERROR -l {} 'echo via-claim'",
+            reg.ok(&[
+                "connect",
+                &id,
+                "--identity",
+                target.client_key.to_str().unwrap(),
+                "--cert-dir",
+                certs.0.to_str().unwrap(),
+                "--print",
+            ])
+            .trim(),
+            agent::device_user()
+        );
+        assert!(line.contains("StrictHostKeyChecking=yes"), "{line}");
+        assert!(!line.contains("StrictHostKeyChecking=no"), "{line}");
+        split(
+            Command::new("sh")
+                .arg("-c")
+                .arg(&line)
+                .stdin(Stdio::null())
+                .output()
+                .unwrap(),
+        )
+    };
+    let (code, out, err) = connect();
+    assert_eq!((code, out.trim()), (0, "via-claim"), "{err}");
+    // A device whose sshd key is not the one recorded is refused.
+    let dir = TempDir::new("claimother");
+    let (_, other) = keygen(&dir, "other");
+    let key = device_key(&state);
+    let tgt = format!("127.0.0.1:{}", target.port);
+    let mac_arg = mac.clone();
+    reg.ok(&[
+        "enroll",
+        &id,
+        "--key",
+        &key,
+        "--pool",
+        "p1",
+        "--target",
+        &tgt,
+        "--mac",
+        &mac_arg,
+        "--host-key",
+        &other,
+    ]);
+    let (code, out, err) = connect();
+    assert_eq!(code, 255, "{out}");
+    assert!(err.contains("Host key verification failed"), "{err}");
+}
+
 both_backends!(
+    a_device_image_holding_only_a_claim_token_enrols_itself,
     operators_pin_the_recorded_host_key,
     accepted_claim_enrols_and_the_tunnel_logs_in,
     refused_claims_change_nothing,

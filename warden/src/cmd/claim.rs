@@ -50,7 +50,16 @@ pub fn run(ctx: &Ctx, cmd: &ClaimCmd) -> Result<String, Error> {
             expires,
             labels,
             mac_prefix,
-        } => create(ctx, pool, *uses, expires, labels, mac_prefix.as_deref()),
+            target,
+        } => create(
+            ctx,
+            pool,
+            *uses,
+            expires,
+            labels,
+            mac_prefix.as_deref(),
+            target.as_deref(),
+        ),
         ClaimCmd::Ls => ls(ctx),
         ClaimCmd::Revoke { id } => {
             let id = Name::parse("claim", id)?;
@@ -71,6 +80,7 @@ fn create(
     expires: &str,
     labels: &[String],
     mac_prefix: Option<&str>,
+    target: Option<&str>,
 ) -> Result<String, Error> {
     let pool = Name::parse("pool", pool)?;
     if !(1..=store::MAX_CLAIM_USES).contains(&uses) {
@@ -93,6 +103,9 @@ fn create(
         expires: store::now() + d.as_secs() as i64,
         labels: store::parse_labels(labels)?,
         mac_prefix: mac_prefix.map(MacPrefix::parse).transpose()?,
+        target: target
+            .map(|t| HostPort::parse("--target", t, None))
+            .transpose()?,
     };
     let (secret, id) = ctx.admin(|c| store::claim_create(c, &n))?;
     eprintln!(

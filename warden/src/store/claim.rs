@@ -14,7 +14,7 @@ use super::conn::{Conn, Row, TxError, Value};
 use super::row::Rd;
 use super::*;
 use crate::error::Error;
-use crate::types::{DeviceId, Mac, MacPrefix, Name, PublicKey, quote};
+use crate::types::{DeviceId, HostPort, Mac, MacPrefix, Name, PublicKey, quote};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -86,6 +86,8 @@ pub struct Claim {
     pub expires: String,
     pub labels: BTreeMap<String, String>,
     pub mac_prefix: Option<String>,
+    /// What devices claiming with it forward to (else the enrolment default).
+    pub target: Option<HostPort>,
     pub created: String,
     pub revoked: Option<String>,
     #[serde(skip)]
@@ -112,8 +114,7 @@ impl Claim {
     }
 }
 
-const CLAIM_COLS: &str =
-    "id, pool, uses_total, uses_left, expires, labels, mac_prefix, created, revoked FROM claims";
+const CLAIM_COLS: &str = "id, pool, uses_total, uses_left, expires, labels, mac_prefix, target, created, revoked FROM claims";
 
 fn claim_from(r: &Row) -> Result<Claim, Error> {
     let rd = Rd::new("claims", "id", r);
@@ -145,6 +146,10 @@ fn claim_from(r: &Row) -> Result<Claim, Error> {
         expires: rfc3339(expires_at),
         labels: rd.labels("labels")?,
         mac_prefix: prefix.as_ref().map(|p| p.as_str().to_string()),
+        target: match rd.opt_text("target")? {
+            None => None,
+            Some(_) => Some(rd.host_port("target", None)?),
+        },
         created: rfc3339(rd.int("created")?),
         revoked: revoked_at.map(rfc3339),
         expires_at,
@@ -169,6 +174,7 @@ pub struct NewClaim {
     pub expires: i64,
     pub labels: BTreeMap<String, String>,
     pub mac_prefix: Option<MacPrefix>,
+    pub target: Option<HostPort>,
 }
 
 /// Creates a claim (one transaction with its audit entry); returns its
@@ -191,8 +197,8 @@ pub fn claim_create(c: &mut Conn, n: &NewClaim) -> Result<(String, Name), Error>
             return Err(Error::invalid(format!("unknown pool {}", n.pool)).into());
         }
         c.exec(
-            "INSERT INTO claims (id, hash, pool, uses_total, uses_left, expires, labels, mac_prefix, created, revoked)
-             VALUES ($1, $2, $3, $4, $4, $5, $6, $7, $8, NULL)",
+            "INSERT INTO claims (id, hash, pool, uses_total, uses_left, expires, labels, mac_prefix, target, created, revoked)
+             VALUES ($1, $2, $3, $4, $4, $5, $6, $7, $8, $9, NULL)",
             &[
                 id.as_str().into(),
                 token_hash(&secret).into(),
@@ -201,6 +207,7 @@ pub fn claim_create(c: &mut Conn, n: &NewClaim) -> Result<(String, Name), Error>
                 n.expires.into(),
                 labels.clone().into(),
                 Value::opt_text(n.mac_prefix.as_ref().map(MacPrefix::as_str)),
+                Value::opt_text(n.target.as_ref().map(|t| t.to_string()).as_deref()),
                 now().into(),
             ],
         )?;
@@ -423,7 +430,7 @@ pub fn claim_serve(
             key: who.key.clone(),
             mac: Some(req.mac.clone()),
             pool: Some(claim.pool.clone()),
-            target: None,
+            target: claim.target.clone(),
             labels: Some(claim.labels.clone()),
         };
         let (device, _) = match enroll_in(c, &d, false) {

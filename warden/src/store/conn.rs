@@ -130,6 +130,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         expires BIGINT NOT NULL,
         labels TEXT NOT NULL,
         mac_prefix TEXT,
+        target TEXT,
         created BIGINT NOT NULL,
         revoked BIGINT,
         CHECK (uses_left >= 0 AND uses_left <= uses_total)
