@@ -333,7 +333,7 @@ setup_agrees() {
   cmp -s "$r/usr/share/warden/sysctl-fleet.conf" "$r/etc/sysctl.d/50-warden-fleet.conf" || why "setup.sh did not place pid_max"
   absent "$r" /usr/local/bin/warden /etc/systemd/system/warden-watch@.service || why "setup.sh copied what the package has"
   inroot "$r" getent passwd tunuser >/dev/null || why "setup.sh made no tunuser"
-  mode_owner "$r" /var/lib/warden 750 warden:warden || return 1
+  mode_owner "$r" /var/lib/warden 770 warden:warden || return 1
   out="$(inroot "$r" sh /usr/share/warden/setup.sh /usr/bin/warden jail-a 2>&1)" || why "setup.sh failed again: $out"
   ! grep -E ": (installed|created|written)|set to" <<<"$out" >&2 || why "a second setup.sh run changed something"
 }
@@ -362,7 +362,7 @@ check "warden /usr/bin/warden 0755 root" mode_owner "$img" /usr/bin/warden 755 r
 check "warden warden.env 0644 root" mode_owner "$img" /etc/warden/warden.env 644 root:root
 check "warden warden.env is a conffile" conffile_recorded "$img" warden /etc/warden/warden.env
 check "warden account as setup.sh makes it" warden_account "$img"
-check "warden /var/lib/warden warden:warden 0750" mode_owner "$img" /var/lib/warden 750 warden:warden
+check "warden /var/lib/warden warden:warden 0770" mode_owner "$img" /var/lib/warden 770 warden:warden
 warden_runs() { inroot "$1" /usr/bin/warden --version | grep -qx "warden ${VERSION%-*}" || why "warden --version"; }
 check "warden binary runs" warden_runs "$img"
 check "warden unit and jail-host files placed" placed "$img"

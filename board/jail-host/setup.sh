@@ -10,7 +10,8 @@
 #   shell /bin/sh, which sshd needs to run its forced command (`warden
 #   claim-serve`, nothing else: the drop-in's ForceCommand), and group warden
 #   (for a SQLite registry made group-writable)
-# - /var/lib/warden, warden:warden 0750: the SQLite registry, or .pgpass
+# - /var/lib/warden, warden:warden 0770: the SQLite registry (the claim
+#   account, group warden, enrols into it), or .pgpass
 # - the binary at /usr/local/bin/warden, root:root 0755: sshd runs a command
 #   only if it and every directory above it are root's and writable by no one else
 # - /etc/warden/warden.env (kept if present) and, from beside this script,
@@ -139,11 +140,18 @@ fi
 
 # ---- files -------------------------------------------------------------------
 # Owner and mode are set on every run (install -d on an existing directory).
-# (Claims on a SQLite registry also need it group-writable, 0770, and
-# registry.db 0660: docs/fleet.md "Claims"; the watch unit's
-# StateDirectoryMode and the .deb's tmpfiles.d keep 0750 today.)
-install -d -o warden -g warden -m 0750 "$STATE"
-say "$STATE: warden:warden 0750"
+# Group-writable: the claim account (group warden) enrols devices into a
+# SQLite registry here (docs/fleet.md "Claims"); the watch unit's
+# StateDirectoryMode and the .deb's tmpfiles.d say the same.
+install -d -o warden -g warden -m 0770 "$STATE"
+say "$STATE: warden:warden 0770"
+# An existing registry made before claims: group read-write too (SQLite gives
+# its -wal and -shm files the database's mode; warden keeps it so).
+for f in "$STATE"/registry.db "$STATE"/registry.db-wal "$STATE"/registry.db-shm; do
+	if [ -f "$f" ] && [ ! -L "$f" ]; then
+		chmod g+rw "$f"
+	fi
+done
 
 if [ -f "$BIN" ] && cmp -s "$src" "$BIN"; then
 	say "$BIN: unchanged"

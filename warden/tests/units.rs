@@ -248,7 +248,7 @@ fn watch_unit_runs_watch_and_keeps_sockets_and_processes_visible() {
         ("PrivateTmp", "yes"),
         ("ProtectKernelTunables", "yes"),
         ("StateDirectory", "warden"),
-        ("StateDirectoryMode", "0750"),
+        ("StateDirectoryMode", "0770"),
     ] {
         assert_eq!(last(&d, k), Some(v), "{k}");
     }
@@ -283,7 +283,7 @@ fn setup_script_and_unit_name_the_same_things() {
         "ENV_DIR=/etc/warden",
         "ENV_FILE=$ENV_DIR/warden.env",
         "UNIT=/etc/systemd/system/warden-watch@.service",
-        "install -d -o warden -g warden -m 0750 \"$STATE\"",
+        "install -d -o warden -g warden -m 0770 \"$STATE\"",
         "install -o root -g root -m 0755 \"$src\" \"$BIN.new\"",
         "account warden \"$STATE\" /usr/sbin/nologin --user-group",
         "for name in tunuser operator; do",

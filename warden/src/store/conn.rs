@@ -1262,6 +1262,13 @@ impl Conn {
             if m.uid() != dm.uid() || m.gid() != dm.gid() {
                 let _ = std::os::unix::fs::fchown(&f, Some(dm.uid()), Some(dm.gid()));
             }
+            // A group-writable directory (0770: the claim account, group
+            // warden, enrols into it): the files group read-write too.
+            use std::os::unix::fs::PermissionsExt;
+            if dm.mode() & 0o020 != 0 && m.mode() & 0o060 != 0o060 {
+                let mode = (m.mode() & 0o7777) | 0o060;
+                let _ = f.set_permissions(std::fs::Permissions::from_mode(mode));
+            }
         }
     }
 }
