@@ -119,6 +119,10 @@ pub enum Cmd {
         jail: String,
         user: String,
         fingerprint: String,
+        /// Where `warden watch` takes this lookup's figures (one datagram,
+        /// dropped if nobody listens; default /run/warden/metrics-JAIL.sock).
+        #[arg(long)]
+        metrics_socket: Option<PathBuf>,
     },
     /// Record which devices hold their port on this jail; end revoked devices' sessions.
     Watch {
@@ -133,6 +137,14 @@ pub enum Cmd {
         /// Stop after this many looks (default: run until stopped).
         #[arg(long)]
         ticks: Option<u64>,
+        /// Serve this jail host's figures (lookups, refusals, ticks, ended
+        /// sessions) as Prometheus text on http://ADDR:PORT/metrics (loopback only).
+        #[arg(long)]
+        metrics_listen: Option<String>,
+        /// The socket `authorized-keys` reports lookups to (default
+        /// /run/warden/metrics-JAIL.sock); used with --metrics-listen.
+        #[arg(long, requires = "metrics_listen")]
+        metrics_socket: Option<PathBuf>,
     },
 }
 

@@ -30,6 +30,8 @@ fn row_key(table: &str) -> Option<(&'static str, &'static str)> {
         "revoked_keys" => ("device", "'d2'"),
         "audit" => ("seq", "(SELECT max(seq) FROM audit)"),
         "tokens" => ("name", "'t1'"),
+        "hooks" => ("id", "(SELECT max(id) FROM hooks)"),
+        "outbox" => ("seq", "(SELECT max(seq) FROM outbox)"),
         "warden_schema" => return None,
         t if t.starts_with("sqlite_") => return None,
         // A new table must be named here, or its columns would go untested.

@@ -56,14 +56,22 @@ pub fn run(cli: &Cli) -> Result<String, Error> {
             jail,
             user,
             fingerprint,
-        } => jail::authorized_keys(&ctx, jail, user, fingerprint),
+            metrics_socket,
+        } => jail::authorized_keys(&ctx, jail, user, fingerprint, metrics_socket.as_deref()),
         Cmd::SshdConfig(a) => jail::sshd_config(&ctx, a),
         Cmd::Watch {
             jail,
             interval,
             sshd_pid_file,
             ticks,
-        } => jail::watch(&ctx, jail, *interval, sshd_pid_file.as_deref(), *ticks),
+            metrics_listen,
+            metrics_socket,
+        } => {
+            if let Some(listen) = metrics_listen {
+                jail::watch_metrics(jail, listen, metrics_socket.as_deref())?;
+            }
+            jail::watch(&ctx, jail, *interval, sshd_pid_file.as_deref(), *ticks)
+        }
         Cmd::DbGrants { role, used } => jail::db_grants(&ctx, role, used),
         Cmd::Enroll(a) => device::enroll(&ctx, a),
         Cmd::Import { file } => device::import(&ctx, file),

@@ -12,6 +12,7 @@
 //! thread with a connection of its own (Conn::open), bounded by a semaphore.
 
 pub mod api;
+pub mod metrics;
 pub mod schema;
 
 use crate::cli::ServeArgs;

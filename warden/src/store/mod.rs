@@ -4,6 +4,7 @@
 //! conn.rs      SQLite | PostgreSQL: one SQL text, dialect hooks, migrations, TLS
 //! row.rs       rows decoded by column name into checked types (nothing trusted)
 //! pool.rs jail.rs device.rs operator.rs audit.rs presence.rs token.rs   the aggregates
+//! stats.rs     fleet figures for /metrics (aggregate queries)
 //! time.rs      Unix seconds <-> RFC 3339
 //! ```
 //!
@@ -20,6 +21,7 @@ pub mod operator;
 pub mod pool;
 pub mod presence;
 pub mod row;
+pub mod stats;
 pub mod time;
 pub mod token;
 
