@@ -109,6 +109,9 @@ pub enum Cmd {
     /// API tokens for `warden serve`: a name and a scope, the secret shown once.
     #[command(subcommand)]
     Token(TokenCmd),
+    /// Webhooks: receivers of signed event notifications (delivered by `serve`).
+    #[command(subcommand)]
+    Hook(HookCmd),
     /// Serve the HTTP API (TLS with --tls-cert/--tls-key; plain HTTP on loopback only).
     Serve(ServeArgs),
     /// Print the sshd_config drop-in that makes this host's sshd the jail NAME.
@@ -146,6 +149,25 @@ pub enum Cmd {
         #[arg(long, requires = "metrics_listen")]
         metrics_socket: Option<PathBuf>,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum HookCmd {
+    /// Add a receiver: `warden serve` POSTs each event to URL, signed with the secret.
+    Add {
+        /// http://HOST[:PORT]/PATH or https://...
+        url: String,
+        /// Comma-separated: device.online, device.offline, device.revoked, grant.created.
+        #[arg(long)]
+        events: String,
+        /// A file holding the signing secret (16-1024 printable bytes; never printed).
+        #[arg(long)]
+        secret_file: PathBuf,
+    },
+    /// List receivers (never their secrets) with their undelivered events.
+    Ls,
+    /// Remove a receiver and its undelivered events.
+    Rm { id: i64 },
 }
 
 #[derive(Subcommand, Debug)]

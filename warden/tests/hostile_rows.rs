@@ -149,6 +149,17 @@ fn seed(reg: &Registry, dir: &TempDir) {
         "site=x",
     ]);
     reg.ok(&["enroll", "d2", "--key", &k2, "--pool", "p1"]);
+    let secret = dir.path("hook-secret");
+    std::fs::write(&secret, "0123456789abcdef0123\n").unwrap();
+    reg.ok(&[
+        "hook",
+        "add",
+        "http://127.0.0.1:9/hook",
+        "--events",
+        "device.revoked,grant.created",
+        "--secret-file",
+        &secret.display().to_string(),
+    ]);
     reg.ok(&["revoke", "d2", "--reason", "lost"]);
     reg.ok(&["operator", "add", "op1", "--key", &ok]);
     reg.ok(&["grant", "d1", "--operator", "op1", "--reason", "ticket 1"]);
@@ -262,6 +273,8 @@ fn check_outputs(reg: &Copy, dir: &TempDir, what: &str, dev_fp: &str, op_fp: &st
         vec!["ssh-config", "--operator", "op1"],
         vec!["token", "ls"],
         vec!["token", "ls", "--json"],
+        vec!["hook", "ls"],
+        vec!["hook", "ls", "--json"],
     ];
     for args in runs {
         let (code, stdout, stderr) = reg.warden(&args);

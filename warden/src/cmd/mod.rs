@@ -8,6 +8,7 @@
 
 pub mod audit;
 pub mod device;
+pub mod hook;
 pub mod jail;
 pub mod operator;
 pub mod pool;
@@ -101,6 +102,7 @@ pub fn run(cli: &Cli) -> Result<String, Error> {
             since,
         } => audit::run(&ctx, device, operator, since),
         Cmd::Token(c) => token::run(&ctx, c),
+        Cmd::Hook(c) => hook::run(&ctx, c),
         Cmd::Serve(a) => crate::serve::serve(ctx, a),
     }
 }

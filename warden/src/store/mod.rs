@@ -4,6 +4,7 @@
 //! conn.rs      SQLite | PostgreSQL: one SQL text, dialect hooks, migrations, TLS
 //! row.rs       rows decoded by column name into checked types (nothing trusted)
 //! pool.rs jail.rs device.rs operator.rs audit.rs presence.rs token.rs   the aggregates
+//! hook.rs      webhooks: receivers and the outbox of events
 //! stats.rs     fleet figures for /metrics (aggregate queries)
 //! time.rs      Unix seconds <-> RFC 3339
 //! ```
@@ -16,6 +17,7 @@
 pub mod audit;
 pub mod conn;
 pub mod device;
+pub mod hook;
 pub mod jail;
 pub mod operator;
 pub mod pool;
