@@ -118,6 +118,9 @@ pub enum Cmd {
         #[arg(long)]
         jail: String,
     },
+    /// Webhooks: receivers of signed event notifications (delivered by `serve`).
+    #[command(subcommand)]
+    Hook(HookCmd),
     /// Serve the HTTP API (TLS with --tls-cert/--tls-key; plain HTTP on loopback only).
     Serve(ServeArgs),
     /// Print the sshd_config drop-in that makes this host's sshd the jail NAME.
@@ -133,6 +136,10 @@ pub enum Cmd {
         key_type: Option<String>,
         #[arg(requires = "key_type")]
         key_base64: Option<String>,
+        /// Where `warden watch` takes this lookup's figures (one datagram,
+        /// dropped if nobody listens; default /run/warden/metrics-JAIL.sock).
+        #[arg(long)]
+        metrics_socket: Option<PathBuf>,
     },
     /// Record which devices hold their port on this jail; end revoked devices' sessions.
     Watch {
@@ -147,7 +154,34 @@ pub enum Cmd {
         /// Stop after this many looks (default: run until stopped).
         #[arg(long)]
         ticks: Option<u64>,
+        /// Serve this jail host's figures (lookups, refusals, ticks, ended
+        /// sessions) as Prometheus text on http://ADDR:PORT/metrics (loopback only).
+        #[arg(long)]
+        metrics_listen: Option<String>,
+        /// The socket `authorized-keys` reports lookups to (default
+        /// /run/warden/metrics-JAIL.sock); used with --metrics-listen.
+        #[arg(long, requires = "metrics_listen")]
+        metrics_socket: Option<PathBuf>,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum HookCmd {
+    /// Add a receiver: `warden serve` POSTs each event to URL, signed with the secret.
+    Add {
+        /// http://HOST[:PORT]/PATH or https://...
+        url: String,
+        /// Comma-separated: device.online, device.offline, device.revoked, grant.created.
+        #[arg(long)]
+        events: String,
+        /// A file holding the signing secret (16-1024 printable bytes; never printed).
+        #[arg(long)]
+        secret_file: PathBuf,
+    },
+    /// List receivers (never their secrets) with their undelivered events.
+    Ls,
+    /// Remove a receiver and its undelivered events.
+    Rm { id: i64 },
 }
 
 #[derive(Subcommand, Debug)]

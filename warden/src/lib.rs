@@ -24,11 +24,13 @@ pub mod connect;
 pub mod device_config;
 pub mod error;
 pub mod fsio;
+pub mod metrics;
 pub mod render;
 pub mod serve;
 pub mod sshd;
 pub mod store;
 pub mod types;
 pub mod watch;
+pub mod watch_metrics;
 
 pub use cmd::run;

@@ -22,6 +22,49 @@ pub const CLIENT_ALIVE_COUNT_MAX: u32 = 4;
 /// Seconds a connection may take to authenticate.
 pub const LOGIN_GRACE_SECS: u32 = 30;
 
+/// Why `authorized-keys` said no: the reason's label (a fixed word, for the
+/// `warden_login_refusals_total{reason}` counter) and the one line logged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub reason: &'static str,
+    pub why: String,
+}
+
+/// Every refusal reason (the label values `warden watch` accepts in a report).
+pub const REFUSAL_REASONS: &[&str] = &[
+    "bad_fingerprint",
+    "not_enrolled",
+    "wrong_user",
+    "revoked",
+    "wrong_pool",
+    "key_mismatch",
+    "device_key_as_operator",
+    "not_an_operator",
+    "operator_disabled",
+    "no_grant",
+    "claim_refused",
+];
+
+impl Refusal {
+    fn new(reason: &'static str, why: String) -> Self {
+        debug_assert!(REFUSAL_REASONS.contains(&reason), "{reason}");
+        Refusal { reason, why }
+    }
+}
+
+impl std::ops::Deref for Refusal {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.why
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.why)
+    }
+}
+
 /// One word of an sshd command line: `%` doubled (sshd expands `%u`, `%f`),
 /// and quoted if it holds a space.
 fn sshd_word(s: &str) -> String {
@@ -411,34 +454,49 @@ pub fn decide_device(
     user: &str,
     fingerprint: &str,
     device: Option<&store::Device>,
-) -> Result<String, String> {
+) -> Result<String, Refusal> {
     let Some(d) = device else {
-        return Err(format!(
-            "key {fingerprint} is not enrolled (user {user}, jail {})",
-            jail.name
+        return Err(Refusal::new(
+            "not_enrolled",
+            format!(
+                "key {fingerprint} is not enrolled (user {user}, jail {})",
+                jail.name
+            ),
         ));
     };
     if jail.user != *user {
-        return Err(format!(
-            "key {fingerprint} is device {}'s, which logs in as {}, not {user}",
-            d.id, jail.user
+        return Err(Refusal::new(
+            "wrong_user",
+            format!(
+                "key {fingerprint} is device {}'s, which logs in as {}, not {user}",
+                d.id, jail.user
+            ),
         ));
     }
     if d.revoked {
-        return Err(format!("device {} is revoked", d.id));
+        return Err(Refusal::new(
+            "revoked",
+            format!("device {} is revoked", d.id),
+        ));
     }
     if d.pool != jail.pool {
-        return Err(format!(
-            "device {} is in pool {}, jail {} serves pool {}",
-            d.id, d.pool, jail.name, jail.pool
+        return Err(Refusal::new(
+            "wrong_pool",
+            format!(
+                "device {} is in pool {}, jail {} serves pool {}",
+                d.id, d.pool, jail.name, jail.pool
+            ),
         ));
     }
     // The row's key was decoded and its stored fingerprint checked against
     // it (store/row.rs); it must also be the key sshd asked about.
     if d.key.fingerprint != fingerprint {
-        return Err(format!(
-            "device {}: stored key hashes to {}, not {fingerprint}",
-            d.id, d.key.fingerprint
+        return Err(Refusal::new(
+            "key_mismatch",
+            format!(
+                "device {}: stored key hashes to {}, not {fingerprint}",
+                d.id, d.key.fingerprint
+            ),
         ));
     }
     Ok(device_key_line(d.port, &d.key, &d.id))
@@ -452,32 +510,44 @@ pub fn decide_operator(
     device: Option<&store::Device>,
     op: Option<&store::OperatorKey>,
     granted: &[(DeviceId, u16)],
-) -> Result<String, String> {
+) -> Result<String, Refusal> {
     if let Some(d) = device {
-        return Err(format!(
-            "key {fingerprint} is device {}'s, not an operator's",
-            d.id
+        return Err(Refusal::new(
+            "device_key_as_operator",
+            format!("key {fingerprint} is device {}'s, not an operator's", d.id),
         ));
     }
     let Some(op) = op else {
-        return Err(format!(
-            "key {fingerprint} is not an operator's (user {}, jail {})",
-            jail.operator_user, jail.name
+        return Err(Refusal::new(
+            "not_an_operator",
+            format!(
+                "key {fingerprint} is not an operator's (user {}, jail {})",
+                jail.operator_user, jail.name
+            ),
         ));
     };
     if op.disabled {
-        return Err(format!("operator {} is disabled", op.operator));
+        return Err(Refusal::new(
+            "operator_disabled",
+            format!("operator {} is disabled", op.operator),
+        ));
     }
     if op.key.fingerprint != fingerprint {
-        return Err(format!(
-            "operator {}: stored key hashes to {}, not {fingerprint}",
-            op.operator, op.key.fingerprint
+        return Err(Refusal::new(
+            "key_mismatch",
+            format!(
+                "operator {}: stored key hashes to {}, not {fingerprint}",
+                op.operator, op.key.fingerprint
+            ),
         ));
     }
     if granted.is_empty() {
-        return Err(format!(
-            "operator {} holds no live grant in pool {}",
-            op.operator, jail.pool
+        return Err(Refusal::new(
+            "no_grant",
+            format!(
+                "operator {} holds no live grant in pool {}",
+                op.operator, jail.pool
+            ),
         ));
     }
     let opens: Vec<String> = granted
@@ -514,11 +584,14 @@ pub fn authorize(
     user: &str,
     fingerprint: &str,
     offered: Option<(&str, &str)>,
-) -> Result<Result<String, String>, Error> {
+) -> Result<Result<String, Refusal>, Error> {
     if !crate::types::is_fingerprint(fingerprint) {
-        return Ok(Err(format!(
-            "fingerprint {} is not SHA256:... (sshd's %f)",
-            crate::types::quote(fingerprint)
+        return Ok(Err(Refusal::new(
+            "bad_fingerprint",
+            format!(
+                "fingerprint {} is not SHA256:... (sshd's %f)",
+                crate::types::quote(fingerprint)
+            ),
         )));
     }
     let mut c = Conn::open(db, Mode::HotPath)?;
@@ -527,7 +600,7 @@ pub fn authorize(
         let key = match offered {
             Some((t, k)) => match PublicKey::parse("offered key", &format!("{t} {k}")) {
                 Ok(key) => Some(key),
-                Err(e) => return Ok(Err(e.to_string())),
+                Err(e) => return Ok(Err(Refusal::new("claim_refused", e.to_string()))),
             },
             None => None,
         };
@@ -535,15 +608,12 @@ pub fn authorize(
             .map_err(|e| Error::runtime(format!("cannot tell this binary's path: {e}")))?;
         let serve_cmd = match claim_serve_command(&binary, db, &login.jail.name) {
             Ok(c) => c,
-            Err(e) => return Ok(Err(e.to_string())),
+            Err(e) => return Ok(Err(Refusal::new("claim_refused", e.to_string()))),
         };
-        return Ok(decide_claim(
-            &login.jail,
-            user,
-            fingerprint,
-            key.as_ref(),
-            &serve_cmd,
-        ));
+        return Ok(
+            decide_claim(&login.jail, user, fingerprint, key.as_ref(), &serve_cmd)
+                .map_err(|why| Refusal::new("claim_refused", why)),
+        );
     }
     if login.jail.operator_user == *user {
         return authorize_operator(&mut c, &login.jail, fingerprint, login.device.as_ref());
@@ -565,7 +635,7 @@ fn authorize_operator(
     jail: &Jail,
     fingerprint: &str,
     device: Option<&store::Device>,
-) -> Result<Result<String, String>, Error> {
+) -> Result<Result<String, Refusal>, Error> {
     let op = match device {
         Some(_) => None,
         None => store::operator_for_key(c, fingerprint)?,

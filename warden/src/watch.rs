@@ -289,6 +289,7 @@ pub fn watch(a: &WatchArgs) -> Result<(), Error> {
             end_operator_sessions(c, &jail, range, sshd_pid, &proc_net)?;
             Ok(())
         })();
+        crate::watch_metrics::tick(result.is_ok());
         if let Err(e) = result {
             log(&format!("watch: {e}"));
             conn = None; // reconnect next tick
@@ -425,6 +426,11 @@ fn end_session(
     log(&format!(
         "ended the session of {who} (port {port}, sshd pid {pid}): {why}"
     ));
+    crate::watch_metrics::session_ended(match why {
+        "device revoked" => "revoked",
+        "port owned by no device" => "stray_port",
+        _ => "old_key",
+    });
     c.transaction(|c| {
         store::audit(
             c,
@@ -578,6 +584,7 @@ fn end_operator_sessions(
             _ => continue,
         }
         ended.insert(pid);
+        crate::watch_metrics::session_ended("operator");
         let shown = id.as_ref().map_or("-", DeviceId::as_str);
         log(&format!(
             "ended an operator session reaching {shown} (port {}, sshd pid {pid}): {why}",

@@ -34,6 +34,8 @@ fn row_key(table: &str) -> Option<(&'static str, &'static str)> {
         "claim_uses" => ("device", "'d3'"),
         "claim_refusals" => ("source", "'192.0.2.1'"),
         "device_host_keys" => ("device", "'d1'"),
+        "hooks" => ("id", "(SELECT max(id) FROM hooks)"),
+        "outbox" => ("seq", "(SELECT max(seq) FROM outbox)"),
         "warden_schema" => return None,
         t if t.starts_with("sqlite_") => return None,
         // A new table must be named here, or its columns would go untested.
@@ -196,6 +198,17 @@ fn seed(reg: &Registry, dir: &TempDir) -> ClaimSeed {
         &dev_host,
     ]);
     reg.ok(&["enroll", "d2", "--key", &k2, "--pool", "p1"]);
+    let secret = dir.path("hook-secret");
+    std::fs::write(&secret, "0123456789abcdef0123\n").unwrap();
+    reg.ok(&[
+        "hook",
+        "add",
+        "http://127.0.0.1:9/hook",
+        "--events",
+        "device.revoked,grant.created",
+        "--secret-file",
+        &secret.display().to_string(),
+    ]);
     reg.ok(&["revoke", "d2", "--reason", "lost"]);
     reg.ok(&["operator", "add", "op1", "--key", &ok]);
     reg.ok(&["grant", "d1", "--operator", "op1", "--reason", "ticket 1"]);
@@ -351,6 +364,8 @@ fn check_outputs(reg: &Copy, dir: &TempDir, what: &str, dev_fp: &str, op_fp: &st
             "ssh-ed25519",
             &claim_b64,
         ],
+        vec!["hook", "ls"],
+        vec!["hook", "ls", "--json"],
     ];
     for args in runs {
         let (code, stdout, stderr) = reg.warden(&args);

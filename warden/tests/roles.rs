@@ -89,6 +89,18 @@ fn a_jail_role_serves_logins_and_watch_and_can_change_nothing_else() {
         "--operator-user",
         OPERATOR_USER,
     ]);
+    // A webhook: watch's presence changes queue its events as the jail role.
+    let secret = keys.path("hook-secret");
+    std::fs::write(&secret, "0123456789abcdef0123\n").unwrap();
+    reg.ok(&[
+        "hook",
+        "add",
+        "http://127.0.0.1:9/hook",
+        "--events",
+        "device.online,device.offline",
+        "--secret-file",
+        &secret.display().to_string(),
+    ]);
     let mut owner = c.client(&db);
     role_with_grants(&reg, &mut owner, JAIL_ROLE, "jail");
     let url = format!("postgres://{JAIL_ROLE}@127.0.0.1:{}/{db}", c.port);
@@ -122,6 +134,8 @@ fn a_jail_role_serves_logins_and_watch_and_can_change_nothing_else() {
         ],
         vec!["pool", "add", "q", "--ports", "30000-30009"],
         vec!["pool", "host-ca", "p", "--key", &host],
+        vec!["hook", "ls"],
+        vec!["hook", "rm", "1"],
     ] {
         let (code, out, err) = warden_as(&url, &args);
         assert_ne!(code, 0, "{args:?} as the jail role succeeded: {out}");
@@ -275,6 +289,15 @@ fn a_jail_role_serves_logins_and_watch_and_can_change_nothing_else() {
             "SELECT offline_since::text FROM devices WHERE id = 'D1'"
         )
         .is_some()
+    );
+
+    assert_eq!(
+        owner_value(
+            &mut owner,
+            "SELECT string_agg(event, ',' ORDER BY seq) FROM outbox WHERE device = 'D1'"
+        )
+        .as_deref(),
+        Some("device.online,device.offline")
     );
 
     // The admin role, from the same server, does what the jail role may not.

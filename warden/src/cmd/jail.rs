@@ -79,14 +79,41 @@ pub fn authorized_keys(
     user: &str,
     fingerprint: &str,
     offered: Option<(&str, &str)>,
+    metrics_socket: Option<&Path>,
 ) -> Result<String, Error> {
-    match sshd::authorize(&ctx.db, jail, user, fingerprint, offered)? {
+    use crate::watch_metrics::{Outcome, default_socket, report_lookup};
+    let start = std::time::Instant::now();
+    let answer = sshd::authorize(&ctx.db, jail, user, fingerprint, offered);
+    let (outcome, reason) = match &answer {
+        Ok(Ok(_)) => (Outcome::Allowed, "-"),
+        Ok(Err(r)) => (Outcome::Refused, r.reason),
+        Err(_) => (Outcome::Error, "-"),
+    };
+    let socket = match (metrics_socket, Name::parse("--jail", jail)) {
+        (Some(p), _) => Some(p.to_path_buf()),
+        (None, Ok(j)) => Some(default_socket(&j)),
+        (None, Err(_)) => None,
+    };
+    if let Some(s) = socket {
+        report_lookup(&s, outcome, reason, start.elapsed());
+    }
+    match answer? {
         Ok(line) => Ok(line + "\n"),
         Err(why) => {
             eprintln!("warden authorized-keys: refused: {why}");
             Ok(String::new())
         }
     }
+}
+
+/// `watch --metrics-listen`: the jail host's figures (watch_metrics.rs).
+pub fn watch_metrics(jail: &str, listen: &str, socket: Option<&Path>) -> Result<(), Error> {
+    let jail = Name::parse("jail", jail)?;
+    let socket = socket.map_or_else(
+        || crate::watch_metrics::default_socket(&jail),
+        Path::to_path_buf,
+    );
+    crate::watch_metrics::start(&jail, listen, &socket)
 }
 
 pub fn sshd_config(ctx: &Ctx, a: &SshdConfigArgs) -> Result<String, Error> {

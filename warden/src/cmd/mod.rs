@@ -9,6 +9,7 @@
 pub mod audit;
 pub mod claim;
 pub mod device;
+pub mod hook;
 pub mod jail;
 pub mod operator;
 pub mod pool;
@@ -60,9 +61,17 @@ pub fn run(cli: &Cli) -> Result<String, Error> {
             fingerprint,
             key_type,
             key_base64,
+            metrics_socket,
         } => {
             let offered = key_type.as_deref().zip(key_base64.as_deref());
-            jail::authorized_keys(&ctx, jail, user, fingerprint, offered)
+            jail::authorized_keys(
+                &ctx,
+                jail,
+                user,
+                fingerprint,
+                offered,
+                metrics_socket.as_deref(),
+            )
         }
         Cmd::SshdConfig(a) => jail::sshd_config(&ctx, a),
         Cmd::Watch {
@@ -70,7 +79,14 @@ pub fn run(cli: &Cli) -> Result<String, Error> {
             interval,
             sshd_pid_file,
             ticks,
-        } => jail::watch(&ctx, jail, *interval, sshd_pid_file.as_deref(), *ticks),
+            metrics_listen,
+            metrics_socket,
+        } => {
+            if let Some(listen) = metrics_listen {
+                jail::watch_metrics(jail, listen, metrics_socket.as_deref())?;
+            }
+            jail::watch(&ctx, jail, *interval, sshd_pid_file.as_deref(), *ticks)
+        }
         Cmd::DbGrants { role, used } => jail::db_grants(&ctx, role, used),
         Cmd::Enroll(a) => device::enroll(&ctx, a),
         Cmd::Import { file } => device::import(&ctx, file),
@@ -102,6 +118,7 @@ pub fn run(cli: &Cli) -> Result<String, Error> {
         Cmd::Token(c) => token::run(&ctx, c),
         Cmd::Claim(c) => claim::run(&ctx, c),
         Cmd::ClaimServe { jail } => claim::serve(&ctx, jail),
+        Cmd::Hook(c) => hook::run(&ctx, c),
         Cmd::Serve(a) => crate::serve::serve(ctx, a),
     }
 }

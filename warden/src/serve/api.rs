@@ -34,6 +34,17 @@ pub struct AppState {
     slots: Arc<Semaphore>,
 }
 
+impl AppState {
+    /// Where the registry is.
+    pub fn db(&self) -> DbUrl {
+        self.db.clone()
+    }
+}
+
+/// Marks a 401 with why (for `warden_api_refusals_total{reason}`).
+#[derive(Clone, Copy, Debug)]
+pub struct Refused(pub &'static str);
+
 /// The router with every route, the body limit and the request timeout.
 pub fn router(db: DbUrl) -> axum::Router {
     let st = AppState {
@@ -50,7 +61,9 @@ pub fn router(db: DbUrl) -> axum::Router {
         .route("/api/v1/audit", get(audit))
         .route("/api/v1/pools", get(pools))
         .route("/api/v1/jails", get(jails))
+        .route("/metrics", get(super::metrics::scrape))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such route") })
+        .layer(axum::middleware::from_fn(super::metrics::track))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
@@ -66,6 +79,7 @@ pub fn router(db: DbUrl) -> axum::Router {
 pub struct ApiError {
     status: StatusCode,
     msg: String,
+    refused: Option<&'static str>,
 }
 
 impl ApiError {
@@ -73,6 +87,7 @@ impl ApiError {
         ApiError {
             status,
             msg: types::one_line(&msg.into()),
+            refused: None,
         }
     }
     fn bad(msg: impl Into<String>) -> Self {
@@ -93,7 +108,11 @@ impl From<Error> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(ErrorBody { error: self.msg })).into_response()
+        let mut r = (self.status, Json(ErrorBody { error: self.msg })).into_response();
+        if let Some(why) = self.refused {
+            r.extensions_mut().insert(Refused(why));
+        }
+        r
     }
 }
 
@@ -142,7 +161,9 @@ async fn call<T: Send + 'static>(
             .admin(|c| store::token_by_secret(c, &secret))?
             .ok_or_else(|| unauthorized("unknown token".into()))?;
         if let Some(why) = token.unusable(store::now()) {
-            return Err(unauthorized(format!("token {} is {why}", token.name)));
+            let mut e = unauthorized(format!("token {} is {why}", token.name));
+            e.refused = Some("token_expired_or_revoked");
+            return Err(e);
         }
         if !token.scope.allows(need) {
             return Err(ApiError::new(

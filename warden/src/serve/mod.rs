@@ -12,6 +12,8 @@
 //! thread with a connection of its own (Conn::open), bounded by a semaphore.
 
 pub mod api;
+pub mod hooks;
+pub mod metrics;
 pub mod schema;
 pub mod web;
 
@@ -93,6 +95,7 @@ async fn run(ctx: Ctx, listener: std::net::TcpListener, tls: Option<Tls>) -> Res
         .into_make_service_with_connect_info::<SocketAddr>();
     let handle = axum_server::Handle::new();
     tokio::spawn(stop_on_signal(handle.clone()));
+    tokio::spawn(hooks::deliver_forever(ctx.db.clone()));
     let limit = Limited(Arc::new(Semaphore::new(MAX_CONNECTIONS)));
     let scheme = if tls.is_some() { "https" } else { "http" };
     eprintln!("warden: serving the API on {scheme}://{addr}");

@@ -155,6 +155,31 @@ const MIGRATIONS: &[(i64, &str)] = &[
         PRIMARY KEY (device, fingerprint)
     );",
     ),
+    (
+        6,
+        "CREATE INDEX audit_action ON audit(action);
+    CREATE TABLE hooks (
+        id {serial},
+        url TEXT NOT NULL,
+        events TEXT NOT NULL,
+        secret TEXT NOT NULL,
+        created BIGINT NOT NULL
+    );
+    CREATE TABLE outbox (
+        seq {serial},
+        hook BIGINT NOT NULL,
+        event TEXT NOT NULL,
+        device TEXT NOT NULL,
+        at BIGINT NOT NULL,
+        body TEXT NOT NULL,
+        attempts BIGINT NOT NULL DEFAULT 0,
+        next_at BIGINT NOT NULL,
+        delivered BIGINT,
+        last_error TEXT
+    );
+    CREATE INDEX outbox_due ON outbox(delivered, next_at);
+    CREATE INDEX outbox_order ON outbox(hook, device, seq);",
+    ),
 ];
 
 /// The audit table refuses UPDATE and DELETE (and, on PostgreSQL, TRUNCATE)
@@ -319,7 +344,7 @@ pub fn grants_sql(db: &DbUrl, role: &str, used: RoleUse) -> Result<String, Error
              -- host (enrol, revoke, grant, pools, jails, operators). Give it to no jail host.\n\
              {revoke}\
              GRANT SELECT ON warden_schema TO {role};\n\
-             GRANT SELECT, INSERT, UPDATE, DELETE ON pools, jails, devices, operators, operator_keys, grants, revoked_keys, tokens, claims, claim_uses, claim_refusals, device_host_keys TO {role};\n\
+             GRANT SELECT, INSERT, UPDATE, DELETE ON pools, jails, devices, operators, operator_keys, grants, revoked_keys, tokens, claims, claim_uses, claim_refusals, device_host_keys, hooks, outbox TO {role};\n\
              -- The audit trail is append-only for {role}: no UPDATE, DELETE or TRUNCATE.\n\
              GRANT SELECT, INSERT ON audit TO {role};\n\
              GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {role};\n"
@@ -334,7 +359,12 @@ pub fn grants_sql(db: &DbUrl, role: &str, used: RoleUse) -> Result<String, Error
              -- Operator logins and ended sessions are appended; of the trail, only what\n\
              -- de-duplicates a login is read back.\n\
              GRANT SELECT (at, action, operator, detail), INSERT ON audit TO {role};\n\
-             GRANT USAGE ON SEQUENCE audit_seq_seq TO {role};\n"
+             GRANT USAGE ON SEQUENCE audit_seq_seq TO {role};\n\
+             -- Presence changes queue webhook events: which hooks want which events\n\
+             -- (never their URLs or secrets), and new outbox rows.\n\
+             GRANT SELECT (id, events) ON hooks TO {role};\n\
+             GRANT INSERT ON outbox TO {role};\n\
+             GRANT USAGE ON SEQUENCE outbox_seq_seq TO {role};\n"
         ),
     })
 }

@@ -639,6 +639,12 @@ pub fn revoke(c: &mut Conn, id: &DeviceId, reason: Option<&str>) -> Result<Devic
             reason,
             Some(&format!("key {}", d.fingerprint)),
         )?;
+        super::hook::enqueue(
+            c,
+            "device.revoked",
+            id,
+            serde_json::json!({"pool": d.pool.as_str(), "reason": reason.unwrap_or("")}),
+        )?;
         Ok(device_row(c, "id", id.as_str().into())?.unwrap_or(d))
     })
 }

@@ -5,6 +5,8 @@
 //! row.rs       rows decoded by column name into checked types (nothing trusted)
 //! pool.rs jail.rs device.rs operator.rs audit.rs presence.rs token.rs claim.rs   the aggregates
 //! fleet.rs     the web view's paged, filtered device list and presence counts
+//! hook.rs      webhooks: receivers and the outbox of events
+//! stats.rs     fleet figures for /metrics (aggregate queries)
 //! time.rs      Unix seconds <-> RFC 3339
 //! ```
 //!
@@ -18,11 +20,13 @@ pub mod claim;
 pub mod conn;
 pub mod device;
 pub mod fleet;
+pub mod hook;
 pub mod jail;
 pub mod operator;
 pub mod pool;
 pub mod presence;
 pub mod row;
+pub mod stats;
 pub mod time;
 pub mod token;
 

@@ -191,6 +191,17 @@ pub fn grant(
             .ok_or_else(|| Error::runtime("the new grant has no id"))?;
         let detail = format!("grant {id} until {}", rfc3339(expires));
         audit_op(c, "grant", Some(d.id.as_str()), Some(operator.as_str()), reason, Some(&detail))?;
+        super::hook::enqueue(
+            c,
+            "grant.created",
+            &d.id,
+            serde_json::json!({
+                "grant": id.to_string(),
+                "operator": operator.as_str(),
+                "expires": rfc3339(expires),
+                "reason": reason.unwrap_or(""),
+            }),
+        )?;
         Ok(Granted {
             device: d,
             id,

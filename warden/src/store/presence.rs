@@ -105,6 +105,12 @@ pub fn record_presence(c: &mut Conn, jail: &Jail, held: &BTreeSet<u16>) -> Resul
                     "UPDATE devices SET online_jail = $1, online_since = $2, last_seen = $2, offline_since = NULL WHERE id = $3",
                     &[jail.name.as_str().into(), at.into(), id.as_str().into()],
                 )?;
+                super::hook::enqueue(
+                    c,
+                    "device.online",
+                    &id,
+                    serde_json::json!({"jail": jail.name.as_str()}),
+                )?;
                 tick.came_online.push(id);
             } else if present && !revoked && last_seen < at - LAST_SEEN_WRITE_SECS {
                 c.exec(
@@ -115,6 +121,12 @@ pub fn record_presence(c: &mut Conn, jail: &Jail, held: &BTreeSet<u16>) -> Resul
                 c.exec(
                     "UPDATE devices SET online_jail = NULL, offline_since = $1 WHERE id = $2",
                     &[at.into(), id.as_str().into()],
+                )?;
+                super::hook::enqueue(
+                    c,
+                    "device.offline",
+                    &id,
+                    serde_json::json!({"jail": jail.name.as_str()}),
                 )?;
                 tick.went_offline.push(id);
             }
