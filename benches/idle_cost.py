@@ -17,6 +17,8 @@ The jail's own probe (ClientAliveInterval) costs as much as the client's: sshd
 sends one when it has heard nothing for that long. warden's drop-in sets 15 s
 (it frees the port of a device whose link died), so a metered profile needs the
 jail's interval raised with the client's: the rows show each side alone and both.
+The last column is what the login cost: every byte on the connection, both ways
+with headers, from connect until the idle window opened.
 Run as root (the jail logs in `jbtunnel`, made by scripts/test-setup.sh).
 """
 import argparse
@@ -136,15 +138,20 @@ def main():
     jb_version = (out([a.bin, "--version"]).strip().splitlines() or ["?"])[0]
     print(f"# idle tunnel cost, {datetime.date.today()}, {platform.node()} {platform.machine()}, "
           f"{jb_version}, {ssh_version}; {a.seconds} s idle window, IPv4+TCP headers counted")
-    print(f"{'settings':48} {'client':9} {'up B/min':>9} {'down B/min':>10} {'segs/min':>9} {'MB/month':>9}")
+    print(f"{'settings':48} {'client':9} {'up B/min':>9} {'down B/min':>10} {'segs/min':>9} {'MB/month':>9} "
+          f"{'login B':>8}")
     for r in results:
         po, pi, so, si = (b - a_ for a_, b in zip(r["c0"], r["c1"]))
         up = po + so * HEADER_BYTES
         down = pi + si * HEADER_BYTES
         per_min = 60 / dt
         month_mb = (up + down) / dt * MONTH_S / 1e6
+        # The login: everything on the connection until the idle window opened
+        # (key exchange, authentication, the forward; both ways, with headers).
+        lo, li, lso, lsi = r["c0"]
+        login = lo + li + (lso + lsi) * HEADER_BYTES
         print(f"{r['row']:48} {r['client']:9} {up * per_min:9.0f} {down * per_min:10.0f} "
-              f"{(so + si) * per_min:9.1f} {month_mb:9.2f}")
+              f"{(so + si) * per_min:9.1f} {month_mb:9.2f} {login:8d}")
 
 
 if __name__ == "__main__":
