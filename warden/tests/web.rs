@@ -7,7 +7,8 @@
 //! access form and its forged POST is refused, a POST without the CSRF field
 //! is refused, and hostile registry text renders as text.
 //!
-//! Screenshots of each page go to target/web-screenshots/ (not committed).
+//! Screenshots of each page go to target/web-screenshots/ (test artifacts; the
+//! fleet page's is docs/img/web-fleet.png in the README).
 
 mod common;
 use common::*;
