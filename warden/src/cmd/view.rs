@@ -86,6 +86,8 @@ pub struct DeviceView {
     pub audit: Vec<AuditEntry>,
     /// Its newest grants, newest first.
     pub grants: Vec<GrantRow>,
+    /// Its own sshd host keys, as recorded by a claim or `enroll --host-key`.
+    pub host_keys: Vec<crate::types::PublicKey>,
 }
 
 /// Device `id` and its jails, trail and grants.
@@ -96,6 +98,7 @@ pub fn device(ctx: &Ctx, id: &DeviceId) -> Result<DeviceView, Error> {
             jails: store::pool_jails(c, &device.pool)?,
             audit: store::audit_entries(c, Some(id), None, None)?,
             grants: store::device_grants(c, id)?,
+            host_keys: store::host_keys(c, id)?,
             device,
         })
     })

@@ -285,7 +285,14 @@ pub fn device(s: &Session, v: &DeviceView, granted: Option<&Granted>) -> Markup 
             dt { "Target" } dd { (d.target) }
             dt { "Enrolled" } dd { (d.enrolled) }
             dt { "Tunnel key" } dd.mono { (d.key.kind) " " (d.fingerprint) }
-            dt { "Host key" } dd { "not recorded (the device's own sshd key is checked by the operator's ssh under HostKeyAlias " (d.id) ")" }
+            dt { "Host key" }
+            @if v.host_keys.is_empty() {
+                dd { "not recorded (the operator's ssh trusts the device's own sshd key on first use, under HostKeyAlias " (d.id) ")" }
+            } @else {
+                dd.mono #host-keys {
+                    @for k in &v.host_keys { (k.kind) " " (k.fingerprint) br; }
+                }
+            }
         }
         h2 { "Jails of pool " (d.pool) }
         ul {
