@@ -599,7 +599,105 @@ fn paging_works(reg: &Registry, admin: &str, b: &str) {
     assert_eq!(ids, ["D3", "D4"]);
 }
 
+/// Claim tokens over the API: the factory's enrol token creates one (the
+/// token shown once, only in that answer), read tokens list them (never a
+/// token), bad bodies are 400 naming the field with nothing created, a read
+/// token may not create or revoke (403), and a revoked claim says so.
+fn claims_over_the_api(kind: Kind) {
+    let reg = Registry::new(kind);
+    let tokens = fleet(&reg);
+    let tok = |scope: &str| tokens.iter().find(|(s, _)| s == scope).unwrap().1.clone();
+    let s = Server::start(&reg, None);
+    let b = s.base.as_str();
+    let body = serde_json::json!({"pool": "p1", "uses": 50, "expires": "8h",
+        "labels": {"batch": "2026-12"}, "mac_prefix": "b8:27:eb", "target": "127.0.0.1:2222"})
+    .to_string();
+    let (code, out) = curl(
+        b,
+        "POST",
+        "/api/v1/claims",
+        Some(&tok("read")),
+        Some(body.as_bytes()),
+        &[],
+    );
+    assert_eq!(code, 403, "{out}");
+    let (code, out) = curl(
+        b,
+        "POST",
+        "/api/v1/claims",
+        Some(&tok("enrol")),
+        Some(body.as_bytes()),
+        &[],
+    );
+    assert_eq!(code, 201, "{out}");
+    let v = json(&out);
+    let token = v["token"].as_str().unwrap().to_string();
+    assert!(token.starts_with("wdc_"), "{out}");
+    let id = v["claim"]["id"].as_str().unwrap().to_string();
+    assert_eq!(v["claim"]["uses_left"], 50);
+    assert_eq!(v["claim"]["mac_prefix"], "b8:27:eb");
+    assert_eq!(v["claim"]["target"], "127.0.0.1:2222");
+    assert_eq!(v["claim"]["labels"]["batch"], "2026-12");
+    let (code, out) = curl(b, "GET", "/api/v1/claims", Some(&tok("read")), None, &[]);
+    assert_eq!(code, 200, "{out}");
+    assert!(
+        !out.contains(&token) && !out.contains("wdc_"),
+        "a listing shows no token: {out}"
+    );
+    assert_eq!(json(&out)["claims"][0]["id"], id.as_str());
+    let before = reg.ok(&["--json", "claim", "ls"]);
+    for (bad, field) in [
+        (r#"{"pool": "p1", "uses": 0}"#, "uses 0"),
+        (r#"{"pool": "p1", "expires": "90d"}"#, "expires"),
+        (r#"{"pool": "nope"}"#, "unknown pool nope"),
+        (r#"{"pool": "p1", "mac_prefix": "zz"}"#, "zz"),
+        (r#"{"pool": "p1", "target": "a b:1"}"#, "target"),
+        (
+            r#"{"pool": "p1", "colour": "red"}"#,
+            "unknown field `colour`",
+        ),
+        (r#"{"pool": 7}"#, "pool"),
+    ] {
+        let (code, out) = curl(
+            b,
+            "POST",
+            "/api/v1/claims",
+            Some(&tok("enrol")),
+            Some(bad.as_bytes()),
+            &[],
+        );
+        assert_eq!(code, 400, "{bad}: {out}");
+        let e = error_line(&out);
+        assert!(e.contains(field), "{bad}: {e}");
+    }
+    assert_eq!(
+        reg.ok(&["--json", "claim", "ls"]),
+        before,
+        "a refused request created nothing"
+    );
+    let path = format!("/api/v1/claims/{id}/revoke");
+    assert_eq!(curl(b, "POST", &path, Some(&tok("read")), None, &[]).0, 403);
+    let (code, out) = curl(b, "POST", &path, Some(&tok("enrol")), None, &[]);
+    assert_eq!(code, 200, "{out}");
+    assert!(json(&out)["revoked"].is_string(), "{out}");
+    let (code, out) = curl(
+        b,
+        "POST",
+        "/api/v1/claims/c-nope/revoke",
+        Some(&tok("enrol")),
+        None,
+        &[],
+    );
+    assert_eq!(code, 404, "{out}");
+    let audit = reg.ok(&["audit"]);
+    assert!(
+        audit.contains("claim-create") && audit.contains("token enrol"),
+        "{audit}"
+    );
+}
+
 both_backends!(
+    claims_over_the_api,
     every_route_with_each_scope,
     revoked_or_expired_tokens_are_refused,
     bad_input_is_refused_and_changes_nothing,

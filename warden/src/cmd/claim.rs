@@ -82,38 +82,74 @@ fn create(
     mac_prefix: Option<&str>,
     target: Option<&str>,
 ) -> Result<String, Error> {
-    let pool = Name::parse("pool", pool)?;
-    if !(1..=store::MAX_CLAIM_USES).contains(&uses) {
-        return Err(Error::invalid(format!(
-            "--uses {uses}: want 1-{}",
-            store::MAX_CLAIM_USES
-        )));
-    }
-    let d = types::parse_duration(expires)?;
-    if d.as_secs() > MAX_CLAIM_EXPIRY_SECS {
-        return Err(Error::invalid(format!(
-            "--expires {}: at most {}d",
-            quote(expires),
-            MAX_CLAIM_EXPIRY_SECS / 86_400
-        )));
-    }
-    let n = NewClaim {
-        pool,
-        uses,
-        expires: store::now() + d.as_secs() as i64,
-        labels: store::parse_labels(labels)?,
-        mac_prefix: mac_prefix.map(MacPrefix::parse).transpose()?,
-        target: target
-            .map(|t| HostPort::parse("--target", t, None))
-            .transpose()?,
-    };
-    let (secret, id) = ctx.admin(|c| store::claim_create(c, &n))?;
+    let n = new_claim(pool, uses, expires, labels, mac_prefix, target).map_err(|e| match e {
+        // The CLI names its flags.
+        Error::Invalid(m)
+            if m.starts_with("uses ") || m.starts_with("expires ") || m.starts_with("target") =>
+        {
+            Error::Invalid(format!("--{m}"))
+        }
+        e => e,
+    })?;
+    let (secret, id) = create_claim(ctx, &n)?;
     eprintln!(
         "# claim {id}: pool {}, {uses} use(s), until {}; the token is shown once, only its hash is kept",
         n.pool,
         store::rfc3339(n.expires)
     );
     Ok(format!("{secret}\n{id}\n"))
+}
+
+/// Parses `claim create`'s values (the CLI's and the API's): uses and
+/// expiry within their bounds.
+pub fn new_claim(
+    pool: &str,
+    uses: i64,
+    expires: &str,
+    labels: &[String],
+    mac_prefix: Option<&str>,
+    target: Option<&str>,
+) -> Result<NewClaim, Error> {
+    let pool = Name::parse("pool", pool)?;
+    if !(1..=store::MAX_CLAIM_USES).contains(&uses) {
+        return Err(Error::invalid(format!(
+            "uses {uses}: want 1-{}",
+            store::MAX_CLAIM_USES
+        )));
+    }
+    let d = types::parse_duration(expires)?;
+    if d.as_secs() > MAX_CLAIM_EXPIRY_SECS {
+        return Err(Error::invalid(format!(
+            "expires {}: at most {}d",
+            quote(expires),
+            MAX_CLAIM_EXPIRY_SECS / 86_400
+        )));
+    }
+    Ok(NewClaim {
+        pool,
+        uses,
+        expires: store::now() + d.as_secs() as i64,
+        labels: store::parse_labels(labels)?,
+        mac_prefix: mac_prefix.map(MacPrefix::parse).transpose()?,
+        target: target
+            .map(|t| HostPort::parse("target", t, None))
+            .transpose()?,
+    })
+}
+
+/// Creates a claim: its token (shown once) and id.
+pub fn create_claim(ctx: &Ctx, n: &NewClaim) -> Result<(String, Name), Error> {
+    ctx.admin(|c| store::claim_create(c, n))
+}
+
+/// Every claim, newest first.
+pub fn list(ctx: &Ctx) -> Result<Vec<store::Claim>, Error> {
+    ctx.admin(store::claims)
+}
+
+/// Revokes claim `id`.
+pub fn revoke(ctx: &Ctx, id: &Name) -> Result<(), Error> {
+    ctx.admin(|c| store::claim_revoke(c, id))
 }
 
 fn ls(ctx: &Ctx) -> Result<String, Error> {

@@ -58,6 +58,8 @@ pub fn router(db: DbUrl) -> axum::Router {
         .route("/api/v1/devices/{id}", get(show_device))
         .route("/api/v1/devices/{id}/revoke", post(revoke))
         .route("/api/v1/grants", post(grant))
+        .route("/api/v1/claims", get(list_claims).post(create_claim))
+        .route("/api/v1/claims/{id}/revoke", post(revoke_claim))
         .route("/api/v1/audit", get(audit))
         .route("/api/v1/pools", get(pools))
         .route("/api/v1/jails", get(jails))
@@ -210,7 +212,16 @@ fn body<T: serde::de::DeserializeOwned>(b: Result<Bytes, BytesRejection>) -> Res
         ),
         s => ApiError::new(s, format!("body: {}", r.body_text())),
     })?;
-    serde_json::from_slice(&b).map_err(|e| ApiError::bad(format!("body: {e}")))
+    let mut de = serde_json::Deserializer::from_slice(&b);
+    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path == "." {
+            ApiError::bad(format!("body: {inner}"))
+        } else {
+            ApiError::bad(format!("body: {path}: {inner}"))
+        }
+    })
 }
 
 /// The query's `KEY=VALUE` pairs, each key one of `known`.
@@ -552,6 +563,97 @@ async fn audit(
     }))
 }
 
+/// A claim token for a batch of device images (the factory's scope).
+#[utoipa::path(post, path = "/api/v1/claims", security(("bearer" = [])),
+    request_body = ClaimRequest,
+    responses((status = 201, body = ClaimCreated), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 413, body = ErrorBody)))]
+async fn create_claim(
+    State(st): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    b: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<ClaimCreated>), ApiError> {
+    bearer(&headers)?;
+    let r: ClaimRequest = body(b)?;
+    let labels: Vec<String> = r
+        .labels
+        .unwrap_or_default()
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    let n = cmd::claim::new_claim(
+        &r.pool,
+        r.uses.unwrap_or(store::DEFAULT_CLAIM_USES),
+        r.expires.as_deref().unwrap_or(store::DEFAULT_CLAIM_EXPIRES),
+        &labels,
+        r.mac_prefix.as_deref(),
+        r.target.as_deref(),
+    )?;
+    let (token, claim) = call(&st, peer, &headers, Scope::Enrol, move |ctx, _| {
+        let (token, id) = cmd::claim::create_claim(ctx, &n)?;
+        let claim = cmd::claim::list(ctx)?
+            .into_iter()
+            .find(|c| c.id == id)
+            .ok_or_else(|| {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "the claim vanished")
+            })?;
+        Ok((token, claim))
+    })
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(ClaimCreated {
+            token,
+            claim: ClaimOut::from(&claim),
+        }),
+    ))
+}
+
+/// Every claim, newest first (never a token).
+#[utoipa::path(get, path = "/api/v1/claims", security(("bearer" = [])),
+    responses((status = 200, body = ClaimList), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody)))]
+async fn list_claims(
+    State(st): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Answer<ClaimList> {
+    let cs = call(&st, peer, &headers, Scope::Read, |ctx, _| {
+        Ok(cmd::claim::list(ctx)?)
+    })
+    .await?;
+    Ok(Json(ClaimList {
+        claims: cs.iter().map(ClaimOut::from).collect(),
+    }))
+}
+
+/// Revoke a claim: refused from its next use on (idempotent).
+#[utoipa::path(post, path = "/api/v1/claims/{id}/revoke", security(("bearer" = [])),
+    params(("id" = String, Path, description = "claim id")),
+    responses((status = 200, body = ClaimOut), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+async fn revoke_claim(
+    State(st): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Answer<ClaimOut> {
+    bearer(&headers)?;
+    let id = Name::parse("claim", &id)?;
+    let c = call(&st, peer, &headers, Scope::Enrol, move |ctx, _| {
+        cmd::claim::revoke(ctx, &id)?;
+        cmd::claim::list(ctx)?
+            .into_iter()
+            .find(|c| c.id == id)
+            .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("unknown claim {id}")))
+    })
+    .await?;
+    Ok(Json(ClaimOut::from(&c)))
+}
+
 /// Pools with their device counts.
 #[utoipa::path(get, path = "/api/v1/pools", security(("bearer" = [])),
     responses((status = 200, body = PoolList), (status = 401, body = ErrorBody),
@@ -609,7 +711,7 @@ impl utoipa::Modify for Bearer {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "warden", description = "The fleet registry's HTTP API (v1). Tokens: `warden token create NAME --scope read|enrol|operate|admin`."),
-    paths(healthz, openapi, list_devices, show_device, enrol, revoke, grant, audit, pools, jails),
+    paths(healthz, openapi, list_devices, show_device, enrol, revoke, grant, create_claim, list_claims, revoke_claim, audit, pools, jails),
     modifiers(&Bearer)
 )]
 pub struct ApiDoc;

@@ -30,6 +30,68 @@ pub struct EnrolRequest {
     pub labels: Option<BTreeMap<String, String>>,
 }
 
+/// `POST /api/v1/claims`: a claim token for a production batch.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimRequest {
+    pub pool: String,
+    /// How many devices may claim with it (1-100000, default 1).
+    pub uses: Option<i64>,
+    /// DURATION it is valid for: 90s, 15m, 2h, 1d (default 1d, at most 30d).
+    pub expires: Option<String>,
+    pub labels: Option<BTreeMap<String, String>>,
+    /// Only MACs starting with these octets, e.g. "b8:27:eb".
+    pub mac_prefix: Option<String>,
+    /// HOST:PORT the devices' tunnels lead to (default 127.0.0.1:22).
+    pub target: Option<String>,
+}
+
+/// A claim as `warden claim ls --json` prints it (never its token).
+#[derive(Serialize, ToSchema)]
+pub struct ClaimOut {
+    pub id: String,
+    pub pool: String,
+    pub uses_total: i64,
+    pub uses_left: i64,
+    /// RFC 3339.
+    pub expires: String,
+    pub labels: BTreeMap<String, String>,
+    pub mac_prefix: Option<String>,
+    pub target: Option<String>,
+    pub created: String,
+    pub revoked: Option<String>,
+}
+
+impl From<&crate::store::Claim> for ClaimOut {
+    fn from(c: &crate::store::Claim) -> Self {
+        ClaimOut {
+            id: c.id.to_string(),
+            pool: c.pool.to_string(),
+            uses_total: c.uses_total,
+            uses_left: c.uses_left,
+            expires: c.expires.clone(),
+            labels: c.labels.clone(),
+            mac_prefix: c.mac_prefix.clone(),
+            target: c.target.as_ref().map(|t| t.to_string()),
+            created: c.created.clone(),
+            revoked: c.revoked.clone(),
+        }
+    }
+}
+
+/// `POST /api/v1/claims`' answer: the token, shown this once, and the claim.
+#[derive(Serialize, ToSchema)]
+pub struct ClaimCreated {
+    /// The claim token for the batch's device images; only its hash is kept.
+    pub token: String,
+    pub claim: ClaimOut,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ClaimList {
+    pub claims: Vec<ClaimOut>,
+}
+
 /// `POST /api/v1/devices/{id}/revoke`.
 #[derive(Deserialize, ToSchema, Default)]
 #[serde(deny_unknown_fields)]
