@@ -14,7 +14,8 @@ case "${OPENWRT_ARCH:?set OPENWRT_ARCH, e.g. mips_24kc, mipsel_24kc, aarch64_cor
   mipsel_24kc|mipsel_74kc|mipsel_1004kc) JAILBIRD_TARGET=mipsel-unknown-linux-musl ;;
   *) echo "openwrt: no jailbird build for $OPENWRT_ARCH (supported: aarch64_*, arm_cortex-a7/a15/a17_*, arm_arm1176jzf-s_vfp, x86_64, mips_24kc, mips_74kc, mipsel_24kc, mipsel_74kc, mipsel_1004kc)" >&2; return 2 ;;
 esac
-JAILBIRD_CARGO_FEATURES=()
+# small-log: no debug/trace logging compiled in (22.7 KB; Cargo.toml).
+JAILBIRD_CARGO_FEATURES=(--features small-log)
 # /var is tmpfs on OpenWrt: the identity lives under /etc, kept across
 # sysupgrade by /lib/upgrade/keep.d/jailbird.
 : "${JAILBIRD_DEFAULT_STATE:=/etc/jailbird/identity}"

@@ -4,7 +4,8 @@
 # environment win (the `:=` forms).
 JAILBIRD_TARGET=arm-unknown-linux-musleabihf
 # Default features: dlmalloc, streamlocal (-R /path.sock), local-forward (-L), proxy (--proxy).
-JAILBIRD_CARGO_FEATURES=()
+# small-log: no debug/trace logging compiled in (22.7 KB; Cargo.toml).
+JAILBIRD_CARGO_FEATURES=(--features small-log)
 # The unit's StateDirectory=jailbird is /var/lib/jailbird.
 : "${JAILBIRD_DEFAULT_STATE:=/var/lib/jailbird/identity}"
 # Bake the jail in for an image that needs no /etc/jailbird/jailbird.env at all, e.g.:
