@@ -132,7 +132,7 @@ done
 # (`SHELL -c COMMAND`), so /bin/sh, not /bin/false; the drop-in's ForceCommand
 # and the key line's restrict,command= leave it nothing else to run. Group
 # warden: `claim-serve` enrols into a SQLite registry made group-writable.
-account claim /nonexistent /bin/sh --gid warden
+account claim /var/lib/warden-claim /bin/sh --gid warden
 if [ "$(getent shadow claim | cut -d: -f2)" != '*' ]; then
 	usermod -p '*' claim
 	say "account claim: password field set to '*'"
@@ -144,6 +144,9 @@ fi
 # SQLite registry here (docs/fleet.md "Claims"); the watch unit's
 # StateDirectoryMode and the .deb's tmpfiles.d say the same.
 install -d -o warden -g warden -m 0770 "$STATE"
+# The claim account's home: only its .pgpass for a PostgreSQL registry (the
+# role of `warden db-grants --for claim`), readable by it alone.
+install -d -o claim -g warden -m 0700 /var/lib/warden-claim
 say "$STATE: warden:warden 0770"
 # An existing registry made before claims: group read-write too (SQLite gives
 # its -wal and -shm files the database's mode; warden keeps it so).

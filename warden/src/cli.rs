@@ -92,7 +92,9 @@ pub enum Cmd {
         #[arg(long)]
         role: String,
         /// admin: the admin host, every command; jail: a jail host, only
-        /// authorized-keys, watch and sshd-config (reads, presence, audit rows).
+        /// authorized-keys, watch and sshd-config (reads, presence, audit rows);
+        /// claim: a jail's claim account, only claim-serve (spend a claim, add
+        /// the device).
         #[arg(long = "for", value_enum)]
         used: RoleFor,
     },
@@ -461,4 +463,5 @@ pub struct SshConfigArgs {
 pub enum RoleFor {
     Admin,
     Jail,
+    Claim,
 }

@@ -342,3 +342,121 @@ fn db_grants_needs_a_use_and_a_postgres_registry() {
         "{out}"
     );
 }
+
+const CLAIM_ROLE: &str = "warden_claimrole";
+
+/// `warden claim-serve --jail j1` as `url`'s role, as sshd runs it for the
+/// claim account: the offered key in $SSH_USER_AUTH, the request on stdin.
+fn claim_serve_as(url: &str, dir: &TempDir, key: &str, request: &str) -> (i32, String, String) {
+    use std::io::Write;
+    let auth = dir.path("user_auth");
+    std::fs::write(&auth, format!("publickey {key}\n")).unwrap();
+    let mut child = Command::new(warden_bin())
+        .env_remove("WARDEN_DB")
+        .env_remove("PGPASSWORD")
+        .env("SSH_USER_AUTH", &auth)
+        .env("SSH_CONNECTION", "192.0.2.7 50000 127.0.0.1 22")
+        .args(["--db", url, "claim-serve", "--jail", "j1"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(request.as_bytes())
+        .unwrap();
+    split(child.wait_with_output().unwrap())
+}
+
+#[test]
+fn a_claim_role_spends_claims_and_adds_devices_and_nothing_else() {
+    let reg = Registry::new(Kind::Postgres);
+    let c = pg();
+    let db = reg.url.rsplit('/').next().unwrap().to_string();
+    let keys = TempDir::new("claimrole");
+    let lo = 20000 + (std::process::id() as u16 % 600) * 20 + 10;
+    reg.pool("p", &format!("{lo}-{}", lo + 9));
+    let (_, host) = key(&keys);
+    reg.ok(&[
+        "jail",
+        "add",
+        "j1",
+        "--address",
+        "127.0.0.1:2222",
+        "--host-key",
+        &host,
+        "--pool",
+        "p",
+    ]);
+    let (_, d1) = key(&keys);
+    reg.ok(&["enroll", "D1", "--key", &d1]);
+    let out = reg.ok(&["claim", "create", "--pool", "p", "--uses", "1"]);
+    let token = out.lines().next().unwrap().to_string();
+    let mut owner = c.client(&db);
+    role_with_grants(&reg, &mut owner, CLAIM_ROLE, "claim");
+    let url = format!("postgres://{CLAIM_ROLE}@127.0.0.1:{}/{db}", c.port);
+
+    // Its one job: a claim spends the token and adds the device with its host key.
+    let (_, dev) = key(&keys);
+    let (_, dev_host) = key(&keys);
+    let request =
+        format!("jailbird-claim 1\ntoken {token}\nmac 02:00:00:00:00:42\nhost-key {dev_host}\n");
+    let (code, out, err) = claim_serve_as(&url, &keys, &dev, &request);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("\nok\ndevice 020000000042\n"), "{out}");
+    // A second device on the used-up token: refused, and the refusal recorded.
+    let (_, dev2) = key(&keys);
+    let (code, out, _) = claim_serve_as(&url, &keys, &dev2, &request.replace("42", "43"));
+    assert_eq!(
+        (code, out.lines().nth(1)),
+        (1, Some("refused used-up")),
+        "{out}"
+    );
+    let shown = reg.ok(&["--json", "show", "020000000042"]);
+    assert!(shown.contains("02:00:00:00:00:42"), "{shown}");
+
+    // Nothing else, through warden or by hand.
+    let before = reg.dump();
+    for args in [
+        vec!["revoke", "D1"],
+        vec!["enroll", "D1", "--key", &dev2, "--replace"],
+        vec!["pool", "add", "q", "--ports", "30000-30009"],
+        vec!["claim", "create", "--pool", "p"],
+        vec!["operator", "add", "eve", "--key", &dev2],
+        vec!["token", "create", "t", "--scope", "admin"],
+    ] {
+        let (code, out, err) = warden_as(&url, &args);
+        assert_ne!(code, 0, "{args:?} as the claim role succeeded: {out}");
+        assert!(err.contains("permission denied"), "{args:?}: {err}");
+    }
+    let mut claim_sql = ::postgres::Client::connect(
+        &format!(
+            "host=127.0.0.1 port={} user={CLAIM_ROLE} dbname={db}",
+            c.port
+        ),
+        ::postgres::NoTls,
+    )
+    .unwrap();
+    for stmt in [
+        "UPDATE devices SET revoked = NULL",
+        "UPDATE devices SET port = port + 1 WHERE id = 'D1'",
+        "DELETE FROM devices WHERE id = 'D1'",
+        "UPDATE claims SET uses_left = uses_total, revoked = NULL",
+        "UPDATE claims SET expires = 9999999999",
+        "UPDATE pools SET port_hi = 65535",
+        "UPDATE jails SET host_key = 'ssh-ed25519 AAAA'",
+        "SELECT hash FROM tokens",
+        "INSERT INTO grants (operator, device, granted, expires) VALUES ('carol', 'D1', 0, 9999999999)",
+        "SELECT * FROM operator_keys",
+        "SELECT actor, detail FROM audit",
+        "DELETE FROM audit",
+        "SELECT url, secret FROM hooks",
+    ] {
+        let err = format!("{:?}", claim_sql.batch_execute(stmt).expect_err(stmt));
+        assert!(err.contains("permission denied"), "{stmt}: {err}");
+    }
+    assert_eq!(before, reg.dump(), "refused SQL changed the registry");
+}

@@ -422,6 +422,8 @@ pub fn serve(ctx: &Ctx, jail: &str) -> Result<String, Error> {
             refuse(Refusal::Unavailable, "answer failed its check")
         }),
         Ok(Err((why, detail))) => refuse(why, &detail),
+        // The registry's own words stay on the jail (a device needs only
+        // "unavailable"): a permission the claim role lacks shows in its log.
         Err(_) => refuse(Refusal::Unavailable, "registry failed"),
     }
 }

@@ -170,6 +170,7 @@ pub fn db_grants(ctx: &Ctx, role: &str, used: &RoleFor) -> Result<String, Error>
     let used = match used {
         RoleFor::Admin => db::RoleUse::Admin,
         RoleFor::Jail => db::RoleUse::Jail,
+        RoleFor::Claim => db::RoleUse::Claim,
     };
     db::grants_sql(&ctx.db, role, used)
 }

@@ -295,6 +295,8 @@ pub enum RoleUse {
     Admin,
     /// A jail host: `authorized-keys`, `watch` and `sshd-config`, nothing else.
     Jail,
+    /// A jail's claim account: `claim-serve`, nothing else.
+    Claim,
 }
 
 /// `warden db-grants --role R --for admin|jail`: the SQL that gives the role
@@ -362,6 +364,29 @@ pub fn grants_sql(db: &DbUrl, role: &str, used: RoleUse) -> Result<String, Error
              GRANT USAGE ON SEQUENCE audit_seq_seq TO {role};\n\
              -- Presence changes queue webhook events: which hooks want which events\n\
              -- (never their URLs or secrets), and new outbox rows.\n\
+             GRANT SELECT (id, events) ON hooks TO {role};\n\
+             GRANT INSERT ON outbox TO {role};\n\
+             GRANT USAGE ON SEQUENCE outbox_seq_seq TO {role};\n"
+        ),
+        RoleUse::Claim => format!(
+            "-- PostgreSQL privileges for role {role}, which a jail's claim account connects as:\n\
+             -- claim-serve (sshd's forced command for devices holding a claim token): check\n\
+             -- the token, spend one use, add the device with its host keys; nothing else.\n\
+             -- It can add devices (that is its job), not revoke, change or delete one.\n\
+             {revoke}\
+             GRANT SELECT ON warden_schema, pools, jails, devices, revoked_keys TO {role};\n\
+             -- A device key must not be an operator's: which operator holds a fingerprint.\n\
+             GRANT SELECT (fingerprint, operator) ON operator_keys TO {role};\n\
+             -- A port is chosen under the pool's row lock (SELECT ... FOR UPDATE needs an\n\
+             -- UPDATE privilege: on the one column nothing reads back).\n\
+             GRANT UPDATE (created) ON pools TO {role};\n\
+             GRANT INSERT ON devices TO {role};\n\
+             GRANT SELECT, INSERT, DELETE ON device_host_keys TO {role};\n\
+             GRANT SELECT, UPDATE (uses_left) ON claims TO {role};\n\
+             GRANT SELECT, INSERT ON claim_uses TO {role};\n\
+             GRANT SELECT, INSERT, DELETE ON claim_refusals TO {role};\n\
+             GRANT INSERT ON audit TO {role};\n\
+             GRANT USAGE ON SEQUENCE audit_seq_seq TO {role};\n\
              GRANT SELECT (id, events) ON hooks TO {role};\n\
              GRANT INSERT ON outbox TO {role};\n\
              GRANT USAGE ON SEQUENCE outbox_seq_seq TO {role};\n"
