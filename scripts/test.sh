@@ -8,4 +8,5 @@ else
   sudo scripts/test-setup.sh
 fi
 # The workspace: the agent and warden (warden's tests run the agent binary too).
-cargo test --workspace --all-targets "$@"
+# --no-fail-fast: every test binary runs, so one failure does not hide others.
+cargo test --workspace --all-targets --no-fail-fast "$@"
