@@ -409,7 +409,12 @@ fn a_claim_role_spends_claims_and_adds_devices_and_nothing_else() {
     assert!(out.contains("\nok\ndevice 020000000042\n"), "{out}");
     // A second device on the used-up token: refused, and the refusal recorded.
     let (_, dev2) = key(&keys);
-    let (code, out, _) = claim_serve_as(&url, &keys, &dev2, &request.replace("42", "43"));
+    let (code, out, _) = claim_serve_as(
+        &url,
+        &keys,
+        &dev2,
+        &format!("jailbird-claim 1\ntoken {token}\nmac 02:00:00:00:00:43\n"),
+    );
     assert_eq!(
         (code, out.lines().nth(1)),
         (1, Some("refused used-up")),

@@ -82,15 +82,7 @@ fn create(
     mac_prefix: Option<&str>,
     target: Option<&str>,
 ) -> Result<String, Error> {
-    let n = new_claim(pool, uses, expires, labels, mac_prefix, target).map_err(|e| match e {
-        // The CLI names its flags.
-        Error::Invalid(m)
-            if m.starts_with("uses ") || m.starts_with("expires ") || m.starts_with("target") =>
-        {
-            Error::Invalid(format!("--{m}"))
-        }
-        e => e,
-    })?;
+    let n = new_claim("--", pool, uses, expires, labels, mac_prefix, target)?;
     let (secret, id) = create_claim(ctx, &n)?;
     eprintln!(
         "# claim {id}: pool {}, {uses} use(s), until {}; the token is shown once, only its hash is kept",
@@ -101,8 +93,10 @@ fn create(
 }
 
 /// Parses `claim create`'s values (the CLI's and the API's): uses and
-/// expiry within their bounds.
+/// expiry within their bounds; errors name each value `{flag}NAME` (the
+/// CLI's `--uses`, the API body's `uses`).
 pub fn new_claim(
+    flag: &str,
     pool: &str,
     uses: i64,
     expires: &str,
@@ -113,14 +107,14 @@ pub fn new_claim(
     let pool = Name::parse("pool", pool)?;
     if !(1..=store::MAX_CLAIM_USES).contains(&uses) {
         return Err(Error::invalid(format!(
-            "uses {uses}: want 1-{}",
+            "{flag}uses {uses}: want 1-{}",
             store::MAX_CLAIM_USES
         )));
     }
     let d = types::parse_duration(expires)?;
     if d.as_secs() > MAX_CLAIM_EXPIRY_SECS {
         return Err(Error::invalid(format!(
-            "expires {}: at most {}d",
+            "{flag}expires {}: at most {}d",
             quote(expires),
             MAX_CLAIM_EXPIRY_SECS / 86_400
         )));
@@ -132,7 +126,7 @@ pub fn new_claim(
         labels: store::parse_labels(labels)?,
         mac_prefix: mac_prefix.map(MacPrefix::parse).transpose()?,
         target: target
-            .map(|t| HostPort::parse("target", t, None))
+            .map(|t| HostPort::parse(&format!("{flag}target"), t, None))
             .transpose()?,
     })
 }

@@ -224,6 +224,15 @@ fn body<T: serde::de::DeserializeOwned>(b: Result<Bytes, BytesRejection>) -> Res
     })
 }
 
+/// A body's `labels` object as the CLI's `--label K=V` words (one parser for both).
+fn label_words(labels: Option<std::collections::BTreeMap<String, String>>) -> Vec<String> {
+    labels
+        .unwrap_or_default()
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect()
+}
+
 /// The query's `KEY=VALUE` pairs, each key one of `known`.
 fn query(raw: Option<String>, known: &[&str]) -> Result<Vec<(String, String)>, ApiError> {
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw.as_deref().unwrap_or(""))
@@ -398,12 +407,7 @@ async fn enrol(
 ) -> Result<(StatusCode, Json<DeviceOut>), ApiError> {
     bearer(&headers)?;
     let r: EnrolRequest = body(b)?;
-    let labels: Vec<String> = r
-        .labels
-        .unwrap_or_default()
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect();
+    let labels = label_words(r.labels);
     let d = NewDevice {
         id: DeviceId::parse(&r.id)?,
         key: PublicKey::parse("key", &r.key)?,
@@ -577,13 +581,9 @@ async fn create_claim(
 ) -> Result<(StatusCode, Json<ClaimCreated>), ApiError> {
     bearer(&headers)?;
     let r: ClaimRequest = body(b)?;
-    let labels: Vec<String> = r
-        .labels
-        .unwrap_or_default()
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect();
+    let labels = label_words(r.labels);
     let n = cmd::claim::new_claim(
+        "",
         &r.pool,
         r.uses.unwrap_or(store::DEFAULT_CLAIM_USES),
         r.expires.as_deref().unwrap_or(store::DEFAULT_CLAIM_EXPIRES),
